@@ -1,0 +1,373 @@
+"""`charlm`: train, generate, eval and list corpora from the command line.
+
+On a terminal, training shows a Rich progress bar with loss and ETA; when
+output goes to a file or a pipe it prints plain lines a log can keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from tui_charlm.core.config import RECIPES, TrainConfig, make_config
+from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.events import (
+    BatchFinished,
+    CheckpointSaved,
+    EpochFinished,
+    TrainingFailed,
+    TrainingFinished,
+    TrainingStarted,
+    to_bits,
+)
+
+RECIPE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
+# Plain (non-TTY) progress lines at most this often.
+PLAIN_INTERVAL = 10.0
+
+
+# -- options -----------------------------------------------------------------
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (`seq_len` -> `--seq-len`); defaults are None so given flags are known."""
+    group = parser.add_argument_group("model and training options")
+    defaults = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata.get("help", "")
+        default = getattr(defaults, field.name)
+        if field.name == "recipe":
+            group.add_argument(flag, choices=tuple(RECIPES), default="default", help=help_text)
+        elif isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{help_text} (default: {'on' if default else 'off'})")
+        else:
+            kind = {int: int, float: float}.get(type(default), str)
+            if field.name == "corpus":
+                kind = str
+            group.add_argument(flag, type=kind, default=None, choices=field.metadata.get("choices"),
+                               metavar=None if field.metadata.get("choices") else field.name.upper(),
+                               help=f"{help_text} (default: {default})" if default is not None else help_text)
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields the user gave explicitly."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+            if f.name != "recipe" and getattr(args, f.name, None) is not None}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="charlm", description="Train and sample character-level LSTM language models.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model (or resume one)", description="Train a model, or resume one.")
+    train.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/<corpus>-<time>)")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    train.add_argument("--offline", action="store_true", default=None, help="never use the network (also CHARLM_OFFLINE=1)")
+    train.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
+    add_config_options(train)
+
+    generate = sub.add_parser("generate", help="generate text from a run", description="Generate text from a saved run.")
+    generate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    seed = generate.add_mutually_exclusive_group()
+    seed.add_argument("--seed-text", help="text to start from (default: a random slice of the corpus)")
+    seed.add_argument("--seed-file", type=Path, help="read the seed text from this file")
+    generate.add_argument("--temperature", "-t", type=float, action="append",
+                          help="sampling temperature, repeatable; 0 = greedy (default: 0.2 0.5 1.0 1.2)")
+    generate.add_argument("--top-k", type=int, help="sample only among the k likeliest chars")
+    generate.add_argument("--top-p", type=float, help="sample only among the likeliest chars covering probability p")
+    generate.add_argument("--mode", choices=("stateful", "window"),
+                          help="stateful (O(1) per char) or window (re-read the last seq-len chars, the recipe's way); "
+                               "default: stateful for sequence models, window for --recipe seed")
+    generate.add_argument("--length", "-n", type=int, default=400, help="chars to generate per temperature (default: 400)")
+    generate.add_argument("--rng-seed", type=int, help="random seed for reproducible text")
+    generate.add_argument("--offline", action="store_true", default=None, help="never use the network")
+
+    evaluate = sub.add_parser("eval", help="held-out loss of a run", description="Score a run on its held-out text.")
+    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    evaluate.add_argument("--positions", type=int, default=20000, help="random held-out positions scored (default: 20000)")
+    evaluate.add_argument("--context", type=int, default=60, help="chars of context per position (default: 60)")
+    evaluate.add_argument("--offline", action="store_true", default=None, help="never use the network")
+
+    sub.add_parser("corpora", help="list the corpora you can name", description="List corpora and whether they are cached.")
+    return parser
+
+
+# -- train ---------------------------------------------------------------------
+
+class PlainProgress:
+    """Progress as plain lines, for logs and pipes."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.last_line = 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, TrainingStarted):
+            verb = "resuming" if event.resumed else "training"
+            self.say(f"{verb} {event.run_dir}: {event.parameters:,} parameters on {event.device}, "
+                     f"epoch {event.epoch + 1}, step {event.step}, {event.batches_per_epoch} batches per epoch")
+        elif isinstance(event, BatchFinished):
+            now = time.monotonic()
+            if now - self.last_line >= PLAIN_INTERVAL or event.batch == event.batches:
+                self.last_line = now
+                self.say(f"epoch {event.epoch + 1} batch {event.batch}/{event.batches} step {event.step} "
+                         f"loss {event.loss:.4f} ({to_bits(event.loss):.3f} bits) "
+                         f"{event.chars_per_second:,.0f} chars/s elapsed {event.elapsed:.0f}s")
+        elif isinstance(event, EpochFinished):
+            self.say(epoch_line(event))
+        elif isinstance(event, CheckpointSaved):
+            self.say(f"checkpoint ({event.reason}): {event.path}")
+        elif isinstance(event, TrainingFinished):
+            self.say(f"finished ({event.reason}) at epoch {event.epoch}, step {event.step}")
+        elif isinstance(event, TrainingFailed):
+            self.say(f"failed: {event.message}")
+
+
+def epoch_line(event: EpochFinished) -> str:
+    return (f"epoch {event.epoch} done: train {event.train_loss:.4f} nats ({event.train_bits:.3f} bits), "
+            f"held-out {event.val_loss:.4f} nats ({event.val_bits:.3f} bits), {event.seconds:.0f}s")
+
+
+class RichProgress(PlainProgress):
+    """A live Rich progress bar for the epoch in progress, with loss, chars/s and ETA."""
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.console = Console(stderr=False)
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss [cyan]{task.fields[loss]}"), TextColumn("{task.fields[rate]} chars/s"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False,
+        )
+        self.progress.__enter__()
+        self.task = None
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def say(self, text: str) -> None:
+        self.progress.console.print(text, highlight=False, markup=False)
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, BatchFinished):
+            fields = dict(epoch=event.epoch + 1, loss=f"{event.loss:.3f} ({to_bits(event.loss):.2f} bits)",
+                          rate=f"{event.chars_per_second:,.0f}")
+            if self.task is None or self.progress.tasks[self.task].fields.get("epoch") != event.epoch + 1:
+                if self.task is not None:
+                    self.progress.remove_task(self.task)
+                self.task = self.progress.add_task("", total=event.batches, completed=event.batch, **fields)
+            else:
+                self.progress.update(self.task, completed=event.batch, **fields)
+        else:
+            super().__call__(event)
+
+
+def _install_stop_signals(stop_event: threading.Event, received: list[int]) -> None:
+    """First Ctrl+C, SIGTERM or SIGHUP: stop at the next batch and checkpoint. A second Ctrl+C aborts."""
+
+    def handler(signum, frame):
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(signum)
+        stop_event.set()
+        print(f"\n{signal.Signals(signum).name}: stopping after this batch and saving a checkpoint "
+              f"(Ctrl+C again to abort without saving)", file=sys.stderr, flush=True)
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), handler)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tui_charlm.core.session import new_training, resume_training
+
+    use_rich = sys.stdout.isatty() and not args.plain
+    log = lambda text: print(text, flush=True)  # noqa: E731
+    if args.resume:
+        if args.run_dir:
+            raise CharlmError("--run-dir and --resume cannot be used together: --resume continues in its own directory.")
+        overrides = config_overrides(args)
+        if args.recipe != "default":
+            overrides["recipe"] = args.recipe
+        trainer = resume_training(args.resume, overrides, offline=args.offline, log=log)
+    else:
+        config = make_config(args.recipe, **config_overrides(args))
+        trainer = new_training(config, run_dir=args.run_dir, offline=args.offline, log=log)
+    stop_event = threading.Event()
+    received: list[int] = []
+    _install_stop_signals(stop_event, received)
+    progress = RichProgress() if use_rich else PlainProgress()
+    with progress:
+        outcome = trainer.fit(progress, stop_event=stop_event)
+    print(f"run directory: {trainer.run.path}", flush=True)
+    if isinstance(outcome, TrainingFailed):
+        print(f"charlm: error: {outcome.message}", file=sys.stderr)
+        return 1
+    if received:
+        return 128 + received[0]
+    return 0
+
+
+# -- generate ------------------------------------------------------------------
+
+def load_snapshot(run_dir: Path):
+    """(run, weights) from the newest loadable checkpoint of a run directory."""
+    from tui_charlm.core.checkpoints import RunDirectory
+    from tui_charlm.core.inference import weights_from_model
+
+    run = RunDirectory.open(run_dir)
+    model, checkpoint = run.load_model(compile=False)
+    if model is None:
+        raise CharlmError(f"{run.path} has no checkpoint yet; train it (or resume it) first.")
+    return run, weights_from_model(model, seq_len=run.config.seq_len, version=checkpoint.state.step)
+
+
+def default_seed(run, rng_seed: int | None, offline: bool | None) -> str:
+    """A random slice of the run's corpus (held-out part), or a newline if the corpus is unavailable."""
+    import numpy as np
+
+    from tui_charlm.core.corpus import load_corpus
+
+    try:
+        corpus = load_corpus(run.config.corpus, encoding=run.config.encoding, lowercase=run.config.lowercase,
+                             offline=True if offline is None else offline, max_vocab=10**6, log=lambda _: None)
+    except CharlmError:
+        return "\n" if "\n" in run.vocab else run.vocab.chars[0]
+    text = corpus.text
+    heldout_start = int(len(text) * (1 - run.config.val_fraction))
+    length = min(run.config.seq_len, 60)
+    rng = np.random.default_rng(rng_seed)
+    start = int(rng.integers(heldout_start, max(heldout_start + 1, len(text) - length)))
+    return text[start:start + length]
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from tui_charlm.core.generation import Generator
+    from tui_charlm.core.sampling import SamplingSettings
+
+    if args.length < 1:
+        raise CharlmError("--length must be at least 1.")
+    temperatures = args.temperature or list(RECIPE_TEMPERATURES)
+    settings = [SamplingSettings(t, args.top_k, args.top_p) for t in temperatures]
+    if args.seed_file:
+        try:
+            seed_text = args.seed_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise CharlmError(f"Cannot read seed file {args.seed_file}: {getattr(error, 'strerror', None) or error}.") from None
+    else:
+        seed_text = args.seed_text
+    run, weights = load_snapshot(args.run_dir)
+    if seed_text is None:
+        seed_text = default_seed(run, args.rng_seed, args.offline)
+    if run.config.lowercase:
+        seed_text = seed_text.lower()
+    generator = Generator(weights, run.vocab, settings, seed_text=seed_text, mode=args.mode, rng_seed=args.rng_seed)
+    if generator.seed_report.describe():
+        print(generator.seed_report.describe(), file=sys.stderr)
+    mode = generator.mode
+    stream_live = sys.stdout.isatty() and len(settings) == 1
+    print(f"--- seed ({mode} mode) ---\n{generator.seed_report.text}", flush=True)
+    if stream_live:
+        print(f"--- {settings[0].describe()} ---", flush=True)
+        for _ in range(args.length):
+            sys.stdout.write(generator.step()[0].char)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return 0
+    texts = generator.generate(args.length)
+    for setting, text in zip(settings, texts):
+        print(f"--- {setting.describe()} ---\n{text}", flush=True)
+    return 0
+
+
+# -- eval ----------------------------------------------------------------------
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tui_charlm.core.corpus import load_corpus
+    from tui_charlm.core.dataset import split_ids
+    from tui_charlm.core.evaluation import evaluate
+
+    if args.positions < 1 or args.context < 1:
+        raise CharlmError("--positions and --context must be at least 1.")
+    run, weights = load_snapshot(args.run_dir)
+    config = run.config
+    corpus = load_corpus(config.corpus, encoding=config.encoding, lowercase=config.lowercase, offline=args.offline,
+                         max_vocab=max(config.max_vocab, len(run.vocab)), log=lambda text: print(text, file=sys.stderr))
+    missing = run.vocab.missing_from(corpus.text)
+    if missing:
+        raise CharlmError(f"The corpus of {run.path} now has characters the model never saw ({missing[:5]}); "
+                          "it has changed since training.")
+    heldout = split_ids(run.vocab.encode(corpus.text), config).heldout
+    if len(heldout) < args.context + 2:
+        raise CharlmError(f"The held-out text ({len(heldout)} chars) is shorter than one {args.context}-char window.")
+    result = evaluate(weights, heldout, context=args.context, positions=args.positions)
+    print(f"run: {run.path} (step {weights.version}, corpus {corpus.name}, held-out {result.heldout_chars:,} chars)")
+    print(f"window loss ({result.window_positions:,} positions, {result.context}-char context): "
+          f"{result.window_loss:.4f} nats/char ({result.window_bits:.4f} bits/char)")
+    if result.stateful_loss is None:
+        print("stateful loss: not reported (a window model, trained on fixed windows from a zero state)")
+    else:
+        print(f"stateful loss (whole held-out text in order): "
+              f"{result.stateful_loss:.4f} nats/char ({result.stateful_bits:.4f} bits/char)")
+    return 0
+
+
+# -- corpora ---------------------------------------------------------------------
+
+def cmd_corpora(args: argparse.Namespace) -> int:
+    from tui_charlm.core.corpus import cache_dir, list_corpora
+
+    rows = list_corpora()
+    print(f"Keras cache: {cache_dir()}")
+    width = max(len(r.name) for r in rows)
+    for row in rows:
+        if row.source == "catalog":
+            status = "cached" if row.available else "not cached (downloaded on first use)"
+        elif row.source == "builtin":
+            status = "built" if row.path else "built on first use"
+        else:
+            status = "file"
+        size = f"{row.size / 1e6:.2f} MB" if row.size else ""
+        print(f"{row.name:<{width}}  {row.source:<8} {status:<38} {size:>9}  {row.description}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "corpora": cmd_corpora}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `charlm`; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CharlmError as error:
+        print(f"charlm: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ncharlm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""TensorFlow start-up: quiet logs, thread counts, and what device trains.
+
+Importing TensorFlow takes seconds, so it happens here, on first use, and
+never at import time of the core package.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
+
+_lock = threading.Lock()
+_configured_threads: int | None = None
+
+
+@contextmanager
+def _quiet_stderr():
+    """Hide what C++ libraries write to fd 2 while TensorFlow loads; replay it if loading fails.
+
+    TensorFlow's absl logging prints CUDA-probing and oneDNN notices before
+    TF_CPP_MIN_LOG_LEVEL takes effect, which would spoil the terminal.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3") != "3":
+        yield  # the user asked to see TensorFlow's logs
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            capture.seek(0)
+            sys.stderr.write(capture.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def import_tensorflow(threads: int = 0, *, quiet: bool = True):
+    """Import TensorFlow once, with C++ logging quietened and the thread count set.
+
+    `quiet` hides the start-up chatter by pointing fd 2 elsewhere while the
+    libraries load; pass False where another thread owns the terminal through
+    fd 2 (a full-screen UI). Thread counts can only be set before
+    TensorFlow's runtime starts; a later call with a different count keeps
+    the first one.
+    """
+    global _configured_threads
+    # TensorFlow prints start-up chatter (CUDA probing, oneDNN notices) on
+    # stderr; keep the terminal clean unless the user asked for it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _lock:
+        if "tensorflow" in sys.modules:
+            import tensorflow as tf
+        else:
+            with _quiet_stderr() if quiet else _nothing():
+                import tensorflow as tf
+                import keras  # noqa: F401  (loads the rest of the C++ runtime while stderr is quiet)
+
+        if _configured_threads is None:
+            if threads > 0:
+                try:
+                    tf.config.threading.set_intra_op_parallelism_threads(threads)
+                    tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+                except RuntimeError:
+                    pass  # the runtime already started (another caller used TensorFlow first)
+            _configured_threads = threads
+    return tf
+
+
+def describe_device() -> str:
+    """'CPU' or the name of the first GPU TensorFlow can see."""
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    try:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        name = details.get("device_name") or gpus[0].name
+    except Exception:  # details are best effort; some drivers give none
+        name = gpus[0].name
+    return f"GPU: {name}" + (f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else "")

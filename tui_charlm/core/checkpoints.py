@@ -1,0 +1,261 @@
+"""Run directories: everything needed to resume, sample or evaluate a run.
+
+Layout::
+
+    RUN_DIR/
+      run.json          format marker and corpus identity (written last at creation)
+      config.json       the TrainConfig
+      vocab.json        the vocabulary, in id order
+      samples.txt       generations logged during training (append-only)
+      latest.json       names the newest complete checkpoint
+      checkpoints/
+        step-00001234/  one complete checkpoint:
+          model.keras   weights and optimizer state
+          state.json    epoch, step, elapsed time, loss history
+
+A checkpoint is written into a hidden temporary folder and renamed into
+place only when complete, then `latest.json` is replaced atomically: a kill
+at any moment leaves the previous checkpoint loadable. Loading tries the
+newest checkpoint first and falls back to older ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tui_charlm.core.atomic import atomic_write_text, fsync_directory
+from tui_charlm.core.config import TrainConfig
+from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.vocab import Vocabulary
+
+FORMAT = "tui_charlm-run"
+FORMAT_VERSION = 1
+KEEP_CHECKPOINTS = 3
+# Keep at most this many per-batch losses; older points are thinned to half resolution.
+MAX_BATCH_POINTS = 4000
+
+
+@dataclass
+class History:
+    """The loss curve: per-batch training loss (thinned when long) and per-epoch losses."""
+
+    batches: list[list[float]] = field(default_factory=list)  # [step, loss]
+    epochs: list[dict[str, float]] = field(default_factory=list)  # epoch, step, train_loss, val_loss, seconds
+
+    def add_batch(self, step: int, loss: float) -> None:
+        """Record one batch loss, halving the resolution of old points when the list is long."""
+        self.batches.append([step, loss])
+        if len(self.batches) > MAX_BATCH_POINTS:
+            self.batches = self.batches[::2]
+
+
+@dataclass
+class TrainingState:
+    """Where training stands; saved with every checkpoint."""
+
+    epoch: int = 0  # epochs completed
+    batch_in_epoch: int = 0  # batches done in the epoch in progress (mid-epoch checkpoints)
+    epoch_loss_sum: float = 0.0  # sum of batch losses so far in the epoch in progress
+    step: int = 0  # optimizer steps taken
+    elapsed: float = 0.0  # training seconds, across sessions, pauses excluded
+    history: History = field(default_factory=History)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainingState:
+        data = json.loads(text)
+        history = History(**data.pop("history", {}))
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(history=history, **known)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A complete checkpoint folder and the state saved in it."""
+
+    path: Path
+    state: TrainingState
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.keras"
+
+
+def default_run_dir(corpus_name: str, root: Path | None = None) -> Path:
+    """runs/<corpus>-<date>-<time> under the current directory."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in corpus_name)[:40] or "corpus"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = (root or Path.cwd() / "runs") / f"{safe}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+class RunDirectory:
+    """A run directory on disk; create one, or open one to resume, sample or evaluate."""
+
+    def __init__(self, path: Path, config: TrainConfig, vocab: Vocabulary, meta: dict[str, Any]):
+        self.path = path
+        self.config = config
+        self.vocab = vocab
+        self.meta = meta
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def samples_path(self) -> Path:
+        return self.path / "samples.txt"
+
+    @classmethod
+    def create(cls, path: Path, config: TrainConfig, vocab: Vocabulary, corpus_meta: dict[str, Any]) -> RunDirectory:
+        """Make a new run directory; refuses one that already holds a run."""
+        path = Path(path)
+        if (path / "run.json").exists():
+            raise CharlmError(f"{path} already holds a run; resume it with --resume {path}, or choose another --run-dir.")
+        if path.exists() and not path.is_dir():
+            raise CharlmError(f"Run directory {path} exists and is not a folder.")
+        try:
+            (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path / "config.json", config.to_json())
+            atomic_write_text(path / "vocab.json", vocab.to_json())
+            meta = {"format": FORMAT, "version": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "corpus": corpus_meta}
+            # run.json last: its presence means the directory is complete.
+            atomic_write_text(path / "run.json", json.dumps(meta, indent=2))
+        except OSError as error:
+            raise CharlmError(f"Cannot create run directory {path}: {error.strerror or error}.") from None
+        return cls(path, config, vocab, meta)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> RunDirectory:
+        """Open an existing run directory, refusing anything that is not a complete one."""
+        path = Path(path)
+        if not path.exists():
+            raise CharlmError(f"Run directory {path} does not exist.")
+        if not path.is_dir():
+            raise CharlmError(f"{path} is a file, not a run directory.")
+        try:
+            meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CharlmError(f"{path} is not a charlm run directory (it has no run.json).") from None
+        except (OSError, ValueError) as error:
+            raise CharlmError(f"{path} is not a usable run directory: run.json is unreadable ({error}).") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise CharlmError(f"{path} is not a charlm run directory (run.json is of another format).")
+        if int(meta.get("version", 0)) > FORMAT_VERSION:
+            raise CharlmError(f"{path} was written by a newer tui_charlm (format {meta.get('version')}); upgrade to use it.")
+        try:
+            config = TrainConfig.from_dict(json.loads((path / "config.json").read_text(encoding="utf-8")))
+            vocab = Vocabulary.from_json((path / "vocab.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError) as error:
+            raise CharlmError(f"{path} is damaged: config.json or vocab.json is unreadable ({error}).") from None
+        return cls(path, config, vocab, meta)
+
+    # -- checkpoints -------------------------------------------------------
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoint folders, newest first (the one latest.json names comes first)."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        found = sorted((p for p in self.checkpoints_dir.iterdir() if p.is_dir() and p.name.startswith("step-")),
+                       key=lambda p: p.name, reverse=True)
+        try:
+            named = json.loads((self.path / "latest.json").read_text())["checkpoint"]
+            preferred = self.checkpoints_dir / named
+            if preferred in found:
+                found.remove(preferred)
+                found.insert(0, preferred)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # latest.json is missing or damaged: fall back to the newest folder
+        return found
+
+    def latest(self) -> Checkpoint | None:
+        """The newest checkpoint whose state can be read, or None if there is none yet."""
+        for folder in self.checkpoints():
+            try:
+                state = TrainingState.from_json((folder / "state.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError, TypeError):
+                continue
+            if (folder / "model.keras").is_file():
+                return Checkpoint(folder, state)
+        return None
+
+    def load_model(self, *, compile: bool = True):
+        """Load the newest loadable checkpoint: (keras model, checkpoint), or (None, None) if none exists.
+
+        Models load in Keras safe mode: nothing in a checkpoint can run code.
+        """
+        from tui_charlm.core.backend import import_tensorflow
+
+        import_tensorflow(self.config.threads)
+        import keras
+
+        errors = []
+        for folder in self.checkpoints():
+            try:
+                state = TrainingState.from_json((folder / "state.json").read_text(encoding="utf-8"))
+                model = keras.saving.load_model(folder / "model.keras", compile=compile, safe_mode=True)
+            except Exception as error:  # a damaged file can fail in many ways; try an older one
+                errors.append(f"{folder.name}: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
+                continue
+            return model, Checkpoint(folder, state)
+        if errors:
+            raise CharlmError(f"No checkpoint in {self.path} could be loaded ({'; '.join(errors[:3])}).")
+        return None, None
+
+    def save_checkpoint(self, model, state: TrainingState) -> Path:
+        """Write a checkpoint atomically, point latest.json at it, and prune old ones."""
+        name = f"step-{state.step:08d}"
+        final = self.checkpoints_dir / name
+        tmp = self.checkpoints_dir / f".tmp-{name}-{os.getpid()}"
+        try:
+            self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir()
+            model.save(tmp / "model.keras")
+            with open(tmp / "model.keras", "rb+") as handle:
+                os.fsync(handle.fileno())
+            atomic_write_text(tmp / "state.json", state.to_json())
+            if final.exists():
+                # Same step saved again (e.g. 's' then quit with no training in between): replace it.
+                old = self.checkpoints_dir / f".old-{name}-{os.getpid()}"
+                os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+            fsync_directory(self.checkpoints_dir)
+            atomic_write_text(self.path / "latest.json", json.dumps({"checkpoint": name, "step": state.step,
+                                                                      "epoch": state.epoch}))
+        except OSError as error:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise CharlmError(f"Could not save a checkpoint in {self.path}: {error.strerror or error}.") from None
+        self._prune(keep=final)
+        return final
+
+    def _prune(self, keep: Path) -> None:
+        """Delete all but the newest checkpoints, and leftovers of interrupted saves."""
+        folders = [p for p in self.checkpoints() if p != keep]
+        for old in folders[KEEP_CHECKPOINTS - 1:]:
+            shutil.rmtree(old, ignore_errors=True)
+        for leftover in self.checkpoints_dir.glob(".tmp-*"):
+            if not leftover.name.endswith(f"-{os.getpid()}"):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    def append_samples(self, text: str) -> None:
+        """Add generated text to samples.txt (append-only: a cut-off last line is harmless)."""
+        with open(self.samples_path, "a", encoding="utf-8") as handle:
+            handle.write(text)

@@ -1,0 +1,147 @@
+"""Training configuration: one frozen dataclass, saved in every run directory.
+
+Every field maps one to one onto a `charlm train` flag (`seq_len` is
+`--seq-len`); the help text lives in the field's metadata so the CLI and the
+TUI build their options from the same place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from tui_charlm.core.errors import CharlmError
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+def _field(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything needed to rebuild the model and the data pipeline of a run."""
+
+    # Which family of model and data pipeline: the tuned default, or the book's recipe.
+    recipe: str = _field("default", "model family: 'default' (next char at every position) or 'seed' (the book's recipe)", choices=("default", "seed"))
+    # Corpus given by the user: a path, a name in corpora/, a catalog name, or None for the default choice.
+    corpus: str | None = _field(None, "path to a text file, a name in corpora/, or a catalog name (nietzsche, shakespeare, builtin)")
+    # Codec used to decode the corpus file.
+    encoding: str = _field("utf-8", "text encoding of the corpus file")
+    # Lower-case the corpus before building the vocabulary (the recipe does).
+    lowercase: bool = _field(False, "lower-case the corpus (the recipe does)")
+    # Characters of context per training window.
+    seq_len: int = _field(100, "characters per training window")
+    # Distance between the starts of consecutive windows; 0 means seq_len (non-overlapping).
+    window_step: int = _field(0, "distance between training windows; 0 = seq_len (every char a target once per epoch)")
+    # Width of the learned character embedding; 0 feeds one-hot vectors instead (the recipe).
+    embedding_dim: int = _field(64, "character embedding width; 0 = one-hot input (the recipe)")
+    # LSTM units per layer.
+    units: int = _field(512, "LSTM units per layer")
+    # Number of stacked LSTM layers.
+    layers: int = _field(1, "stacked LSTM layers")
+    # Dropout between layers (not recurrent dropout, which would rule out cuDNN).
+    dropout: float = _field(0.0, "dropout rate between layers")
+    # Windows per batch.
+    batch_size: int = _field(64, "windows per batch")
+    # Optimizer name.
+    optimizer: str = _field("adam", "optimizer", choices=OPTIMIZERS)
+    # Optimizer learning rate.
+    learning_rate: float = _field(0.003, "learning rate")
+    # Clip each gradient update to this global norm; 0 disables clipping.
+    clipnorm: float = _field(1.0, "gradient clipping norm; 0 = none")
+    # Fraction of the corpus, taken from its end, held out for validation.
+    val_fraction: float = _field(0.1, "fraction of the corpus held out (from its end) for validation")
+    # Upper bound on held-out characters scored each epoch, so huge corpora validate quickly.
+    val_max_chars: int = _field(200_000, "held-out characters scored each epoch, at most")
+    # Number of epochs to train (counted across resumes).
+    epochs: int = _field(50, "epochs to train, counted across resumes")
+    # Stop after this many seconds of training in this session; 0 means no limit.
+    time_budget: float = _field(0.0, "stop after this many seconds of training; 0 = no limit")
+    # Also checkpoint mid-epoch when this many seconds passed since the last save; 0 = only at epoch ends.
+    checkpoint_every: float = _field(300.0, "also checkpoint mid-epoch every this many seconds; 0 = epoch ends only")
+    # Seed for weight initialisation and data order.
+    seed: int = _field(0, "random seed for weights and data order")
+    # TensorFlow intra-op threads; 0 lets TensorFlow choose.
+    threads: int = _field(0, "TensorFlow threads; 0 = TensorFlow's choice")
+    # Refuse corpora with more distinct characters than this: they are surely not text.
+    max_vocab: int = _field(4096, "refuse corpora with more distinct characters than this")
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.recipe not in RECIPES:
+            problems.append(f"recipe must be one of {', '.join(RECIPES)}, not {self.recipe!r}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
+        for name in ("seq_len", "units", "layers", "batch_size", "epochs", "max_vocab"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name.replace('_', '-')} must be at least 1")
+        for name in ("window_step", "embedding_dim", "threads"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name.replace('_', '-')} must not be negative")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append("dropout must be in [0, 1)")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            problems.append("learning-rate must be a positive number")
+        if not (self.clipnorm >= 0 and math.isfinite(self.clipnorm)):
+            problems.append("clipnorm must be zero or positive")
+        if not 0.0 < self.val_fraction < 1.0:
+            problems.append("val-fraction must be between 0 and 1")
+        for name in ("time_budget", "checkpoint_every"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                problems.append(f"{name.replace('_', '-')} must be zero or positive")
+        if problems:
+            raise CharlmError("Invalid training options: " + "; ".join(problems) + ".")
+
+    @property
+    def stride(self) -> int:
+        """Distance between consecutive training windows."""
+        return self.window_step or self.seq_len
+
+    @property
+    def predicts_every_position(self) -> bool:
+        """True for sequence models (loss at every char), False for the recipe (last char only)."""
+        return self.recipe != "seed"
+
+    def to_json(self) -> str:
+        """Serialise to the JSON stored as config.json in a run directory."""
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild from config.json, ignoring keys a newer version may have added."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# The book's recipe, field for field; anything not named keeps the default.
+RECIPES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "seed": {
+        "lowercase": True,
+        "seq_len": 60,
+        "window_step": 3,
+        "embedding_dim": 0,
+        "units": 128,
+        "layers": 1,
+        "dropout": 0.0,
+        "batch_size": 128,
+        "optimizer": "rmsprop",
+        "learning_rate": 0.01,
+        "clipnorm": 0.0,
+    },
+}
+
+
+def make_config(recipe: str = "default", **overrides: Any) -> TrainConfig:
+    """Build a config from a recipe preset, then explicit overrides (None means 'not given')."""
+    if recipe not in RECIPES:
+        raise CharlmError(f"Unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}.")
+    values = dict(RECIPES[recipe])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(recipe=recipe, **values)

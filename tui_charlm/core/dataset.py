@@ -1,0 +1,122 @@
+"""Training windows cut on the fly from the corpus held once as small integers.
+
+Memory grows with the corpus (one byte per char when the vocabulary fits in
+uint8), never with corpus x window x vocabulary: a batch of windows is
+gathered from the id array only when it is needed, and one-hot vectors exist
+only inside the model (see model.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from tui_charlm.core.config import TrainConfig
+from tui_charlm.core.errors import CharlmError
+
+
+@dataclass(frozen=True)
+class Split:
+    """The corpus ids split into a training part and a held-out part (its end)."""
+
+    train: np.ndarray
+    heldout: np.ndarray
+
+
+def split_ids(ids: np.ndarray, config: TrainConfig) -> Split:
+    """Hold out the last `val_fraction` of the corpus; refuse corpora too short for one window each side."""
+    window = config.seq_len + 1
+    n_heldout = int(round(len(ids) * config.val_fraction))
+    n_train = len(ids) - n_heldout
+    if n_train < window or n_heldout < window:
+        needed = int(np.ceil(window / min(config.val_fraction, 1 - config.val_fraction)))
+        raise CharlmError(
+            f"The corpus has {len(ids)} characters, too few for one training window of {window} "
+            f"characters on each side of the {config.val_fraction:.0%} held-out split (about {needed} needed); "
+            f"use a longer text or a smaller --seq-len."
+        )
+    return Split(train=ids[:n_train], heldout=ids[n_train:])
+
+
+class Windows:
+    """Batches of (input, target) windows over one id array.
+
+    For sequence models the target is the input shifted by one char (a loss
+    at every position); for the recipe it is the single char that follows
+    the window.
+    """
+
+    def __init__(self, ids: np.ndarray, config: TrainConfig, *, shuffle: bool):
+        self.ids = ids
+        self.seq_len = config.seq_len
+        self.stride = config.stride
+        self.batch_size = config.batch_size
+        self.every_position = config.predicts_every_position
+        self.shuffle = shuffle
+        self.seed = config.seed
+        # Windows need seq_len inputs plus the char after them.
+        self.last_start = len(ids) - self.seq_len - 1
+        if self.last_start < 0:
+            raise CharlmError(f"Need at least {self.seq_len + 1} characters for one window, have {len(ids)}.")
+
+    def starts(self, epoch: int) -> np.ndarray:
+        """Window start positions for `epoch`, in the order they are trained on.
+
+        Training order depends only on (seed, epoch), so a resumed run sees
+        exactly the batches an uninterrupted one would have.
+        """
+        if not self.shuffle:
+            return np.arange(0, self.last_start + 1, self.stride)
+        rng = np.random.default_rng([self.seed, epoch])
+        # Non-overlapping windows start at a random offset each epoch, so
+        # window boundaries move and every position is a target once per epoch.
+        offset = int(rng.integers(0, min(self.stride, self.last_start + 1))) if self.stride == self.seq_len else 0
+        starts = np.arange(offset, self.last_start + 1, self.stride)
+        return rng.permutation(starts)
+
+    def batch_starts(self, epoch: int) -> list[np.ndarray]:
+        """Start positions grouped into batches; a final partial batch is dropped unless it is the only one."""
+        starts = self.starts(epoch)
+        full = len(starts) // self.batch_size
+        if full == 0:
+            return [starts]
+        return [starts[i * self.batch_size:(i + 1) * self.batch_size] for i in range(full)] + (
+            [starts[full * self.batch_size:]] if not self.shuffle and len(starts) % self.batch_size else []
+        )
+
+    def num_batches(self, epoch: int = 0) -> int:
+        """Batches in one epoch."""
+        return len(self.batch_starts(epoch))
+
+    def targets_per_batch(self) -> int:
+        """Characters scored per full batch (for chars/s)."""
+        return self.batch_size * (self.seq_len if self.every_position else 1)
+
+    def gather(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (inputs, targets) arrays for windows starting at `starts`."""
+        offsets = np.arange(self.seq_len + 1)
+        block = self.ids[starts[:, None] + offsets].astype(np.int32)
+        if self.every_position:
+            return block[:, :-1], block[:, 1:]
+        return block[:, :-1], block[:, -1]
+
+    def iterate(self, epoch: int, skip: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield the batches of `epoch`, skipping the first `skip` (resuming mid-epoch)."""
+        for starts in self.batch_starts(epoch)[skip:]:
+            yield self.gather(starts)
+
+    def tf_dataset(self, epoch: int, skip: int = 0):
+        """A prefetching tf.data pipeline over `iterate(epoch, skip)`."""
+        import tensorflow as tf
+
+        target_shape = (None, self.seq_len) if self.every_position else (None,)
+        signature = (
+            tf.TensorSpec(shape=(None, self.seq_len), dtype=tf.int32),
+            tf.TensorSpec(shape=target_shape, dtype=tf.int32),
+        )
+        dataset = tf.data.Dataset.from_generator(lambda: self.iterate(epoch, skip), output_signature=signature)
+        # A known length lets Keras size its progress and end the epoch without a warning.
+        count = max(len(self.batch_starts(epoch)) - skip, 0)
+        return dataset.apply(tf.data.experimental.assert_cardinality(count)).prefetch(2)

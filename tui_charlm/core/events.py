@@ -1,0 +1,96 @@
+"""What the trainer reports, as small immutable dataclasses.
+
+The trainer calls one plain callable with these; the CLI prints them, the
+TUI forwards them as Textual messages. Losses are in nats per character;
+`bits` properties divide by ln 2.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+LN2 = math.log(2.0)
+
+
+def to_bits(nats: float | None) -> float | None:
+    """Nats per char to bits per char."""
+    return None if nats is None else nats / LN2
+
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    """Training is about to run its first batch."""
+
+    run_dir: Path
+    epoch: int  # epochs already completed (non-zero when resumed)
+    step: int  # optimizer steps already taken
+    batches_per_epoch: int
+    parameters: int
+    device: str
+    resumed: bool
+
+
+@dataclass(frozen=True)
+class BatchFinished:
+    """One optimizer step finished."""
+
+    epoch: int  # the epoch in progress, counting from 0
+    batch: int  # batches done in this epoch, counting from 1
+    batches: int  # batches in this epoch
+    step: int  # global optimizer steps so far
+    loss: float  # this batch's mean loss, nats per char
+    chars_per_second: float  # scored characters per second, smoothed
+    elapsed: float  # training seconds so far, across resumes, pauses excluded
+
+
+@dataclass(frozen=True)
+class EpochFinished:
+    """An epoch ended and the held-out text was scored."""
+
+    epoch: int  # epochs completed, counting from 1
+    step: int
+    train_loss: float
+    val_loss: float
+    seconds: float  # wall time of this epoch in this session
+
+    @property
+    def train_bits(self) -> float:
+        return self.train_loss / LN2
+
+    @property
+    def val_bits(self) -> float:
+        return self.val_loss / LN2
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    """A checkpoint was written and is now the one a resume would load."""
+
+    path: Path
+    epoch: int
+    step: int
+    reason: str  # 'epoch', 'interval', 'requested', 'stopped', 'time budget', 'finished'
+
+
+@dataclass(frozen=True)
+class TrainingFinished:
+    """Training ended normally."""
+
+    reason: str  # 'completed' (all epochs), 'time budget' or 'stopped'
+    epoch: int
+    step: int
+    checkpoint: Path | None
+
+
+@dataclass(frozen=True)
+class TrainingFailed:
+    """Training stopped because of a problem; the last good checkpoint is kept."""
+
+    message: str  # one sentence for the user
+    step: int
+    checkpoint: Path | None  # the last good checkpoint, if any
+
+
+TrainingEvent = TrainingStarted | BatchFinished | EpochFinished | CheckpointSaved | TrainingFinished | TrainingFailed

@@ -1,0 +1,193 @@
+"""Streaming generation: several streams advance together, one char per step.
+
+Two modes:
+
+* `stateful` carries each stream's LSTM state from char to char: O(1) per
+  char. Faithful for models trained to predict at every position.
+* `window` re-reads the last `seq_len` chars from a zero state for every
+  char, exactly the recipe's semantics (its model only ever saw windows).
+
+Settings (temperature, top-k, top-p) and the mode can change between any
+two chars; new weights are picked up between chars too.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.inference import Network, NetworkWeights
+from tui_charlm.core.sampling import SamplingSettings, distribution, entropy_bits, log_softmax, pick
+from tui_charlm.core.vocab import Vocabulary
+
+MODES = ("stateful", "window")
+
+
+@dataclass(frozen=True)
+class GeneratedChar:
+    """One char of one stream."""
+
+    stream: int
+    char: str
+    probability: float  # the model's probability of this char (temperature 1): low = surprising
+    entropy: float  # bits, of the distribution the char was drawn from
+
+
+class WeightBox:
+    """The newest weights, handed from the training thread to generator threads.
+
+    Publishing replaces a reference under a lock; snapshots are immutable
+    NumPy copies, so a reader never sees half an update.
+    """
+
+    def __init__(self, weights: NetworkWeights | None = None):
+        self._lock = threading.Lock()
+        self._weights = weights
+
+    def publish(self, weights: NetworkWeights) -> None:
+        with self._lock:
+            self._weights = weights
+
+    def latest(self) -> NetworkWeights | None:
+        with self._lock:
+            return self._weights
+
+
+class Generator:
+    """Streams of generated text from one seed, all advanced as one batch."""
+
+    def __init__(self, weights: NetworkWeights, vocab: Vocabulary, settings: list[SamplingSettings],
+                 *, seed_text: str = "", mode: str | None = None, rng_seed: int | None = None):
+        if weights.vocab_size != len(vocab):
+            raise CharlmError(f"The weights predict {weights.vocab_size} chars but the vocabulary has {len(vocab)}.")
+        if not settings:
+            raise CharlmError("Generation needs at least one stream.")
+        self.vocab = vocab
+        self.settings = list(settings)
+        self.rng = np.random.default_rng(rng_seed)
+        self.network = Network(weights)
+        self.mode = mode or weights.default_mode
+        self._check_mode(self.mode)
+        self.seed_report = None
+        self.reseed(seed_text)
+
+    @property
+    def weights(self) -> NetworkWeights:
+        return self.network.weights
+
+    @staticmethod
+    def _check_mode(mode: str) -> None:
+        if mode not in MODES:
+            raise CharlmError(f"Generation mode must be one of {', '.join(MODES)}, not {mode!r}.")
+
+    # -- steering ------------------------------------------------------------
+
+    def reseed(self, seed_text: str) -> None:
+        """Restart every stream from `seed_text` (unknown chars are dropped and reported)."""
+        report = self.vocab.clean_seed(seed_text)
+        self.seed_report = report
+        self.seed_ids = self.vocab.encode(report.text).astype(np.int64) if report.text else np.zeros(0, np.int64)
+        self.histories = [list(self.seed_ids) for _ in self.settings]
+        self._reset_state()
+
+    def set_mode(self, mode: str) -> None:
+        """Switch between stateful and window mode; takes effect on the next char."""
+        self._check_mode(mode)
+        if mode != self.mode:
+            self.mode = mode
+            self._reset_state()
+
+    def set_settings(self, index: int, settings: SamplingSettings) -> None:
+        """Change one stream's sampling; takes effect on the next char."""
+        self.settings[index] = settings
+
+    def add_stream(self, settings: SamplingSettings) -> None:
+        """A new stream, starting from the current seed."""
+        self.settings.append(settings)
+        self.histories.append(list(self.seed_ids))
+        if self.mode == "stateful":
+            seed_state = self._warm([self.seed_ids])
+            self.state = [(np.concatenate([h, sh]), np.concatenate([c, sc]))
+                          for (h, c), (sh, sc) in zip(self.state, seed_state[0])]
+            self.last_logits = np.concatenate([self.last_logits, seed_state[1]])
+
+    def remove_stream(self, index: int) -> None:
+        """Drop one stream (at least one must remain)."""
+        if len(self.settings) <= 1:
+            raise CharlmError("At least one stream must remain.")
+        del self.settings[index]
+        del self.histories[index]
+        if self.mode == "stateful":
+            self.state = [(np.delete(h, index, axis=0), np.delete(c, index, axis=0)) for h, c in self.state]
+            self.last_logits = np.delete(self.last_logits, index, axis=0)
+
+    def set_weights(self, weights: NetworkWeights) -> None:
+        """Use newer weights from the next char on (stateful streams re-read their recent context)."""
+        if weights is self.network.weights:
+            return
+        if weights.vocab_size != len(self.vocab):
+            raise CharlmError("New weights do not match the vocabulary.")
+        self.network = Network(weights)
+        self._reset_state()
+
+    # -- stepping ------------------------------------------------------------
+
+    def _context(self, history: list[int]) -> np.ndarray:
+        return np.asarray(history[-self.weights.seq_len:], dtype=np.int64)
+
+    def _warm(self, contexts: list[np.ndarray]):
+        """State and last logits after reading each context from a zero state; empty contexts give uniform logits."""
+        batch = len(contexts)
+        state = self.network.zero_state(batch)
+        logits = np.zeros((batch, self.weights.vocab_size), np.float32)
+        lengths = {len(c) for c in contexts}
+        if lengths == {0}:
+            return state, logits
+        if len(lengths) == 1:
+            logits, state = self.network.run(np.stack(contexts), state)
+            return state, logits
+        # Different lengths: warm one at a time (only after re-seeding with new weights mid-stream).
+        parts = [self._warm([c]) for c in contexts]
+        state = [(np.concatenate([p[0][k][0] for p in parts]), np.concatenate([p[0][k][1] for p in parts]))
+                 for k in range(len(self.weights.lstm))]
+        return state, np.concatenate([p[1] for p in parts])
+
+    def _reset_state(self) -> None:
+        if self.mode == "stateful":
+            self.state, self.last_logits = self._warm([self._context(h) for h in self.histories])
+
+    def next_logits(self) -> np.ndarray:
+        """Logits for every stream's next char, (streams, vocab)."""
+        if self.mode == "stateful":
+            return self.last_logits
+        contexts = [self._context(h) for h in self.histories]
+        return self._warm(contexts)[1]
+
+    def step(self) -> list[GeneratedChar]:
+        """Advance every stream by one char."""
+        logits = np.asarray(self.next_logits(), dtype=np.float64)
+        uniforms = self.rng.random(len(self.settings))
+        model_log_probs = log_softmax(logits)
+        chosen = np.empty(len(self.settings), dtype=np.int64)
+        out = []
+        for index, settings in enumerate(self.settings):
+            probs = distribution(logits[index], settings)
+            char_id = pick(probs, uniforms[index])
+            chosen[index] = char_id
+            self.histories[index].append(char_id)
+            out.append(GeneratedChar(index, self.vocab.chars[char_id],
+                                     float(np.exp(model_log_probs[index, char_id])), entropy_bits(probs)))
+        if self.mode == "stateful":
+            self.last_logits, self.state = self.network.step(chosen, self.state)
+        return out
+
+    def generate(self, length: int) -> list[str]:
+        """`length` chars per stream, as strings."""
+        texts = [[] for _ in self.settings]
+        for _ in range(length):
+            for char in self.step():
+                texts[char.stream].append(char.char)
+        return ["".join(t) for t in texts]

@@ -1,0 +1,144 @@
+"""The trained network's forward pass in NumPy, built from the Keras model's weights.
+
+Generation and evaluation run here rather than through TensorFlow: one LSTM
+step is a few small matrix products, so a char costs microseconds instead of
+a `model.predict` call, and the training model is never touched from
+another thread. The maths follows Keras exactly: gates in the order
+input, forget, cell, output; tanh and sigmoid; Dense on the last LSTM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tui_charlm.core.errors import CharlmError
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic sigmoid without overflow warnings (identity: 0.5 * (1 + tanh(x / 2)))."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+@dataclass(frozen=True)
+class LSTMWeights:
+    """One LSTM layer's arrays, as Keras stores them."""
+
+    kernel: np.ndarray  # (inputs, 4 * units)
+    recurrent_kernel: np.ndarray  # (units, 4 * units)
+    bias: np.ndarray  # (4 * units,)
+
+    @property
+    def units(self) -> int:
+        return self.recurrent_kernel.shape[0]
+
+
+@dataclass(frozen=True)
+class NetworkWeights:
+    """A snapshot of everything the forward pass needs: plain NumPy arrays, safe to hand between threads."""
+
+    embedding: np.ndarray  # (vocab, width); the identity matrix for one-hot models
+    lstm: tuple[LSTMWeights, ...]
+    dense_kernel: np.ndarray  # (units, vocab)
+    dense_bias: np.ndarray  # (vocab,)
+    every_position: bool  # trained to predict at every position (stateful use is faithful)
+    seq_len: int  # training window length (window mode re-reads this many chars)
+    version: int = 0  # increases with each snapshot the trainer publishes
+
+    @property
+    def vocab_size(self) -> int:
+        return self.dense_kernel.shape[1]
+
+    @property
+    def default_mode(self) -> str:
+        """'stateful' for models trained at every position; 'window' for the recipe's last-char models."""
+        return "stateful" if self.every_position else "window"
+
+
+def weights_from_model(model, *, seq_len: int, version: int = 0) -> NetworkWeights:
+    """Copy a Keras model's weights into a NetworkWeights snapshot.
+
+    Accepts the models built by model.py: Embedding, LSTM layers (tanh /
+    sigmoid, with bias), optional Dropout, and a final Dense.
+    """
+    embedding = None
+    lstm: list[LSTMWeights] = []
+    dense = None
+    every_position = True
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind in ("InputLayer", "Dropout"):
+            continue
+        if kind == "Embedding":
+            embedding = np.array(layer.get_weights()[0], dtype=np.float32)
+        elif kind == "LSTM":
+            activation = getattr(layer.activation, "__name__", "")
+            recurrent = getattr(layer.recurrent_activation, "__name__", "")
+            if activation != "tanh" or recurrent != "sigmoid" or not layer.use_bias:
+                raise CharlmError(f"Layer {layer.name} uses {activation}/{recurrent} activations or no bias; "
+                                  "the generator supports tanh/sigmoid LSTMs with bias.")
+            kernel, recurrent_kernel, bias = (np.array(w, dtype=np.float32) for w in layer.get_weights())
+            lstm.append(LSTMWeights(kernel, recurrent_kernel, bias))
+            every_position = bool(layer.return_sequences)
+        elif kind == "Dense":
+            kernel, bias = (np.array(w, dtype=np.float32) for w in layer.get_weights())
+            dense = (kernel, bias)
+        else:
+            raise CharlmError(f"The model has a {kind} layer, which the generator does not support.")
+    if embedding is None or not lstm or dense is None:
+        raise CharlmError("The model is not a character LSTM built by tui_charlm (expected Embedding, LSTM, Dense).")
+    return NetworkWeights(embedding, tuple(lstm), dense[0], dense[1], every_position, seq_len, version)
+
+
+class Network:
+    """The forward pass over a NetworkWeights snapshot; holds no state of its own."""
+
+    def __init__(self, weights: NetworkWeights):
+        self.weights = weights
+        first = weights.lstm[0]
+        # Embedding then the first layer's input projection is one table lookup.
+        self.input_table = (weights.embedding @ first.kernel + first.bias).astype(np.float32)
+
+    def zero_state(self, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(h, c) of zeros for every layer."""
+        return [(np.zeros((batch, layer.units), np.float32), np.zeros((batch, layer.units), np.float32))
+                for layer in self.weights.lstm]
+
+    def step(self, ids: np.ndarray, state: list[tuple[np.ndarray, np.ndarray]]):
+        """Advance every row of the batch by one char: (logits, new state)."""
+        x = None
+        new_state = []
+        for index, (layer, (h, c)) in enumerate(zip(self.weights.lstm, state)):
+            z = self.input_table[ids] if index == 0 else x @ layer.kernel + layer.bias
+            z = z + h @ layer.recurrent_kernel
+            units = layer.units
+            i = sigmoid(z[:, :units])
+            f = sigmoid(z[:, units:2 * units])
+            g = np.tanh(z[:, 2 * units:3 * units])
+            o = sigmoid(z[:, 3 * units:])
+            c = f * c + i * g
+            h = o * np.tanh(c)
+            new_state.append((h, c))
+            x = h
+        return x @ self.weights.dense_kernel + self.weights.dense_bias, new_state
+
+    def run(self, ids: np.ndarray, state=None):
+        """Feed (batch, time) ids in order: (logits after the last char, final state)."""
+        ids = np.asarray(ids)
+        if ids.ndim != 2 or ids.shape[1] == 0:
+            raise ValueError("run() needs a (batch, time) array with at least one step")
+        state = state or self.zero_state(ids.shape[0])
+        logits = None
+        for t in range(ids.shape[1]):
+            logits, state = self.step(ids[:, t], state)
+        return logits, state
+
+    def run_all(self, ids: np.ndarray, state=None):
+        """Like run(), but return the logits after every char: (batch, time, vocab)."""
+        ids = np.asarray(ids)
+        state = state or self.zero_state(ids.shape[0])
+        out = np.empty((ids.shape[0], ids.shape[1], self.weights.vocab_size), np.float32)
+        for t in range(ids.shape[1]):
+            out[:, t], state = self.step(ids[:, t], state)
+        return out, state

@@ -1,0 +1,66 @@
+"""The two model families: the tuned sequence model and the book's recipe."""
+
+from __future__ import annotations
+
+from tui_charlm.core.config import TrainConfig
+
+
+def build_model(config: TrainConfig, vocab_size: int):
+    """A compiled Keras model for `config` over a vocabulary of `vocab_size` chars.
+
+    * default: Embedding -> LSTM stack (every layer returns sequences) ->
+      Dense logits at every position; sparse cross-entropy from logits.
+    * seed (the recipe): one-hot input -> LSTM(128) -> Dense softmax on the
+      last position; RMSprop 0.01, batch 128.
+
+    One-hot input is an identity Embedding that is not trained: it is
+    exactly `onehot(x) @ W` without ever materialising one-hot arrays, and it
+    saves and loads without custom layers or code.
+    """
+    from tui_charlm.core.backend import import_tensorflow
+
+    import_tensorflow(config.threads)
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    inputs = keras.Input(shape=(None,), dtype="int32", name="char_ids")
+    if config.embedding_dim == 0:
+        x = keras.layers.Embedding(
+            vocab_size, vocab_size, embeddings_initializer="identity", trainable=False, name="one_hot"
+        )(inputs)
+    else:
+        x = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(inputs)
+    for layer in range(config.layers):
+        last = layer == config.layers - 1
+        # Defaults for activation, recurrent_activation, recurrent_dropout and
+        # unroll keep the layer eligible for the cuDNN kernel on a GPU.
+        x = keras.layers.LSTM(
+            config.units,
+            return_sequences=config.predicts_every_position or not last,
+            name=f"lstm_{layer}",
+        )(x)
+        if config.dropout and not last:
+            x = keras.layers.Dropout(config.dropout, name=f"dropout_{layer}")(x)
+    if config.dropout and config.predicts_every_position:
+        x = keras.layers.Dropout(config.dropout, name="dropout_out")(x)
+    if config.predicts_every_position:
+        outputs = keras.layers.Dense(vocab_size, name="logits")(x)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    else:
+        outputs = keras.layers.Dense(vocab_size, activation="softmax", name="softmax")(x)
+        loss = keras.losses.SparseCategoricalCrossentropy()
+    model = keras.Model(inputs, outputs, name=f"charlm_{config.recipe}")
+    model.compile(optimizer=make_optimizer(config), loss=loss)
+    return model
+
+
+def make_optimizer(config: TrainConfig):
+    """The optimizer named in the config, with gradient clipping when asked."""
+    import keras
+
+    clip = {"clipnorm": config.clipnorm} if config.clipnorm else {}
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=config.learning_rate, **clip)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=config.learning_rate, **clip)
+    return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9, **clip)

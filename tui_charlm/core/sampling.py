@@ -1,0 +1,115 @@
+"""Turning next-char logits into chars: temperature, greedy, top-k, top-p.
+
+Temperature reweighting is the recipe's `softmax(log(p) / T)`; since
+log(p) = logits - logsumexp(logits), that is exactly softmax(logits / T),
+computed here from max-shifted logits so no T over- or underflows with a
+warning. T = 0 means greedy.
+
+Each stream draws one uniform number per char and picks by inverse CDF, so
+a batch of streams gives the same chars as the streams run one by one with
+the same draws.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tui_charlm.core.errors import CharlmError
+
+LN2 = math.log(2.0)
+
+
+def check_temperature(value: float) -> float:
+    """A valid temperature (0 = greedy), or a CharlmError saying what is wrong."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise CharlmError(f"Temperature {value!r} is not a number; use a value such as 0.5 (0 = greedy).") from None
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        raise CharlmError(f"Temperature must be a finite number of at least 0 (0 = greedy), not {value}.")
+    return value
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How one stream picks its next char."""
+
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int | None = None  # keep only the k likeliest chars
+    top_p: float | None = None  # keep the smallest set of chars whose probability reaches p
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "temperature", check_temperature(self.temperature))
+        if self.top_k is not None:
+            if isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer)) or self.top_k < 1:
+                raise CharlmError(f"top-k must be a whole number of at least 1, not {self.top_k!r}.")
+        if self.top_p is not None:
+            try:
+                top_p = float(self.top_p)
+            except (TypeError, ValueError):
+                raise CharlmError(f"top-p must be a number in (0, 1], not {self.top_p!r}.") from None
+            if not (0.0 < top_p <= 1.0):
+                raise CharlmError(f"top-p must be in (0, 1], not {self.top_p!r}.")
+            object.__setattr__(self, "top_p", top_p)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def describe(self) -> str:
+        """Short label, e.g. 'T=0.5', 'greedy', 'T=1.0 top-k 5'."""
+        label = "greedy" if self.greedy else f"T={self.temperature:g}"
+        if self.top_k is not None:
+            label += f" top-k {self.top_k}"
+        if self.top_p is not None:
+            label += f" top-p {self.top_p:g}"
+        return label
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Stable log-softmax over the last axis."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def distribution(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray:
+    """The probabilities a stream samples from, for one row of logits."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if settings.greedy:
+        probs = np.zeros_like(logits)
+        probs[int(np.argmax(logits))] = 1.0
+        return probs
+    shifted = (logits - logits.max()) / settings.temperature
+    if settings.top_k is not None and settings.top_k < len(shifted):
+        kth = np.partition(shifted, -settings.top_k)[-settings.top_k]
+        shifted = np.where(shifted >= kth, shifted, -np.inf)
+    weights = np.exp(shifted)
+    probs = weights / weights.sum()
+    if settings.top_p is not None and settings.top_p < 1.0:
+        order = np.argsort(-probs, kind="stable")
+        cumulative = np.cumsum(probs[order])
+        keep = int(np.searchsorted(cumulative, settings.top_p * cumulative[-1])) + 1
+        mask = np.zeros_like(probs, dtype=bool)
+        mask[order[:keep]] = True
+        probs = np.where(mask, probs, 0.0)
+        probs /= probs.sum()
+    return probs
+
+
+def entropy_bits(probs: np.ndarray) -> float:
+    """Entropy of a distribution, in bits."""
+    nonzero = probs[probs > 0]
+    return float(-(nonzero * np.log(nonzero)).sum() / LN2)
+
+
+def pick(probs: np.ndarray, uniform: float) -> int:
+    """Inverse-CDF choice: the first id whose cumulative probability exceeds `uniform`."""
+    cumulative = np.cumsum(probs)
+    index = int(np.searchsorted(cumulative, uniform * cumulative[-1], side="right"))
+    index = min(index, len(probs) - 1)
+    while probs[index] == 0.0 and index > 0:  # rounding at the top end never picks an excluded char
+        index -= 1
+    return index

@@ -1,0 +1,93 @@
+"""From options to a ready Trainer: the set-up both the CLI and the TUI run.
+
+Order matters for the user: every check that can fail on bad input (corpus,
+vocabulary, corpus length) runs before a run directory is created, so a
+mistake leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+from tui_charlm.core.checkpoints import RunDirectory, TrainingState, default_run_dir
+from tui_charlm.core.config import TrainConfig
+from tui_charlm.core.corpus import Corpus, load_corpus
+from tui_charlm.core.dataset import split_ids
+from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.training import Trainer
+from tui_charlm.core.vocab import Vocabulary
+
+Log = Callable[[str], None]
+
+# Options that may differ when resuming: they change how long or where training
+# runs, not what the model is.
+RESUMABLE = {"epochs", "time_budget", "checkpoint_every", "threads", "corpus", "encoding", "val_max_chars"}
+
+
+def corpus_spec(corpus: Corpus) -> str:
+    """What to store so a resume finds the same corpus: a name, or an absolute path."""
+    return str(corpus.path.resolve()) if corpus.source == "file" else corpus.name
+
+
+def corpus_meta(corpus: Corpus) -> dict[str, Any]:
+    """Corpus identity recorded in run.json."""
+    return {"name": corpus.name, "source": corpus.source, "path": str(corpus.path.resolve()),
+            "sha256": corpus.sha256, "chars": len(corpus.text)}
+
+
+def new_training(config: TrainConfig, *, run_dir: Path | None = None, offline: bool | None = None,
+                 log: Log = print) -> Trainer:
+    """Load the corpus, check it, create a run directory and build a fresh model."""
+    corpus = load_corpus(config.corpus, encoding=config.encoding, lowercase=config.lowercase,
+                         offline=offline, max_vocab=config.max_vocab, log=log)
+    vocab = Vocabulary.from_text(corpus.text)
+    split = split_ids(vocab.encode(corpus.text), config)
+    config = dataclasses.replace(config, corpus=corpus_spec(corpus))
+    run = RunDirectory.create(run_dir or default_run_dir(corpus.name), config, vocab, corpus_meta(corpus))
+    from tui_charlm.core.backend import describe_device
+    from tui_charlm.core.model import build_model
+
+    model = build_model(config, len(vocab))
+    return Trainer(run, model, split, TrainingState(), device=describe_device())
+
+
+def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, offline: bool | None = None,
+                    log: Log = print) -> Trainer:
+    """Open a run directory and continue from its newest loadable checkpoint.
+
+    Only options in RESUMABLE may change; the corpus must fit the run's
+    vocabulary. A run killed before its first checkpoint starts again from
+    its saved configuration.
+    """
+    run = RunDirectory.open(run_path)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    changed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and getattr(run.config, k) != v)
+    if changed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+        raise CharlmError(f"{flags} cannot change when resuming {run.path}: the model was built with other values; "
+                          f"start a new run instead.")
+    config = dataclasses.replace(run.config, **{k: v for k, v in overrides.items() if k in RESUMABLE})
+    corpus = load_corpus(config.corpus, encoding=config.encoding, lowercase=config.lowercase, offline=offline,
+                         max_vocab=max(config.max_vocab, len(run.vocab)), log=log)
+    missing = run.vocab.missing_from(corpus.text)
+    if missing:
+        shown = ", ".join(repr(c) for c in missing[:10])
+        raise CharlmError(f"Corpus {corpus.name!r} does not match the vocabulary of {run.path}: it has "
+                          f"{len(missing)} characters the run never saw ({shown}); resume with the run's own corpus.")
+    recorded = run.meta.get("corpus", {}).get("sha256")
+    if recorded and recorded != corpus.sha256:
+        log(f"Note: corpus {corpus.name!r} differs from the one this run started on, but fits its vocabulary.")
+    split = split_ids(run.vocab.encode(corpus.text), config)
+    run.config = config
+    model, checkpoint = run.load_model()
+    from tui_charlm.core.backend import describe_device
+
+    if model is None:
+        log(f"{run.path} has no checkpoint yet; starting it again from its saved configuration.")
+        from tui_charlm.core.model import build_model
+
+        model = build_model(config, len(run.vocab))
+        return Trainer(run, model, split, TrainingState(), device=describe_device())
+    return Trainer(run, model, split, checkpoint.state, device=describe_device(), resumed=True)

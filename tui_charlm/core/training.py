@@ -1,0 +1,211 @@
+"""The trainer: `model.fit` in the caller's thread, steered by threading.Events.
+
+One `fit` call per epoch over that epoch's deterministic window order, so a
+run resumed from a mid-epoch checkpoint skips exactly the batches already
+trained and continues the same loss curve. Between batches the trainer
+reports progress, honours pause / stop / save-now requests, enforces the
+time budget and stops on a non-finite loss without saving the bad weights.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Callable
+
+from tui_charlm.core.checkpoints import RunDirectory, TrainingState
+from tui_charlm.core.dataset import Split, Windows
+from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.events import (
+    BatchFinished,
+    CheckpointSaved,
+    EpochFinished,
+    TrainingFailed,
+    TrainingFinished,
+    TrainingStarted,
+)
+
+Report = Callable[[object], None]
+# Weight of the newest batch in the smoothed chars/s figure.
+_RATE_SMOOTHING = 0.1
+
+
+class Trainer:
+    """Trains one model on one split, checkpointing into one run directory."""
+
+    def __init__(self, run: RunDirectory, model, split: Split, state: TrainingState | None = None,
+                 *, device: str = "CPU", resumed: bool = False):
+        self.run = run
+        self.config = run.config
+        self.model = model
+        self.state = state or TrainingState()
+        self.device = device
+        self.resumed = resumed
+        self.train_windows = Windows(split.train, self.config, shuffle=True)
+        heldout = split.heldout[: self.config.val_max_chars]
+        self.heldout_windows = Windows(heldout, self.config, shuffle=False)
+        self.last_checkpoint = run.latest().path if resumed and run.latest() else None
+
+    # -- the loop ------------------------------------------------------------
+
+    def fit(self, report: Report = lambda event: None, *, stop_event: threading.Event | None = None,
+            pause_event: threading.Event | None = None, save_event: threading.Event | None = None):
+        """Train until the epochs are done, the time budget is spent, or `stop_event` is set.
+
+        `pause_event` set means paused (checked between batches); setting
+        `save_event` writes a checkpoint at the next batch boundary. Returns
+        the final TrainingFinished or TrainingFailed event, also reported.
+        """
+        import keras
+
+        stop_event = stop_event or threading.Event()
+        pause_event = pause_event or threading.Event()
+        save_event = save_event or threading.Event()
+        config, state = self.config, self.state
+        clock = _Clock(state.elapsed)
+        outcome: dict[str, object] = {}
+        last_save = [time.perf_counter()]
+        trainer = self
+
+        def save(reason: str) -> None:
+            path = trainer.run.save_checkpoint(trainer.model, trainer.state)
+            trainer.last_checkpoint = path
+            last_save[0] = time.perf_counter()
+            report(CheckpointSaved(path, trainer.state.epoch, trainer.state.step, reason))
+
+        class BatchHook(keras.callbacks.Callback):
+            """Runs between batches: report, then pause / save / stop as asked."""
+
+            def __init__(self, epoch: int, batches: int, skip: int):
+                super().__init__()
+                self.epoch, self.batches, self.done = epoch, batches, skip
+                self.rate = 0.0
+                self.tick = time.perf_counter()
+                self.first = True  # the first batch of a fit() includes graph tracing: keep it out of chars/s
+
+            def on_train_batch_begin(self, batch, logs=None):
+                # Reset the running mean so logs["loss"] is this batch's loss alone.
+                self.model.reset_metrics()
+
+            def on_train_batch_end(self, batch, logs=None):
+                loss = float((logs or {}).get("loss", math.nan))
+                now = time.perf_counter()
+                if not math.isfinite(loss):
+                    outcome["failed"] = (
+                        f"The loss became {loss} at step {state.step + 1}; training stopped and the bad weights "
+                        f"were not saved. Try a lower --learning-rate or a --clipnorm."
+                    )
+                    self.model.stop_training = True
+                    return
+                self.done += 1
+                state.step += 1
+                state.batch_in_epoch = self.done
+                state.epoch_loss_sum += loss
+                state.elapsed = clock.elapsed()
+                state.history.add_batch(state.step, loss)
+                seconds = max(now - self.tick, 1e-9)
+                instant = trainer.train_windows.targets_per_batch() / seconds
+                if not self.first or self.rate == 0.0:
+                    self.rate = instant if self.rate == 0.0 or self.first else (
+                        (1 - _RATE_SMOOTHING) * self.rate + _RATE_SMOOTHING * instant)
+                self.first = False
+                report(BatchFinished(self.epoch, self.done, self.batches, state.step, loss, self.rate, state.elapsed))
+                if pause_event.is_set():
+                    clock.pause()
+                    while pause_event.is_set() and not stop_event.is_set():
+                        if save_event.is_set():
+                            save_event.clear()
+                            save("requested")
+                        stop_event.wait(0.05)
+                    clock.resume()
+                if save_event.is_set():
+                    save_event.clear()
+                    save("requested")
+                elif config.checkpoint_every and time.perf_counter() - last_save[0] >= config.checkpoint_every:
+                    save("interval")
+                if stop_event.is_set():
+                    outcome["stopped"] = "stopped"
+                    self.model.stop_training = True
+                elif config.time_budget and clock.session() >= config.time_budget:
+                    outcome["stopped"] = "time budget"
+                    self.model.stop_training = True
+                self.tick = time.perf_counter()
+
+        report(TrainingStarted(self.run.path, state.epoch, state.step, self.train_windows.num_batches(state.epoch),
+                               int(self.model.count_params()), self.device, self.resumed))
+        try:
+            while state.epoch < config.epochs and not outcome:
+                epoch = state.epoch
+                batches = self.train_windows.num_batches(epoch)
+                skip = min(state.batch_in_epoch, batches)
+                started = time.perf_counter()
+                if skip < batches:
+                    hook = BatchHook(epoch, batches, skip)
+                    self.model.fit(self.train_windows.tf_dataset(epoch, skip), epochs=1, verbose=0, shuffle=False,
+                                   callbacks=[hook])
+                if "failed" in outcome:
+                    failure = TrainingFailed(str(outcome["failed"]), state.step, self.last_checkpoint)
+                    report(failure)
+                    return failure
+                if outcome:
+                    break
+                val_loss = float(self.model.evaluate(self.heldout_windows.tf_dataset(0), verbose=0))
+                train_loss = state.epoch_loss_sum / max(batches, 1)
+                state.epoch += 1
+                state.batch_in_epoch = 0
+                state.epoch_loss_sum = 0.0
+                state.elapsed = clock.elapsed()
+                seconds = time.perf_counter() - started
+                state.history.epochs.append({"epoch": state.epoch, "step": state.step, "train_loss": train_loss,
+                                             "val_loss": val_loss, "seconds": seconds})
+                report(EpochFinished(state.epoch, state.step, train_loss, val_loss, seconds))
+                if not math.isfinite(val_loss):
+                    failure = TrainingFailed(f"The held-out loss became {val_loss} after epoch {state.epoch}; "
+                                             f"the bad weights were not saved.", state.step, self.last_checkpoint)
+                    report(failure)
+                    return failure
+                save("epoch")
+                if stop_event.is_set():
+                    outcome["stopped"] = "stopped"
+                elif config.time_budget and clock.session() >= config.time_budget:
+                    outcome["stopped"] = "time budget"
+            reason = str(outcome.get("stopped", "completed"))
+            state.elapsed = clock.elapsed()
+            if self.last_checkpoint is None or self.last_checkpoint.name != f"step-{state.step:08d}":
+                save(reason)
+            finished = TrainingFinished(reason, state.epoch, state.step, self.last_checkpoint)
+            report(finished)
+            return finished
+        except CharlmError as error:
+            failure = TrainingFailed(str(error), state.step, self.last_checkpoint)
+            report(failure)
+            return failure
+
+
+class _Clock:
+    """Training time: this session's wall time minus pauses, plus earlier sessions'."""
+
+    def __init__(self, earlier: float):
+        self.earlier = earlier
+        self.start = time.perf_counter()
+        self.paused_total = 0.0
+        self.paused_at: float | None = None
+
+    def pause(self) -> None:
+        if self.paused_at is None:
+            self.paused_at = time.perf_counter()
+
+    def resume(self) -> None:
+        if self.paused_at is not None:
+            self.paused_total += time.perf_counter() - self.paused_at
+            self.paused_at = None
+
+    def session(self) -> float:
+        """Seconds trained in this session."""
+        now = self.paused_at if self.paused_at is not None else time.perf_counter()
+        return now - self.start - self.paused_total
+
+    def elapsed(self) -> float:
+        """Seconds trained across sessions."""
+        return self.earlier + self.session()
