@@ -177,7 +177,10 @@ class Generator:
             probs = distribution(logits[index], settings)
             char_id = pick(probs, uniforms[index])
             chosen[index] = char_id
-            self.histories[index].append(char_id)
+            history = self.histories[index]
+            history.append(char_id)
+            if len(history) > 4 * self.weights.seq_len:  # only the last seq_len chars are ever read
+                del history[: -self.weights.seq_len]
             out.append(GeneratedChar(index, self.vocab.chars[char_id],
                                      float(np.exp(model_log_probs[index, char_id])), entropy_bits(probs)))
         if self.mode == "stateful":

@@ -1,0 +1,81 @@
+"""Compare training configurations for the same wall-clock budget on one machine.
+
+Each configuration is trained with `charlm train --time-budget BUDGET` on
+the lower-cased nietzsche text (first 90% train, last 10% held out), one
+after another so they do not share the CPU, then scored with `charlm eval`
+(the 60-char window yardstick and the stateful number). The table is
+appended to benchmarks/results/sweep.txt.
+
+    python benchmarks/sweep.py --budget 600 "units=512" "units=256" "units=512,batch-size=128"
+
+Each argument is a comma-separated list of `charlm train` flags without
+their dashes (`batch-size=128`); `recipe=seed` trains the book's recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
+
+
+def flags(spec: str) -> list[str]:
+    out = []
+    for item in filter(None, spec.split(",")):
+        key, _, value = item.partition("=")
+        out += [f"--{key}", value] if value else [f"--{key}"]
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="+")
+    parser.add_argument("--budget", type=float, default=600)
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "sweep.txt")
+    args = parser.parse_args()
+    if not args.corpus.is_file():
+        print(f"corpus {args.corpus} not found; skipping", file=sys.stderr)
+        return 0
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, spec in enumerate(args.configs):
+            run_dir = Path(tmp) / f"run{index}"
+            command = [sys.executable, "-m", "tui_charlm.cli", "train", "--corpus", str(args.corpus), "--lowercase",
+                       "--time-budget", str(args.budget), "--epochs", "10000", "--checkpoint-every", "0",
+                       "--run-dir", str(run_dir), *flags(spec)]
+            started = time.time()
+            train = subprocess.run(command, capture_output=True, text=True)
+            if train.returncode != 0:
+                print(train.stdout[-2000:], train.stderr[-2000:], file=sys.stderr)
+                rows.append(f"{spec:<45} FAILED (exit {train.returncode})")
+                continue
+            epochs = re.findall(r"epoch (\d+) done: train ([\d.]+) .* held-out ([\d.]+)", train.stdout)
+            evaluation = subprocess.run([sys.executable, "-m", "tui_charlm.cli", "eval", str(run_dir)],
+                                        capture_output=True, text=True, check=True).stdout
+            window = float(re.search(r"window loss .*?: ([\d.]+) nats", evaluation).group(1))
+            stateful = re.search(r"stateful loss .*?: ([\d.]+) nats", evaluation)
+            rate = re.findall(r"([\d,]+) chars/s", train.stdout)
+            row = (f"{spec:<45} epochs {epochs[-1][0] if epochs else 0:>4}  "
+                   f"chars/s {rate[-1] if rate else '?':>8}  window {window:.4f}  "
+                   f"stateful {float(stateful.group(1)) if stateful else float('nan'):.4f}  "
+                   f"({time.time() - started:.0f}s wall)")
+            print(row, flush=True)
+            rows.append(row)
+    header = (f"# {time.strftime('%Y-%m-%d %H:%M')}  budget {args.budget:.0f}s  corpus {args.corpus.name} (lower-cased)\n"
+              f"# command: python benchmarks/sweep.py --budget {args.budget:.0f} {' '.join(args.configs)}\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a") as handle:
+        handle.write(header + "\n".join(rows) + "\n\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Shared fixtures: an isolated cache and working directory, tiny configs, small corpora."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+WORDS = ("the cat sat on a mat and a dog ran to the old red barn while rain fell over quiet fields "
+         "of wheat near the river where children played each long summer evening").split()
+
+
+def make_text(chars: int = 6000, seed: int = 0) -> str:
+    """Deterministic made-up English-like text (our own words; the project ships no third-party text)."""
+    rng = np.random.default_rng(seed)
+    out, size = [], 0
+    while size < chars:
+        sentence = " ".join(rng.choice(WORDS, size=int(rng.integers(4, 10)))).capitalize() + ". "
+        if rng.random() < 0.15:
+            sentence += "\n"
+        out.append(sentence)
+        size += len(sentence)
+    return "".join(out)[:chars]
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Every test gets its own Keras cache and working directory, and no network by default."""
+    home = tmp_path / "keras_home"
+    home.mkdir()
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.setenv("CHARLM_OFFLINE", "1")
+    monkeypatch.delenv("CHARLM_CORPUS_MIRROR", raising=False)
+    monkeypatch.delenv("CHARLM_CORPORA", raising=False)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+@pytest.fixture
+def corpus_file(tmp_path) -> Path:
+    path = tmp_path / "tiny.txt"
+    path.write_text(make_text(6000), encoding="utf-8")
+    return path
+
+
+def tiny_config(**overrides):
+    from tui_charlm.core.config import make_config
+
+    values = dict(units=8, embedding_dim=4, seq_len=16, batch_size=8, epochs=1, learning_rate=0.01,
+                  threads=1, checkpoint_every=0)
+    recipe = overrides.pop("recipe", "default")
+    if recipe == "seed":
+        values = dict(units=8, seq_len=12, window_step=3, batch_size=16, epochs=1, threads=1, checkpoint_every=0)
+    values.update(overrides)
+    return make_config(recipe, **values)
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running `charlm` in a subprocess, isolated like the tests."""
+    env = dict(os.environ)
+    env["KERAS_HOME"] = os.environ["KERAS_HOME"]
+    env["CHARLM_OFFLINE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+CHARLM = [sys.executable, "-m", "tui_charlm.cli"]

@@ -1,0 +1,43 @@
+"""Configuration: recipe presets, validation, persistence."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tui_charlm.core.config import TrainConfig, make_config
+from tui_charlm.core.errors import CharlmError
+
+
+def test_seed_recipe_is_the_books():
+    config = make_config("seed")
+    assert (config.lowercase, config.seq_len, config.stride, config.embedding_dim, config.units, config.layers,
+            config.batch_size, config.optimizer, config.learning_rate) == (
+        True, 60, 3, 0, 128, 1, 128, "rmsprop", 0.01)
+    assert not config.predicts_every_position
+
+
+def test_explicit_options_override_the_preset():
+    assert make_config("seed", units=64).units == 64
+    assert make_config("default", units=None).units == TrainConfig().units
+
+
+@pytest.mark.parametrize("field, value", [("seq_len", 0), ("dropout", 1.0), ("learning_rate", -1.0),
+                                          ("val_fraction", 0.0), ("time_budget", float("nan")),
+                                          ("optimizer", "adamw2"), ("units", -3)])
+def test_invalid_values_are_refused_with_the_flag_name(field, value):
+    with pytest.raises(CharlmError, match="Invalid training options"):
+        make_config(**{field: value})
+
+
+def test_unknown_recipe():
+    with pytest.raises(CharlmError, match="Unknown recipe"):
+        make_config("gpt")
+
+
+def test_json_round_trip_ignores_unknown_keys():
+    config = make_config("seed", epochs=3)
+    data = json.loads(config.to_json())
+    data["from_the_future"] = 1
+    assert TrainConfig.from_dict(data) == config

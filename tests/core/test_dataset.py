@@ -1,0 +1,78 @@
+"""Windows: targets, memory, deterministic order, coverage, resuming mid-epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_config
+from tui_charlm.core.dataset import Windows, split_ids
+from tui_charlm.core.errors import CharlmError
+
+
+def ids_of(n: int) -> np.ndarray:
+    return (np.arange(n) % 50).astype(np.uint8)
+
+
+def test_split_holds_out_the_end():
+    ids = ids_of(1000)
+    split = split_ids(ids, tiny_config())
+    assert len(split.heldout) == 100 and np.array_equal(split.heldout, ids[900:])
+    assert np.shares_memory(split.train, ids)  # views, not copies
+
+
+def test_too_short_corpus_is_a_clear_error():
+    with pytest.raises(CharlmError, match="too few for one training window.*--seq-len"):
+        split_ids(ids_of(100), tiny_config(seq_len=16))
+
+
+def test_sequence_targets_are_inputs_shifted_by_one():
+    config = tiny_config()
+    windows = Windows(ids_of(500), config, shuffle=True)
+    x, y = next(windows.iterate(0))
+    assert x.shape == (config.batch_size, config.seq_len) and x.dtype == np.int32
+    assert np.array_equal(x[:, 1:], y[:, :-1])
+    assert np.array_equal((x[:, -1] + 1) % 50, y[:, -1])
+
+
+def test_recipe_targets_are_the_char_after_the_window():
+    config = tiny_config(recipe="seed")
+    windows = Windows(ids_of(500), config, shuffle=False)
+    starts = windows.starts(0)
+    assert np.array_equal(starts[:3], [0, 3, 6])  # every 3 chars, as the recipe
+    x, y = next(windows.iterate(0))
+    assert x.shape == (config.batch_size, 12) and y.shape == (config.batch_size,)
+    assert np.array_equal(y, (x[:, -1] + 1) % 50)
+
+
+def test_order_depends_only_on_seed_and_epoch():
+    config = tiny_config()
+    a = Windows(ids_of(2000), config, shuffle=True)
+    b = Windows(ids_of(2000), config, shuffle=True)
+    assert np.array_equal(a.starts(3), b.starts(3))
+    assert not np.array_equal(a.starts(0), a.starts(1))
+
+
+def test_every_position_is_a_target_once_per_epoch():
+    config = tiny_config()
+    windows = Windows(ids_of(2001), config, shuffle=True)
+    starts = np.sort(windows.starts(0))
+    assert np.all(np.diff(starts) == config.seq_len)  # non-overlapping
+    assert starts[0] < config.seq_len and starts[-1] + 2 * config.seq_len > 2001 - 1
+
+
+def test_skip_resumes_mid_epoch_with_the_same_batches():
+    config = tiny_config()
+    windows = Windows(ids_of(3000), config, shuffle=True)
+    full = [x for x, _ in windows.iterate(2)]
+    resumed = [x for x, _ in windows.iterate(2, skip=3)]
+    assert len(resumed) == len(full) - 3
+    assert all(np.array_equal(a, b) for a, b in zip(full[3:], resumed))
+
+
+def test_tf_dataset_matches_numpy_batches():
+    config = tiny_config()
+    windows = Windows(ids_of(1000), config, shuffle=True)
+    from_tf = [x.numpy() for x, _ in windows.tf_dataset(1)]
+    assert len(from_tf) == windows.num_batches(1)
+    assert all(np.array_equal(a, b) for a, (b, _) in zip(from_tf, windows.iterate(1)))

@@ -1,0 +1,159 @@
+"""The trainer with a real (tiny) Keras model: events, steering between batches, failures."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from tests.conftest import make_text, tiny_config
+from tui_charlm.core.checkpoints import RunDirectory
+from tui_charlm.core.events import (
+    BatchFinished,
+    CheckpointSaved,
+    EpochFinished,
+    TrainingFailed,
+    TrainingFinished,
+    TrainingStarted,
+)
+from tui_charlm.core.session import new_training
+
+
+@pytest.fixture
+def corpus_path(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(make_text(4000))
+    return path
+
+
+def trainer_for(corpus_path, tmp_path, **overrides):
+    config = tiny_config(corpus=str(corpus_path), **overrides)
+    return new_training(config, run_dir=tmp_path / "run", log=lambda _: None)
+
+
+def test_training_reports_every_batch_and_epoch_and_learns(corpus_path, tmp_path):
+    trainer = trainer_for(corpus_path, tmp_path, epochs=3, learning_rate=0.03, units=16)
+    events = []
+    outcome = trainer.fit(events.append)
+    kinds = [type(e) for e in events]
+    assert kinds[0] is TrainingStarted and kinds[-1] is TrainingFinished
+    assert outcome.reason == "completed" and outcome.epoch == 3
+    batches = [e for e in events if isinstance(e, BatchFinished)]
+    per_epoch = trainer.train_windows.num_batches(0)
+    assert len(batches) == 3 * per_epoch
+    assert [b.step for b in batches] == list(range(1, 3 * per_epoch + 1))
+    assert all(b.chars_per_second > 0 and math.isfinite(b.loss) for b in batches)
+    epochs = [e for e in events if isinstance(e, EpochFinished)]
+    assert [e.epoch for e in epochs] == [1, 2, 3]
+    assert epochs[-1].val_loss < epochs[0].val_loss < math.log(len(trainer.run.vocab)) + 0.1
+    assert epochs[0].val_bits == pytest.approx(epochs[0].val_loss / math.log(2))
+    saved = [e for e in events if isinstance(e, CheckpointSaved)]
+    assert [s.reason for s in saved] == ["epoch"] * 3
+    assert RunDirectory.open(trainer.run.path).latest().state.step == 3 * per_epoch
+
+
+def test_batch_loss_is_that_batchs_own_loss(corpus_path, tmp_path):
+    trainer = trainer_for(corpus_path, tmp_path)
+    events = []
+    trainer.fit(events.append)
+    losses = [e.loss for e in events if isinstance(e, BatchFinished)]
+    assert len(set(np.round(losses, 6))) == len(losses)  # not a running mean repeated
+    epoch = next(e for e in events if isinstance(e, EpochFinished))
+    assert epoch.train_loss == pytest.approx(np.mean(losses), rel=1e-6)
+
+
+def test_stop_event_stops_at_the_next_batch_and_checkpoints(corpus_path, tmp_path):
+    trainer = trainer_for(corpus_path, tmp_path, epochs=50)
+    stop = threading.Event()
+    events = []
+
+    def report(event):
+        events.append(event)
+        if isinstance(event, BatchFinished) and event.step == 3:
+            stop.set()
+
+    outcome = trainer.fit(report, stop_event=stop)
+    assert isinstance(outcome, TrainingFinished) and outcome.reason == "stopped" and outcome.step == 3
+    assert [e.step for e in events if isinstance(e, BatchFinished)][-1] == 3
+    latest = RunDirectory.open(trainer.run.path).latest()
+    assert latest.state.step == 3 and latest.state.batch_in_epoch == 3
+
+
+def test_pause_blocks_between_batches_and_save_now_works_while_paused(corpus_path, tmp_path):
+    trainer = trainer_for(corpus_path, tmp_path, epochs=50)
+    stop, pause, save = threading.Event(), threading.Event(), threading.Event()
+    events = []
+    lock = threading.Lock()
+
+    def report(event):
+        with lock:
+            events.append(event)
+        if isinstance(event, BatchFinished) and event.step == 2:
+            pause.set()
+
+    thread = threading.Thread(target=trainer.fit, args=(report,),
+                              kwargs=dict(stop_event=stop, pause_event=pause, save_event=save))
+    thread.start()
+    try:
+        for _ in range(200):
+            if any(isinstance(e, BatchFinished) and e.step == 2 for e in events):
+                break
+            threading.Event().wait(0.05)
+        threading.Event().wait(0.5)
+        with lock:
+            steps_while_paused = [e.step for e in events if isinstance(e, BatchFinished)]
+        assert steps_while_paused == [1, 2]
+        save.set()
+        for _ in range(100):
+            if any(isinstance(e, CheckpointSaved) for e in events):
+                break
+            threading.Event().wait(0.05)
+        assert any(isinstance(e, CheckpointSaved) and e.reason == "requested" and e.step == 2 for e in events)
+        pause.clear()
+        for _ in range(200):
+            if any(isinstance(e, BatchFinished) and e.step >= 4 for e in events):
+                break
+            threading.Event().wait(0.05)
+    finally:
+        stop.set()
+        pause.clear()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert any(isinstance(e, BatchFinished) and e.step >= 4 for e in events)
+
+
+def test_time_budget_stops_training(corpus_path, tmp_path):
+    trainer = trainer_for(corpus_path, tmp_path, epochs=10_000, time_budget=2.0)
+    outcome = trainer.fit()
+    assert outcome.reason == "time budget"
+    assert RunDirectory.open(trainer.run.path).latest().state.step == outcome.step
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(corpus_path, tmp_path):
+    trainer = trainer_for(corpus_path, tmp_path, epochs=5)
+    events = []
+
+    def report(event):
+        events.append(event)
+        if isinstance(event, CheckpointSaved):  # poison the weights after the first good save
+            kernel = trainer.model.get_layer("logits").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, dtype="float32"))
+
+    outcome = trainer.fit(report)
+    assert isinstance(outcome, TrainingFailed)
+    assert "nan" in outcome.message.lower() and "\n" not in outcome.message
+    good = [e for e in events if isinstance(e, CheckpointSaved)]
+    assert len(good) == 1 and outcome.checkpoint == good[0].path
+    assert RunDirectory.open(trainer.run.path).latest().path == good[0].path
+
+
+def test_bad_corpus_creates_no_run_directory(tmp_path):
+    from tui_charlm.core.errors import CharlmError
+
+    short = tmp_path / "short.txt"
+    short.write_text("too short")
+    with pytest.raises(CharlmError, match="too few"):
+        new_training(tiny_config(corpus=str(short)), run_dir=tmp_path / "run", log=lambda _: None)
+    assert not (tmp_path / "run").exists()
