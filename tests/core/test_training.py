@@ -157,3 +157,40 @@ def test_bad_corpus_creates_no_run_directory(tmp_path):
     with pytest.raises(CharlmError, match="too few"):
         new_training(tiny_config(corpus=str(short)), run_dir=tmp_path / "run", log=lambda _: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_generator_thread_streams_while_training_and_picks_up_snapshots(corpus_path, tmp_path):
+    from tui_charlm.core.generation import Generator, WeightBox
+    from tui_charlm.core.sampling import SamplingSettings
+
+    trainer = trainer_for(corpus_path, tmp_path, epochs=4)
+    box = WeightBox()
+    training_done = threading.Event()
+    seen_versions: list[int] = []
+    produced_during_training = [0]
+    text: list[str] = []
+
+    def generate():
+        while box.latest() is None:
+            threading.Event().wait(0.01)
+        generator = Generator(box.latest(), trainer.run.vocab, [SamplingSettings(t) for t in (0.2, 1.0)],
+                              seed_text="the cat ", rng_seed=0)
+        while not training_done.is_set():
+            latest = box.latest()
+            generator.set_weights(latest)
+            if not seen_versions or seen_versions[-1] != latest.version:
+                seen_versions.append(latest.version)
+            for char in generator.step():
+                text.append(char.char)
+            produced_during_training[0] += 1
+
+    thread = threading.Thread(target=generate)
+    thread.start()
+    outcome = trainer.fit(weight_box=box, snapshot_every=5)
+    training_done.set()
+    thread.join(timeout=30)
+    assert outcome.reason == "completed"
+    assert produced_during_training[0] > 100
+    assert len(seen_versions) >= 3 and seen_versions == sorted(seen_versions)
+    assert seen_versions[-1] >= outcome.step - 5
+    assert set(text) <= set(trainer.run.vocab.chars)

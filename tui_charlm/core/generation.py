@@ -20,7 +20,7 @@ import numpy as np
 
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.inference import Network, NetworkWeights
-from tui_charlm.core.sampling import SamplingSettings, distribution, entropy_bits, log_softmax, pick
+from tui_charlm.core.sampling import SamplingSettings, distributions, entropies_bits, log_softmax, pick_rows
 from tui_charlm.core.vocab import Vocabulary
 
 MODES = ("stateful", "window")
@@ -170,19 +170,21 @@ class Generator:
         """Advance every stream by one char."""
         logits = np.asarray(self.next_logits(), dtype=np.float64)
         uniforms = self.rng.random(len(self.settings))
-        model_log_probs = log_softmax(logits)
-        chosen = np.empty(len(self.settings), dtype=np.int64)
+        probs = distributions(logits, self.settings)
+        chosen = pick_rows(probs, uniforms)
+        entropies = entropies_bits(probs)
+        rows = np.arange(len(chosen))
+        model_probs = np.exp(log_softmax(logits)[rows, chosen])
+        chars = self.vocab.chars
+        seq_len = self.network.weights.seq_len
         out = []
-        for index, settings in enumerate(self.settings):
-            probs = distribution(logits[index], settings)
-            char_id = pick(probs, uniforms[index])
-            chosen[index] = char_id
+        for index, (char_id, model_prob, entropy) in enumerate(zip(chosen.tolist(), model_probs.tolist(),
+                                                                    entropies.tolist())):
             history = self.histories[index]
             history.append(char_id)
-            if len(history) > 4 * self.weights.seq_len:  # only the last seq_len chars are ever read
-                del history[: -self.weights.seq_len]
-            out.append(GeneratedChar(index, self.vocab.chars[char_id],
-                                     float(np.exp(model_log_probs[index, char_id])), entropy_bits(probs)))
+            if len(history) > 4 * seq_len:  # only the last seq_len chars are ever read
+                del history[:-seq_len]
+            out.append(GeneratedChar(index, chars[char_id], model_prob, entropy))
         if self.mode == "stateful":
             self.last_logits, self.state = self.network.step(chosen, self.state)
         return out

@@ -113,10 +113,9 @@ class Network:
             z = self.input_table[ids] if index == 0 else x @ layer.kernel + layer.bias
             z = z + h @ layer.recurrent_kernel
             units = layer.units
-            i = sigmoid(z[:, :units])
-            f = sigmoid(z[:, units:2 * units])
+            gates = sigmoid(z)  # input, forget and output gates; the cell slice is replaced below
+            i, f, o = gates[:, :units], gates[:, units:2 * units], gates[:, 3 * units:]
             g = np.tanh(z[:, 2 * units:3 * units])
-            o = sigmoid(z[:, 3 * units:])
             c = f * c + i * g
             h = o * np.tanh(c)
             new_state.append((h, c))

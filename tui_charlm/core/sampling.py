@@ -99,10 +99,46 @@ def distribution(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray:
     return probs
 
 
+def distributions(logits: np.ndarray, settings: list[SamplingSettings]) -> np.ndarray:
+    """The probabilities each stream samples from: row i of `logits` under `settings[i]`.
+
+    Temperature is applied to all rows at once; only rows with top-k or
+    top-p (rare) take the per-row path. Row for row this equals distribution().
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    temperatures = np.array([s.temperature for s in settings])
+    greedy = temperatures == 0.0
+    shifted = (logits - logits.max(axis=1, keepdims=True)) / np.where(greedy, 1.0, temperatures)[:, None]
+    weights = np.exp(shifted)
+    probs = weights / weights.sum(axis=1, keepdims=True)
+    for row, setting in enumerate(settings):
+        if greedy[row] or setting.top_k is not None or setting.top_p is not None:
+            probs[row] = distribution(logits[row], setting)
+    return probs
+
+
 def entropy_bits(probs: np.ndarray) -> float:
     """Entropy of a distribution, in bits."""
     nonzero = probs[probs > 0]
     return float(-(nonzero * np.log(nonzero)).sum() / LN2)
+
+
+def entropies_bits(probs: np.ndarray) -> np.ndarray:
+    """Entropy of each row, in bits."""
+    safe = np.where(probs > 0, probs, 1.0)
+    return -(probs * np.log(safe)).sum(axis=1) / LN2
+
+
+def pick_rows(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """pick() for every row at once."""
+    cumulative = np.cumsum(probs, axis=1)
+    targets = uniforms * cumulative[:, -1]
+    index = np.minimum((cumulative <= targets[:, None]).sum(axis=1), probs.shape[1] - 1)
+    allowed = probs[np.arange(len(probs)), index] > 0.0
+    if not allowed.all():  # rounding at the top end: step back to an allowed char
+        for row in np.flatnonzero(~allowed):
+            index[row] = pick(probs[row], uniforms[row])
+    return index
 
 
 def pick(probs: np.ndarray, uniform: float) -> int:

@@ -49,13 +49,23 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------
 
+    def snapshot(self):
+        """The current weights as a NumPy NetworkWeights snapshot (a copy, safe to hand to another thread)."""
+        from tui_charlm.core.inference import weights_from_model
+
+        return weights_from_model(self.model, seq_len=self.config.seq_len, version=self.state.step)
+
     def fit(self, report: Report = lambda event: None, *, stop_event: threading.Event | None = None,
-            pause_event: threading.Event | None = None, save_event: threading.Event | None = None):
+            pause_event: threading.Event | None = None, save_event: threading.Event | None = None,
+            weight_box=None, snapshot_every: int = 20):
         """Train until the epochs are done, the time budget is spent, or `stop_event` is set.
 
         `pause_event` set means paused (checked between batches); setting
-        `save_event` writes a checkpoint at the next batch boundary. Returns
-        the final TrainingFinished or TrainingFailed event, also reported.
+        `save_event` writes a checkpoint at the next batch boundary. With a
+        `weight_box` (generation.WeightBox), a snapshot of the weights is
+        published before the first batch, every `snapshot_every` batches and
+        at each epoch end, for generator threads to pick up. Returns the
+        final TrainingFinished or TrainingFailed event, also reported.
         """
         import keras
 
@@ -111,6 +121,8 @@ class Trainer:
                         (1 - _RATE_SMOOTHING) * self.rate + _RATE_SMOOTHING * instant)
                 self.first = False
                 report(BatchFinished(self.epoch, self.done, self.batches, state.step, loss, self.rate, state.elapsed))
+                if weight_box is not None and state.step % max(snapshot_every, 1) == 0:
+                    weight_box.publish(trainer.snapshot())
                 if pause_event.is_set():
                     clock.pause()
                     while pause_event.is_set() and not stop_event.is_set():
@@ -132,6 +144,8 @@ class Trainer:
                     self.model.stop_training = True
                 self.tick = time.perf_counter()
 
+        if weight_box is not None:
+            weight_box.publish(self.snapshot())
         report(TrainingStarted(self.run.path, state.epoch, state.step, self.train_windows.num_batches(state.epoch),
                                int(self.model.count_params()), self.device, self.resumed))
         try:
@@ -160,6 +174,8 @@ class Trainer:
                 state.history.epochs.append({"epoch": state.epoch, "step": state.step, "train_loss": train_loss,
                                              "val_loss": val_loss, "seconds": seconds})
                 report(EpochFinished(state.epoch, state.step, train_loss, val_loss, seconds))
+                if weight_box is not None:
+                    weight_box.publish(self.snapshot())
                 if not math.isfinite(val_loss):
                     failure = TrainingFailed(f"The held-out loss became {val_loss} after epoch {state.epoch}; "
                                              f"the bad weights were not saved.", state.step, self.last_checkpoint)

@@ -1,0 +1,137 @@
+"""`charlm` as a user runs it: real subprocesses, real files, exit codes and messages."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import CHARLM, cli_env, make_text
+
+TINY = ["--units", "8", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1"]
+
+
+def charlm(*args, tmp_path, timeout=240):
+    return subprocess.run([*CHARLM, *map(str, args)], capture_output=True, text=True, env=cli_env(tmp_path),
+                          timeout=timeout)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(make_text(5000))
+    return path
+
+
+@pytest.fixture
+def run_dir(tmp_path, corpus):
+    run = tmp_path / "run"
+    result = charlm("train", "--corpus", corpus, "--run-dir", run, "--epochs", "2", *TINY, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return run
+
+
+def test_train_writes_a_run_and_prints_plain_progress(run_dir):
+    assert (run_dir / "run.json").is_file() and (run_dir / "latest.json").is_file()
+
+
+def test_train_output_is_plain_lines_when_not_a_terminal(tmp_path, corpus):
+    result = charlm("train", "--corpus", corpus, "--run-dir", tmp_path / "r", "--epochs", "1", *TINY, tmp_path=tmp_path)
+    assert result.returncode == 0
+    assert "epoch 1 done: train" in result.stdout and "held-out" in result.stdout and "bits" in result.stdout
+    assert "\x1b[" not in result.stdout  # no terminal control codes in a log
+
+
+def test_generate_prints_text_for_each_temperature(run_dir, tmp_path):
+    result = charlm("generate", run_dir, "--seed-text", "the cat", "-n", "30", "-t", "0.5", "-t", "0",
+                    "--rng-seed", "3", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "--- T=0.5 ---" in result.stdout and "--- greedy ---" in result.stdout
+    again = charlm("generate", run_dir, "--seed-text", "the cat", "-n", "30", "-t", "0.5", "-t", "0",
+                   "--rng-seed", "3", tmp_path=tmp_path)
+    assert again.stdout == result.stdout
+
+
+def test_generate_reports_unknown_seed_chars(run_dir, tmp_path):
+    result = charlm("generate", run_dir, "--seed-text", "the \u263a cat", "-n", "5", "-t", "1", tmp_path=tmp_path)
+    assert result.returncode == 0 and "never saw" in result.stderr
+
+
+def test_eval_prints_both_numbers(run_dir, tmp_path):
+    result = charlm("eval", run_dir, "--positions", "200", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "window loss (200 positions, 60-char context)" in result.stdout
+    assert "stateful loss" in result.stdout and "bits/char" in result.stdout
+
+
+def test_corpora_lists_what_is_available(tmp_path):
+    result = charlm("corpora", tmp_path=tmp_path)
+    assert result.returncode == 0
+    for name in ("nietzsche", "shakespeare", "builtin"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--corpus", "/no/such/file.txt"], "does not exist"),
+    (["train", "--corpus", "nosuchcorpus"], "No corpus named"),
+    (["train", "--corpus", "{tmp}/bin.dat"], "binary data"),
+    (["train", "--units", "0", "--corpus", "{tmp}/bin.dat"], "units must be at least 1"),
+    (["generate", "{tmp}"], "not a charlm run directory"),
+    (["generate", "{tmp}/nothing"], "does not exist"),
+    (["eval", "{tmp}"], "not a charlm run directory"),
+])
+def test_bad_input_is_one_sentence_no_traceback(tmp_path, args, message):
+    (tmp_path / "bin.dat").write_bytes(b"\x00\x01\x02" * 100)
+    result = charlm(*[a.format(tmp=tmp_path) for a in args], tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_temperature_is_refused(run_dir, tmp_path):
+    result = charlm("generate", run_dir, "-t", "-1", tmp_path=tmp_path)
+    assert result.returncode == 1 and "Temperature must be" in result.stderr
+
+
+@pytest.mark.slow
+def test_kill_9_during_training_then_resume_continues_the_curve(tmp_path, corpus):
+    run = tmp_path / "killed"
+    process = subprocess.Popen([*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--epochs", "500",
+                                *TINY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(tmp_path))
+    try:
+        deadline = time.monotonic() + 180
+        checkpoints = 0
+        for line in process.stdout:
+            checkpoints += line.startswith("checkpoint")
+            if checkpoints >= 2 or time.monotonic() > deadline:
+                break
+        time.sleep(0.3)  # land somewhere in the middle of the next epoch or save
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert checkpoints >= 2
+    import json
+
+    before = json.loads((run / "latest.json").read_text())["step"]
+    result = charlm("train", "--resume", run, "--epochs", str(json.loads((run / "latest.json").read_text())["epoch"] + 1),
+                    tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"step {before}" in result.stdout.splitlines()[0]  # resumed at the saved step
+    first_batch = next(line for line in result.stdout.splitlines() if " batch " in line)
+    assert int(first_batch.split(" step ")[1].split()[0]) > before
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, corpus):
+    run = tmp_path / "termed"
+    process = subprocess.Popen([*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--epochs", "500",
+                                *TINY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(tmp_path))
+    for line in process.stdout:
+        if line.startswith("epoch 1 batch"):
+            break
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "finished (stopped)" in output and (run / "latest.json").is_file()
