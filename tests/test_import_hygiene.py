@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 CORE_MODULES = ["atomic", "backend", "builtin_corpus", "checkpoints", "config", "corpus", "dataset", "errors",
-                "evaluation", "events", "generation", "inference", "model", "sampling", "session", "training", "vocab"]
+                "evaluation", "events", "generation", "inference", "model", "options", "sampling", "session", "training", "vocab"]
 
 
 def loaded_after(statement: str) -> set[str]:

@@ -7,8 +7,6 @@ output goes to a file or a pipe it prints plain lines a log can keep.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 import signal
 import sys
 import threading
@@ -16,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from tui_charlm.core.config import RECIPES, TrainConfig, make_config
+from tui_charlm.core.config import make_config
+from tui_charlm.core.options import add_config_options, config_overrides
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import (
     BatchFinished,
@@ -31,36 +30,6 @@ from tui_charlm.core.events import (
 RECIPE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 # Plain (non-TTY) progress lines at most this often.
 PLAIN_INTERVAL = 10.0
-
-
-# -- options -----------------------------------------------------------------
-
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field (`seq_len` -> `--seq-len`); defaults are None so given flags are known."""
-    group = parser.add_argument_group("model and training options")
-    defaults = TrainConfig()
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        help_text = field.metadata.get("help", "")
-        default = getattr(defaults, field.name)
-        if field.name == "recipe":
-            group.add_argument(flag, choices=tuple(RECIPES), default="default", help=help_text)
-        elif isinstance(default, bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"{help_text} (default: {'on' if default else 'off'})")
-        else:
-            kind = {int: int, float: float}.get(type(default), str)
-            if field.name == "corpus":
-                kind = str
-            group.add_argument(flag, type=kind, default=None, choices=field.metadata.get("choices"),
-                               metavar=None if field.metadata.get("choices") else field.name.upper(),
-                               help=f"{help_text} (default: {default})" if default is not None else help_text)
-
-
-def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The TrainConfig fields the user gave explicitly."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-            if f.name != "recipe" and getattr(args, f.name, None) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,20 +253,40 @@ def cmd_generate(args: argparse.Namespace) -> int:
     generator = Generator(weights, run.vocab, settings, seed_text=seed_text, mode=args.mode, rng_seed=args.rng_seed)
     if generator.seed_report.describe():
         print(generator.seed_report.describe(), file=sys.stderr)
-    mode = generator.mode
-    stream_live = sys.stdout.isatty() and len(settings) == 1
-    print(f"--- seed ({mode} mode) ---\n{generator.seed_report.text}", flush=True)
-    if stream_live:
-        print(f"--- {settings[0].describe()} ---", flush=True)
-        for _ in range(args.length):
-            sys.stdout.write(generator.step()[0].char)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
+    print(f"--- seed ({generator.mode} mode) ---\n{generator.seed_report.text}", flush=True)
+    if sys.stdout.isatty():
+        stream_to_terminal(generator, settings, args.length)
         return 0
     texts = generator.generate(args.length)
     for setting, text in zip(settings, texts):
         print(f"--- {setting.describe()} ---\n{text}", flush=True)
     return 0
+
+
+def stream_to_terminal(generator, settings, length: int) -> None:
+    """Show text char by char as it is generated: one line of output per stream, or a live panel per stream."""
+    if len(settings) == 1:
+        print(f"--- {settings[0].describe()} ---", flush=True)
+        for _ in range(length):
+            sys.stdout.write(generator.step()[0].char)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return
+    from rich.console import Group
+    from rich.live import Live
+    from rich.panel import Panel
+    from rich.text import Text
+
+    texts: list[list[str]] = [[] for _ in settings]
+
+    def render():
+        return Group(*(Panel(Text("".join(t)), title=s.describe(), title_align="left") for s, t in zip(settings, texts)))
+
+    with Live(render(), refresh_per_second=30) as live:
+        for _ in range(length):
+            for char in generator.step():
+                texts[char.stream].append(char.char)
+            live.update(render())
 
 
 # -- eval ----------------------------------------------------------------------

@@ -36,6 +36,24 @@ class GeneratedChar:
     entropy: float  # bits, of the distribution the char was drawn from
 
 
+def lower_thread_priority(niceness: int = 10) -> bool:
+    """Make the calling thread yield the CPU to training (Linux: per-thread nice). True if it worked.
+
+    Generation is for watching; it must not slow training down. On a small
+    machine a generator thread at full speed would take a whole core from
+    TensorFlow's threads; niced, it uses only what training leaves idle.
+    """
+    import os
+
+    try:
+        native_id = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, native_id)
+        os.setpriority(os.PRIO_PROCESS, native_id, min(19, current + niceness))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
 class WeightBox:
     """The newest weights, handed from the training thread to generator threads.
 

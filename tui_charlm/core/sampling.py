@@ -61,7 +61,8 @@ class SamplingSettings:
 
     def describe(self) -> str:
         """Short label, e.g. 'T=0.5', 'greedy', 'T=1.0 top-k 5'."""
-        label = "greedy" if self.greedy else f"T={self.temperature:g}"
+        t = self.temperature
+        label = "greedy" if self.greedy else f"T={t:.1f}" if round(t, 1) == t else f"T={t:g}"
         if self.top_k is not None:
             label += f" top-k {self.top_k}"
         if self.top_p is not None:

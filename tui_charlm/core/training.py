@@ -42,6 +42,7 @@ class Trainer:
         self.state = state or TrainingState()
         self.device = device
         self.resumed = resumed
+        self.split = split
         self.train_windows = Windows(split.train, self.config, shuffle=True)
         heldout = split.heldout[: self.config.val_max_chars]
         self.heldout_windows = Windows(heldout, self.config, shuffle=False)

@@ -1,0 +1,37 @@
+"""Command-line options shared by `charlm train` and `charlm-tui`: one flag per TrainConfig field."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from tui_charlm.core.config import RECIPES, TrainConfig
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (`seq_len` -> `--seq-len`); defaults are None so given flags are known."""
+    group = parser.add_argument_group("model and training options")
+    defaults = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata.get("help", "")
+        default = getattr(defaults, field.name)
+        if field.name == "recipe":
+            group.add_argument(flag, choices=tuple(RECIPES), default="default", help=help_text)
+        elif isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{help_text} (default: {'on' if default else 'off'})")
+        else:
+            kind = {int: int, float: float}.get(type(default), str)
+            if field.name == "corpus":
+                kind = str
+            group.add_argument(flag, type=kind, default=None, choices=field.metadata.get("choices"),
+                               metavar=None if field.metadata.get("choices") else field.name.upper(),
+                               help=f"{help_text} (default: {default})" if default is not None else help_text)
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields the user gave explicitly."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+            if f.name != "recipe" and getattr(args, f.name, None) is not None}

@@ -1,0 +1,499 @@
+"""The Textual app: training in one thread worker, generation in another, panes that watch both.
+
+Workers never touch widgets: they post messages (tui/messages.py) and the
+handlers here update the screen. Training progress is coalesced in the
+worker to a few messages per second, so a fast model cannot flood the event
+loop; generated text arrives about ten times per second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal
+from textual.reactive import reactive
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.events import (
+    BatchFinished,
+    CheckpointSaved,
+    EpochFinished,
+    TrainingFailed,
+    TrainingFinished,
+    TrainingStarted,
+    to_bits,
+)
+from tui_charlm.core.generation import MODES, WeightBox
+from tui_charlm.core.sampling import SamplingSettings
+from tui_charlm.tui.backend import RunInfo, TrainingBackend
+from tui_charlm.tui.generation_loop import AddStream, GenerationLoop, RemoveStream, Reseed, SetMode, SetSettings
+from tui_charlm.tui.messages import (
+    BatchesReported,
+    PreparationFailed,
+    RunPrepared,
+    SeedApplied,
+    StatusChanged,
+    TextGenerated,
+    TrainingEventReported,
+)
+from tui_charlm.tui.screens.help import HelpScreen
+from tui_charlm.tui.screens.seed_input import SeedInputScreen
+from tui_charlm.tui.widgets.generation_pane import GenerationPane, surprise_legend
+from tui_charlm.tui.widgets.loss_plot import LossPlot
+from tui_charlm.tui.widgets.seed_pane import SeedPane
+from tui_charlm.tui.widgets.status_bar import StatusBar, format_duration
+
+RECIPE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
+MAX_TEMPERATURE = 3.0
+MAX_STREAMS = 8
+SEED_LENGTH = 60
+# Seconds between training progress messages from the worker.
+REPORT_INTERVAL = 0.25
+
+
+class CoalescingReporter:
+    """Turns the trainer's per-batch events into a few messages per second (runs in the training thread)."""
+
+    def __init__(self, post, interval: float = REPORT_INTERVAL):
+        self.post = post
+        self.interval = interval
+        self.pending: list[tuple[int, float]] = []
+        self.last: BatchFinished | None = None
+        self.last_post = 0.0
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, BatchFinished):
+            self.pending.append((event.step, event.loss))
+            self.last = event
+            if time.monotonic() - self.last_post >= self.interval:
+                self.flush()
+            return
+        self.flush()
+        self.post(TrainingEventReported(event))
+
+    def flush(self) -> None:
+        if self.pending and self.last is not None:
+            last = self.last
+            self.post(BatchesReported(self.pending, last.epoch, last.batch, last.batches, last.step,
+                                      last.chars_per_second, last.elapsed))
+            self.pending = []
+        self.last_post = time.monotonic()
+
+
+class CharLMApp(App[None]):
+    """charlm-tui: watch a character-level LSTM learn, and steer its generations."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "charlm"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (60, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-tiny"), (18, "-short"), (32, "-tall")]
+
+    BINDINGS = [
+        Binding("up,plus", "temperature(0.1)", "T+", id="temperature-up"),
+        Binding("down,minus", "temperature(-0.1)", "T-", id="temperature-down"),
+        Binding("space", "toggle_pause", "Pause", id="pause"),
+        Binding("s", "save", "Save", id="save"),
+        Binding("r", "random_seed", "Seed", id="random-seed"),
+        Binding("e", "edit_seed", "Type seed", id="edit-seed"),
+        Binding("a", "add_stream", "Add", id="add-stream"),
+        Binding("x", "remove_stream", "Remove", id="remove-stream"),
+        Binding("t", "cycle_sampling", "Sampling", id="sampling"),
+        Binding("c", "clear", "Clear", id="clear"),
+        Binding("b", "toggle_unit", "Nats/bits", id="unit"),
+        Binding("u", "toggle_surprise", "Surprise", id="surprise"),
+        Binding("question_mark,f1", "help", "Help", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="interrupt"),
+    ]
+
+    state: reactive[str] = reactive("loading")
+    unit: reactive[str] = reactive("nats")
+    surprise: reactive[bool] = reactive(False)
+
+    def __init__(self, backend: TrainingBackend, *, temperatures=RECIPE_TEMPERATURES, chars_per_second: float = 40.0,
+                 seed_text: str | None = None, rng_seed: int | None = None):
+        super().__init__()
+        self.backend = backend
+        self.initial_settings = [SamplingSettings(t) for t in temperatures]
+        self.chars_per_second = chars_per_second
+        self.typed_seed = seed_text
+        self.rng = np.random.default_rng(rng_seed)
+        self.info: RunInfo | None = None
+        self.weight_box = WeightBox()
+        self.stop_event = threading.Event()
+        self.pause_event = threading.Event()
+        self.save_event = threading.Event()
+        self.generation: GenerationLoop | None = None
+        self.layout_version = 0
+        self.quitting = False
+        self.training_worker: Worker | None = None
+        self.last_loss: float | None = None
+        self.last_rate = 0.0
+        self.elapsed = 0.0
+        self.epoch = 0
+        self.note = ""
+
+    # -- layout ----------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="top"):
+            yield LossPlot(id="loss")
+            yield SeedPane(id="seed")
+        with Grid(id="streams"):
+            for settings in self.initial_settings:
+                yield GenerationPane(settings, classes="stream")
+        yield Static(surprise_legend(), id="legend")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "loading"
+        self.query_one(StatusBar).show_run("loading", "…", "…", "…", "starting")
+        self.panes()[0].focus()
+        self.training_worker = self.run_training()
+
+    def panes(self) -> list[GenerationPane]:
+        return list(self.query(GenerationPane))
+
+    def focused_index(self) -> int:
+        panes = self.panes()
+        return panes.index(self.focused) if self.focused in panes else 0
+
+    # -- workers -----------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def run_training(self) -> None:
+        """Load (TensorFlow, corpus, model), then train; report only through messages."""
+        post = self.post_message
+        try:
+            info = self.backend.prepare(lambda text: post(StatusChanged(text)))
+        except CharlmError as error:
+            post(PreparationFailed(str(error)))
+            return
+        post(RunPrepared(info))
+        if not self.backend.can_train:
+            self.backend.publish_weights(self.weight_box)
+            return
+        reporter = CoalescingReporter(post)
+        self.backend.fit(reporter, stop_event=self.stop_event, pause_event=self.pause_event,
+                         save_event=self.save_event, weight_box=self.weight_box)
+        reporter.flush()
+
+    @work(thread=True, exclusive=True, group="generation", exit_on_error=False)
+    def run_generation(self) -> None:
+        """Stream chars from the newest weights until cancelled."""
+        worker = get_current_worker()
+        self.generation.run(lambda: worker.is_cancelled)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "training" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR,
+                                                                 WorkerState.CANCELLED):
+            if event.state == WorkerState.ERROR:
+                error = event.worker.error
+                self.state = "failed"
+                self.note = f"unexpected error: {type(error).__name__}: {error}"
+                self.notify(self.note, title="Training stopped", severity="error", timeout=30)
+            elif self.state in ("training", "paused", "stopping", "loading"):
+                self.state = "stopped" if self.stop_event.is_set() else ("generating" if not self.backend.can_train
+                                                                        else "finished")
+            if self.quitting:
+                self.exit()
+        elif event.worker.group == "generation" and event.state == WorkerState.ERROR:
+            self.notify(f"Generation stopped: {event.worker.error}", severity="error", timeout=30)
+
+    # -- messages from the workers -------------------------------------------------
+
+    def on_status_changed(self, message: StatusChanged) -> None:
+        self.note = message.text
+        self.refresh_status()
+
+    def on_preparation_failed(self, message: PreparationFailed) -> None:
+        self.state = "failed"
+        self.note = message.message
+        self.notify(message.message, title="Could not start", severity="error", timeout=60)
+
+    def on_run_prepared(self, message: RunPrepared) -> None:
+        info = self.info = message.info
+        self.epoch = info.epoch
+        self.note = ""
+        self.state = "training" if self.backend.can_train else "generating"
+        self.title = f"charlm — {info.corpus_name}"
+        if info.history.batches or info.history.epochs:
+            self.query_one(LossPlot).set_history(info.history)
+        self.query_one(StatusBar).show_progress(info.epoch + 1, info.epochs, 0, info.batches_per_epoch or 1)
+        if self.typed_seed is not None:
+            seed, source = self.typed_seed, "typed on the command line"
+        else:
+            seed, source = self.backend.random_seed(self.rng, SEED_LENGTH)
+        self.generation = GenerationLoop(self.weight_box, info.vocab, [p.settings for p in self.panes()],
+                                         seed_text=seed, seed_source=source, mode=info.default_mode,
+                                         chars_per_second=self.chars_per_second, post=self.post_message)
+        self.run_generation()
+
+    def on_batches_reported(self, message: BatchesReported) -> None:
+        self.query_one(LossPlot).add_batches(message.losses)
+        self.last_loss = message.losses[-1][1]
+        self.last_rate = message.chars_per_second
+        self.elapsed = message.elapsed
+        if self.info:
+            self.query_one(StatusBar).show_progress(message.epoch + 1, self.info.epochs, message.batch, message.batches)
+        self.refresh_status()
+
+    def on_training_event_reported(self, message: TrainingEventReported) -> None:
+        event = message.event
+        if isinstance(event, TrainingStarted):
+            self.state = "paused" if self.pause_event.is_set() else "training"
+        elif isinstance(event, EpochFinished):
+            self.epoch = event.epoch
+            self.query_one(LossPlot).add_epoch(event.step, event.val_loss)
+            self.note = f"epoch {event.epoch}: held-out {self.format_loss(event.val_loss)}"
+        elif isinstance(event, CheckpointSaved):
+            self.note = f"saved step {event.step}"
+            if event.reason in ("requested", "stopped", "time budget"):
+                self.notify(f"Checkpoint saved ({event.reason}): {event.path}", title="Saved")
+        elif isinstance(event, TrainingFinished):
+            self.state = {"completed": "finished", "time budget": "finished"}.get(event.reason, "stopped")
+            self.note = f"{event.reason} at epoch {event.epoch}, step {event.step}"
+        elif isinstance(event, TrainingFailed):
+            self.state = "failed"
+            self.note = event.message
+            where = f" The last good checkpoint is {event.checkpoint}." if event.checkpoint else ""
+            self.notify(event.message + where, title="Training stopped", severity="error", timeout=60)
+        self.refresh_status()
+
+    def on_text_generated(self, message: TextGenerated) -> None:
+        if message.layout != self.layout_version:
+            return  # chars for a stream layout that has since changed
+        for pane, chunk in zip(self.panes(), message.chunks):
+            if chunk:
+                pane.add(chunk)
+
+    def on_seed_applied(self, message: SeedApplied) -> None:
+        if message.layout != self.layout_version:
+            return
+        self.query_one(SeedPane).show_seed(message.text, message.source)
+        if message.problem:
+            self.notify(message.problem, title="Seed", severity="warning")
+
+    # -- status -------------------------------------------------------------------
+
+    def format_loss(self, nats: float | None) -> str:
+        if nats is None:
+            return "—"
+        return f"{to_bits(nats):.3f} bits" if self.unit == "bits" else f"{nats:.3f} nats"
+
+    def refresh_status(self) -> None:
+        info = self.info
+        status = self.query_one(StatusBar)
+        if info is None:
+            status.show_run(self.state, "…", "…", "…", self.note)
+        else:
+            size = f"{info.corpus_chars / 1e6:.2f}M chars" if info.corpus_chars >= 1e5 else f"{info.corpus_chars:,} chars"
+            status.show_run(self.state, f"{info.corpus_name} ({size})", f"{info.parameters:,} params", info.device,
+                            self.note)
+        status.show_figures(self.format_loss(self.last_loss), f"{self.last_rate:,.0f}", format_duration(self.elapsed))
+        self.sub_title = self.state
+
+    def watch_state(self) -> None:
+        self.set_class(self.state == "paused", "-paused")
+        self.set_class(self.state == "failed", "-failed")
+        if self.is_mounted:
+            self.refresh_status()
+
+    def watch_unit(self, unit: str) -> None:
+        self.query_one(LossPlot).unit = unit
+        self.refresh_status()
+
+    def watch_surprise(self, surprise: bool) -> None:
+        for pane in self.panes():
+            pane.surprise = surprise
+        self.set_class(surprise, "-surprise")
+
+    # -- actions ------------------------------------------------------------------
+
+    def training_active(self) -> bool:
+        return self.state in ("training", "paused") and self.backend.can_train
+
+    def submit(self, command: object) -> bool:
+        if self.generation is None:
+            self.notify("The model is still loading.", severity="warning")
+            return False
+        self.generation.submit(command)
+        return True
+
+    def action_temperature(self, delta: float) -> None:
+        index = self.focused_index()
+        pane = self.panes()[index]
+        old = pane.settings
+        temperature = round(min(MAX_TEMPERATURE, max(0.0, old.temperature + delta)), 1)
+        settings = SamplingSettings(temperature, old.top_k, old.top_p)
+        pane.show_settings(settings)
+        if self.generation is not None:
+            self.generation.submit(SetSettings(self.layout_version, index, settings))
+
+    def action_cycle_sampling(self) -> None:
+        index = self.focused_index()
+        pane = self.panes()[index]
+        old = pane.settings
+        if old.top_k is None and old.top_p is None:
+            settings = SamplingSettings(old.temperature, top_k=10)
+        elif old.top_k is not None:
+            settings = SamplingSettings(old.temperature, top_p=0.9)
+        else:
+            settings = SamplingSettings(old.temperature)
+        pane.show_settings(settings)
+        if self.generation is not None:
+            self.generation.submit(SetSettings(self.layout_version, index, settings))
+
+    def action_add_stream(self) -> None:
+        panes = self.panes()
+        if len(panes) >= MAX_STREAMS:
+            self.notify(f"At most {MAX_STREAMS} streams.", severity="warning")
+            return
+        if self.generation is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        settings = panes[self.focused_index()].settings
+        self.layout_version += 1
+        pane = GenerationPane(settings, classes="stream")
+        pane.surprise = self.surprise
+        self.query_one("#streams", Grid).mount(pane)
+        self.generation.submit(AddStream(self.layout_version, settings))
+        pane.focus()
+
+    def action_remove_stream(self) -> None:
+        panes = self.panes()
+        if len(panes) <= 1:
+            self.notify("The last stream stays.", severity="warning")
+            return
+        if self.generation is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        index = self.focused_index()
+        self.layout_version += 1
+        self.generation.submit(RemoveStream(self.layout_version, index))
+        panes[index].remove()
+        panes[index - 1 if index > 0 else 1].focus()
+
+    def action_toggle_pause(self) -> None:
+        if not self.training_active():
+            self.notify("Training is not running.", severity="warning")
+            return
+        if self.pause_event.is_set():
+            self.pause_event.clear()
+            self.state = "training"
+        else:
+            self.pause_event.set()
+            self.state = "paused"
+
+    def action_save(self) -> None:
+        if not self.training_active():
+            where = f" ({self.info.run_dir})" if self.info and self.info.run_dir else ""
+            self.notify(f"Not training: the last checkpoint is already saved{where}.", severity="warning")
+            return
+        self.save_event.set()
+        self.notify("Saving a checkpoint after this batch…")
+
+    def reseed(self, text: str, source: str) -> None:
+        self.layout_version += 1
+        if self.submit(Reseed(self.layout_version, text, source)):
+            for pane in self.panes():
+                pane.clear()
+
+    def action_random_seed(self) -> None:
+        if self.info is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        self.reseed(*self.backend.random_seed(self.rng, SEED_LENGTH))
+
+    def action_edit_seed(self) -> None:
+        if self.info is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+
+        def typed(text: str | None) -> None:
+            if text is None:
+                return
+            report = self.info.vocab.clean_seed(text)
+            if not report.text:
+                self.notify("None of those characters are in the model's vocabulary; the seed is unchanged.",
+                            severity="warning")
+                return
+            self.reseed(text, "typed")
+
+        self.push_screen(SeedInputScreen(), typed)
+
+    def action_clear(self) -> None:
+        for pane in self.panes():
+            pane.clear()
+
+    def action_toggle_unit(self) -> None:
+        self.unit = "bits" if self.unit == "nats" else "nats"
+
+    def action_toggle_surprise(self) -> None:
+        self.surprise = not self.surprise
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_generation_mode(self, mode: str) -> None:
+        if self.submit(SetMode(mode)):
+            self.notify(f"Generation mode: {mode}.")
+
+    def action_recipe_temperatures(self) -> None:
+        for index, (pane, temperature) in enumerate(zip(self.panes(), RECIPE_TEMPERATURES)):
+            settings = SamplingSettings(temperature)
+            pane.show_settings(settings)
+            if self.generation is not None:
+                self.generation.submit(SetSettings(self.layout_version, index, settings))
+
+    async def action_quit(self) -> None:
+        """Stop training at the next batch, let it checkpoint, then exit."""
+        if self.quitting:
+            self.exit()  # asked twice: do not wait any longer
+            return
+        self.quitting = True
+        worker = self.training_worker
+        if worker is not None and worker.is_running and self.backend.can_train and self.state != "loading":
+            self.state = "stopping"
+            self.note = "saving a checkpoint before quitting"
+            self.stop_event.set()
+            self.pause_event.clear()
+            self.refresh_status()
+            return  # on_worker_state_changed exits when the worker has finished
+        self.stop_event.set()
+        self.exit()
+
+    # -- command palette -------------------------------------------------------------
+
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        commands = [
+            ("Pause or resume training", "Space", self.action_toggle_pause),
+            ("Save a checkpoint now", "s", self.action_save),
+            ("New random seed", "r", self.action_random_seed),
+            ("Type a seed", "e", self.action_edit_seed),
+            ("Add a stream", "a", self.action_add_stream),
+            ("Remove the focused stream", "x", self.action_remove_stream),
+            ("Raise the focused stream's temperature", "Up or +", lambda: self.action_temperature(0.1)),
+            ("Lower the focused stream's temperature", "Down or -", lambda: self.action_temperature(-0.1)),
+            ("Cycle sampling: temperature, top-k, top-p", "t", self.action_cycle_sampling),
+            ("Clear generated text", "c", self.action_clear),
+            ("Show loss in nats or bits", "b", self.action_toggle_unit),
+            ("Colour chars by surprise", "u", self.action_toggle_surprise),
+            ("Reset temperatures to the recipe's (0.2, 0.5, 1.0, 1.2)", "no key",
+             self.action_recipe_temperatures),
+            *[(f"Generation mode: {mode}", "no key", (lambda m=mode: self.action_generation_mode(m))) for mode in MODES],
+            ("Help: every key", "? or F1", self.action_help),
+        ]
+        for title, key, callback in commands:
+            yield SystemCommand(title, f"key: {key}", callback)

@@ -1,0 +1,167 @@
+"""What the app trains and samples: the real core, behind a small interface.
+
+The app calls `prepare` and `fit` from its training worker thread and
+`random_seed` from the UI; nothing here touches a widget. Tests pass a fake
+backend with the same methods to check layout and keys quickly; one
+integration test drives the app with `CoreBackend` and a real tiny model.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from tui_charlm.core.checkpoints import History
+from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.vocab import Vocabulary
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the screen shows about a run once it is loaded."""
+
+    run_dir: Path | None
+    corpus_name: str
+    corpus_chars: int
+    parameters: int
+    device: str
+    vocab: Vocabulary
+    seq_len: int
+    default_mode: str  # 'stateful' or 'window'
+    batches_per_epoch: int
+    epochs: int
+    epoch: int = 0  # epochs already completed (resumed runs)
+    step: int = 0
+    history: History = field(default_factory=History)  # the loss curve so far (resumed runs)
+
+
+class TrainingBackend(Protocol):
+    """The interface the app drives."""
+
+    can_train: bool
+
+    def prepare(self, log: Log) -> RunInfo:
+        """Load corpus and model (slow: runs in the training worker)."""
+
+    def fit(self, report: Callable[[object], None], *, stop_event: threading.Event, pause_event: threading.Event,
+            save_event: threading.Event, weight_box) -> object:
+        """Train until done or stopped, publishing weight snapshots into weight_box."""
+
+    def publish_weights(self, weight_box) -> None:
+        """Put the current weights into weight_box (generation-only mode)."""
+
+    def random_seed(self, rng: np.random.Generator, length: int) -> tuple[str, str]:
+        """(seed text, where it came from) from a random place in the corpus."""
+
+
+@dataclass
+class TuiOptions:
+    """What `charlm-tui` was asked to do."""
+
+    overrides: dict[str, Any]  # TrainConfig fields given on the command line
+    recipe: str = "default"
+    resume: Path | None = None
+    load: Path | None = None
+    train: bool = True
+    run_dir: Path | None = None
+    offline: bool | None = None
+
+
+class CoreBackend:
+    """The real thing: tui_charlm.core's session, trainer and checkpoints."""
+
+    def __init__(self, options: TuiOptions):
+        self.options = options
+        self.can_train = options.train
+        self.trainer = None
+        self.model = None
+        self.ids: np.ndarray | None = None
+        self.vocab: Vocabulary | None = None
+        self.seq_len = 60
+
+    def prepare(self, log: Log) -> RunInfo:
+        from tui_charlm.core.backend import describe_device, import_tensorflow
+        from tui_charlm.core.config import make_config
+
+        options = self.options
+        log("loading TensorFlow")
+        # The app already sends fd 2 to a log file, so stderr need not be silenced here.
+        import_tensorflow(int(options.overrides.get("threads") or 0), quiet=False)
+        if options.load is not None:
+            return self._prepare_load(log, describe_device())
+        log("loading corpus and model")
+        from tui_charlm.core.session import new_training, resume_training
+
+        if options.resume is not None:
+            overrides = dict(options.overrides)
+            trainer = resume_training(options.resume, overrides, offline=options.offline, log=log)
+        else:
+            config = make_config(options.recipe, **options.overrides)
+            trainer = new_training(config, run_dir=options.run_dir, offline=options.offline, log=log)
+        self.trainer = trainer
+        self.vocab = trainer.run.vocab
+        self.ids = np.concatenate([trainer.split.train, trainer.split.heldout])
+        self.seq_len = trainer.config.seq_len
+        state = trainer.state
+        return RunInfo(trainer.run.path, trainer.run.meta.get("corpus", {}).get("name", "?"), len(self.ids),
+                       int(trainer.model.count_params()), trainer.device, self.vocab, self.seq_len,
+                       "stateful" if trainer.config.predicts_every_position else "window",
+                       trainer.train_windows.num_batches(state.epoch), trainer.config.epochs, state.epoch, state.step,
+                       state.history)
+
+    def _prepare_load(self, log: Log, device: str) -> RunInfo:
+        from tui_charlm.core.checkpoints import RunDirectory
+        from tui_charlm.core.corpus import load_corpus
+
+        log("loading the run")
+        run = RunDirectory.open(self.options.load)
+        model, checkpoint = run.load_model(compile=False)
+        if model is None:
+            raise CharlmError(f"{run.path} has no checkpoint yet; train it first.")
+        self.model, self.vocab, self.seq_len = model, run.vocab, run.config.seq_len
+        self.run_config = run.config
+        self.step = checkpoint.state.step
+        try:
+            corpus = load_corpus(run.config.corpus, encoding=run.config.encoding, lowercase=run.config.lowercase,
+                                 offline=True, max_vocab=10**6, log=lambda _: None)
+            text = "".join(c for c in corpus.text if c in run.vocab) if run.vocab.missing_from(corpus.text) else corpus.text
+            self.ids = run.vocab.encode(text)
+            name = corpus.name
+        except CharlmError:
+            log("the run's corpus is not available: seeds come from the vocabulary")
+            self.ids = None
+            name = run.meta.get("corpus", {}).get("name", "?")
+        return RunInfo(run.path, name, 0 if self.ids is None else len(self.ids), int(model.count_params()), device,
+                       run.vocab, run.config.seq_len, "stateful" if run.config.predicts_every_position else "window",
+                       0, run.config.epochs, checkpoint.state.epoch, checkpoint.state.step, checkpoint.state.history)
+
+    def fit(self, report, *, stop_event, pause_event, save_event, weight_box):
+        if self.trainer is None:
+            raise CharlmError("Nothing to train: the run was opened for generation only.")
+        return self.trainer.fit(report, stop_event=stop_event, pause_event=pause_event, save_event=save_event,
+                                weight_box=weight_box)
+
+    def publish_weights(self, weight_box) -> None:
+        from tui_charlm.core.inference import weights_from_model
+
+        if self.trainer is not None:
+            weight_box.publish(self.trainer.snapshot())
+        elif self.model is not None:
+            weight_box.publish(weights_from_model(self.model, seq_len=self.seq_len, version=self.step))
+
+    def random_seed(self, rng: np.random.Generator, length: int) -> tuple[str, str]:
+        if self.ids is None or len(self.ids) <= length:
+            chars = self.vocab.chars if self.vocab else (" ",)
+            return "".join(rng.choice(chars, size=min(length, 20))), "random characters"
+        start = int(rng.integers(0, len(self.ids) - length))
+        # Start at a word boundary when one is near, so the seed reads naturally.
+        text = self.vocab.decode(self.ids[start:start + length + 20])
+        space = text.find(" ", 0, 20)
+        text = text[space + 1:space + 1 + length] if space >= 0 else text[:length]
+        return text, f"random corpus slice at char {start:,}"

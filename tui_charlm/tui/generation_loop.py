@@ -1,0 +1,140 @@
+"""The generation worker's loop: a core Generator paced for watching.
+
+Runs in its own thread. The UI sends commands through a queue (thread-safe,
+never blocks the UI); the loop applies them between chars, picks up the
+newest weight snapshot between chars, and posts what it generated a few
+times per second. It never touches a widget.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from tui_charlm.core.generation import Generator, WeightBox, lower_thread_priority
+from tui_charlm.core.sampling import SamplingSettings
+from tui_charlm.tui.messages import SeedApplied, TextGenerated
+
+# Seconds between posts to the UI: enough for smooth typing, few enough not to flood the event loop.
+POST_INTERVAL = 0.1
+
+
+@dataclass(frozen=True)
+class SetSettings:
+    """Change one stream's sampling."""
+
+    layout: int
+    index: int
+    settings: SamplingSettings
+
+
+@dataclass(frozen=True)
+class AddStream:
+    """Add a stream that starts from the current seed."""
+
+    layout: int
+    settings: SamplingSettings
+
+
+@dataclass(frozen=True)
+class RemoveStream:
+    """Remove one stream."""
+
+    layout: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Reseed:
+    """Restart every stream from new seed text."""
+
+    layout: int
+    text: str
+    source: str
+
+
+@dataclass(frozen=True)
+class SetMode:
+    """Switch between stateful and window generation."""
+
+    mode: str
+
+
+class GenerationLoop:
+    """Owns the Generator; call `run` in a worker thread and `submit` from the UI."""
+
+    def __init__(self, box: WeightBox, vocab, settings: list[SamplingSettings], *, seed_text: str, seed_source: str,
+                 mode: str | None, chars_per_second: float, post: Callable[[object], None]):
+        self.box = box
+        self.vocab = vocab
+        self.initial = (list(settings), seed_text, seed_source, mode)
+        self.chars_per_second = chars_per_second
+        self.post = post
+        self.commands: queue.Queue = queue.Queue()
+        self.layout = 0
+        self.generator: Generator | None = None
+
+    def submit(self, command: object) -> None:
+        """Queue a command; it takes effect before the next char."""
+        self.commands.put(command)
+
+    def _apply(self, command: object) -> None:
+        generator = self.generator
+        if isinstance(command, SetSettings):
+            if 0 <= command.index < len(generator.settings):
+                generator.set_settings(command.index, command.settings)
+        elif isinstance(command, AddStream):
+            generator.add_stream(command.settings)
+            self.layout = command.layout
+        elif isinstance(command, RemoveStream):
+            if len(generator.settings) > 1 and 0 <= command.index < len(generator.settings):
+                generator.remove_stream(command.index)
+            self.layout = command.layout
+        elif isinstance(command, Reseed):
+            generator.reseed(command.text)
+            self.layout = command.layout
+            self.post(SeedApplied(self.layout, generator.seed_report.text, command.source,
+                                  generator.seed_report.describe()))
+        elif isinstance(command, SetMode):
+            generator.set_mode(command.mode)
+
+    def run(self, cancelled: Callable[[], bool]) -> None:
+        """Generate until `cancelled()` is true."""
+        lower_thread_priority()
+        while self.box.latest() is None:
+            if cancelled():
+                return
+            time.sleep(0.05)
+        settings, seed_text, seed_source, mode = self.initial
+        self.generator = Generator(self.box.latest(), self.vocab, settings, seed_text=seed_text, mode=mode)
+        self.post(SeedApplied(self.layout, self.generator.seed_report.text, seed_source,
+                              self.generator.seed_report.describe()))
+        interval = 1.0 / self.chars_per_second if self.chars_per_second > 0 else 0.0
+        pending: list[list[tuple[str, float]]] = [[] for _ in settings]
+        next_char = last_post = time.monotonic()
+        while not cancelled():
+            while True:
+                try:
+                    command = self.commands.get_nowait()
+                except queue.Empty:
+                    break
+                self._apply(command)
+                pending = [[] for _ in self.generator.settings]
+            latest = self.box.latest()
+            if latest is not self.generator.weights:
+                self.generator.set_weights(latest)
+            now = time.monotonic()
+            if now >= next_char:
+                for char in self.generator.step():
+                    pending[char.stream].append((char.char, char.probability))
+                # Never bank more than a moment of backlog: after a stall, carry on at the normal pace.
+                next_char = max(next_char + interval, now - 0.2)
+            if now - last_post >= POST_INTERVAL and any(pending):
+                self.post(TextGenerated(self.layout, pending, self.generator.weights.version))
+                pending = [[] for _ in self.generator.settings]
+                last_post = now
+            wait = min(next_char, last_post + POST_INTERVAL) - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, 0.05))

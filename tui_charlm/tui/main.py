@@ -1,0 +1,135 @@
+"""`charlm-tui`: parse options, keep stray stderr off the screen, run the app."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Sequence
+
+from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.options import add_config_options, config_overrides
+from tui_charlm.core.sampling import check_temperature
+
+
+def parse_temperatures(text: str) -> list[float]:
+    """'0.2,0.5,1.0' -> [0.2, 0.5, 1.0], each checked."""
+    try:
+        values = [check_temperature(part) for part in text.split(",") if part.strip()]
+    except CharlmError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one temperature, e.g. 0.2,0.5,1.0,1.2")
+    if len(values) > 8:
+        raise argparse.ArgumentTypeError("at most 8 temperatures")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="charlm-tui", description="Train a character-level LSTM and watch it learn, in the terminal.")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue training a run")
+    parser.add_argument("--load", type=Path, metavar="RUN_DIR", help="open a saved run (with --no-train: generation only)")
+    parser.add_argument("--no-train", action="store_true", help="with --load: a generation playground, no training")
+    parser.add_argument("--run-dir", type=Path, help="where to write a new run (default: runs/<corpus>-<time>)")
+    parser.add_argument("--temperatures", type=parse_temperatures, default=[0.2, 0.5, 1.0, 1.2],
+                        help="one stream per temperature, comma-separated (default: 0.2,0.5,1.0,1.2)")
+    parser.add_argument("--chars-per-second", type=float, default=40.0,
+                        help="how fast each stream types (default: 40; 0 = as fast as possible)")
+    parser.add_argument("--seed-text", help="start generating from this text (default: a random corpus slice)")
+    parser.add_argument("--rng-seed", type=int, help="random seed for seeds and sampling")
+    parser.add_argument("--offline", action="store_true", default=None, help="never use the network")
+    add_config_options(parser)
+    return parser
+
+
+@contextmanager
+def stderr_to_log(path: Path):
+    """Give Textual its own handle on the terminal and send fd 2 (C++ and library chatter) to a log file.
+
+    Textual draws on sys.__stderr__. TensorFlow's C++ runtime writes start-up
+    and device notices straight to file descriptor 2, which would scribble
+    over the screen; with fd 2 pointing at a log, nothing can.
+    """
+    try:
+        terminal_fd = os.dup(2)
+    except OSError:
+        yield None
+        return
+    saved_fd = os.dup(2)
+    terminal = os.fdopen(terminal_fd, "w", buffering=1, encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8",
+                         errors="replace")
+    log = open(path, "w", encoding="utf-8")
+    original = sys.__stderr__
+    os.dup2(log.fileno(), 2)
+    sys.__stderr__ = terminal
+    try:
+        yield path
+    finally:
+        sys.__stderr__ = original
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+        log.close()
+        terminal.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `charlm-tui`; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.no_train and args.load is None:
+        parser.error("--no-train needs --load RUN_DIR")
+    if args.load is not None and not args.no_train:
+        parser.error("--load opens a run for generation only; add --no-train, or use --resume RUN_DIR to train it")
+    if args.resume and (args.load or args.run_dir):
+        parser.error("--resume continues in its own directory; it cannot be combined with --load or --run-dir")
+    if args.chars_per_second < 0:
+        parser.error("--chars-per-second must be zero or positive")
+    from tui_charlm.tui.app import CharLMApp
+    from tui_charlm.tui.backend import CoreBackend, TuiOptions
+
+    overrides = config_overrides(args)
+    try:
+        if not args.resume and not args.load:
+            from tui_charlm.core.config import make_config
+
+            make_config(args.recipe, **overrides)  # bad options end here, before the screen opens
+    except CharlmError as error:
+        print(f"charlm-tui: error: {error}", file=sys.stderr)
+        return 1
+    options = TuiOptions(overrides=overrides, recipe=args.recipe, resume=args.resume, load=args.load,
+                         train=not args.no_train, run_dir=args.run_dir, offline=args.offline)
+    app = CharLMApp(CoreBackend(options), temperatures=args.temperatures, chars_per_second=args.chars_per_second,
+                    seed_text=args.seed_text, rng_seed=args.rng_seed)
+
+    def stop_on_signal(signum, frame):
+        # Hang-up (SSH gone) or termination: stop training, checkpoint, exit, as `q` does.
+        app.call_later(app.action_quit)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop_on_signal)
+    log_path = Path(tempfile.gettempdir()) / f"charlm-tui-{os.getpid()}.log"
+    with stderr_to_log(log_path):
+        app.run()
+    failed = app.state == "failed" or app.return_code not in (None, 0)
+    if app.info is not None and app.info.run_dir is not None:
+        print(f"run directory: {app.info.run_dir}")
+    if failed:
+        if app.note:
+            print(f"charlm-tui: {app.note}", file=sys.stderr)
+        print(f"charlm-tui: diagnostics are in {log_path}", file=sys.stderr)
+        return 1
+    try:
+        log_path.unlink()
+    except OSError:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Messages the worker threads post to the app (post_message is thread-safe and never blocks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual.message import Message
+
+from tui_charlm.tui.backend import RunInfo
+
+
+@dataclass
+class StatusChanged(Message):
+    """The training worker is doing something worth telling the user (loading, saving...)."""
+
+    text: str
+
+
+@dataclass
+class RunPrepared(Message):
+    """Corpus and model are loaded; the run can be shown."""
+
+    info: RunInfo
+
+
+@dataclass
+class BatchesReported(Message):
+    """Batches finished since the last report (coalesced to a few reports per second)."""
+
+    losses: list[tuple[int, float]]  # (step, loss in nats)
+    epoch: int  # epoch in progress, from 0
+    batch: int  # batches done in it
+    batches: int
+    step: int
+    chars_per_second: float
+    elapsed: float
+
+
+@dataclass
+class TrainingEventReported(Message):
+    """Any other core event (epoch finished, checkpoint saved, finished, failed), passed through as is."""
+
+    event: object
+
+
+@dataclass
+class PreparationFailed(Message):
+    """Loading the corpus or model failed; `message` is one sentence for the user."""
+
+    message: str
+
+
+@dataclass
+class TextGenerated(Message):
+    """Chars generated since the last report: one list of (char, probability) per stream."""
+
+    layout: int  # which stream layout these belong to; stale layouts are ignored
+    chunks: list[list[tuple[str, float]]] = field(default_factory=list)
+    weights_version: int = 0
+
+
+@dataclass
+class SeedApplied(Message):
+    """The generator restarted from a new seed."""
+
+    layout: int
+    text: str
+    source: str
+    problem: str  # '' or a sentence about characters that were dropped

@@ -1,0 +1,87 @@
+"""The loss pane: smoothed training loss per batch and held-out loss per epoch, on one labelled plot."""
+
+from __future__ import annotations
+
+import math
+
+from textual.reactive import reactive
+from textual_plotext import PlotextPlot
+
+from tui_charlm.core.checkpoints import History
+
+LN2 = math.log(2.0)
+# Points drawn at most; longer curves are thinned evenly (the terminal has fewer columns than that anyway).
+MAX_POINTS = 600
+
+
+def smooth(values: list[float], beta: float = 0.9) -> list[float]:
+    """Bias-corrected exponential moving average (as TensorBoard's smoothing)."""
+    out, average = [], 0.0
+    for n, value in enumerate(values, start=1):
+        average = beta * average + (1 - beta) * value
+        out.append(average / (1 - beta**n))
+    return out
+
+
+class LossPlot(PlotextPlot):
+    """Training loss (smoothed, per batch) and held-out loss (per epoch) against optimizer step."""
+
+    unit: reactive[str] = reactive("nats")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.val_steps: list[int] = []
+        self.val_losses: list[float] = []
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.border_title = "loss"
+        self.replot()
+
+    def set_history(self, history: History) -> None:
+        """Start from a saved curve (resumed runs)."""
+        self.steps = [int(s) for s, _ in history.batches]
+        self.losses = [float(v) for _, v in history.batches]
+        self.val_steps = [int(e["step"]) for e in history.epochs]
+        self.val_losses = [float(e["val_loss"]) for e in history.epochs]
+        self.replot()
+
+    def add_batches(self, points: list[tuple[int, float]]) -> None:
+        for step, loss in points:
+            self.steps.append(step)
+            self.losses.append(loss)
+        self.replot()
+
+    def add_epoch(self, step: int, val_loss: float) -> None:
+        self.val_steps.append(step)
+        self.val_losses.append(val_loss)
+        self.replot()
+
+    def watch_unit(self) -> None:
+        self.replot()
+
+    def replot(self) -> None:
+        """Redraw from the data (called a few times per second at most)."""
+        plt = self.plt
+        plt.clear_figure()
+        scale = 1.0 / LN2 if self.unit == "bits" else 1.0
+        plt.xlabel("step")
+        plt.ylabel(f"{self.unit}/char")
+        if not self.steps and not self.val_steps:
+            plt.title("waiting for the first batch")
+            self.refresh()
+            return
+        if self.steps:
+            smoothed = smooth(self.losses)
+            stride = max(1, len(self.steps) // MAX_POINTS)
+            xs = self.steps[::stride]
+            ys = [v * scale for v in smoothed[::stride]]
+            if xs[-1] != self.steps[-1]:
+                xs.append(self.steps[-1])
+                ys.append(smoothed[-1] * scale)
+            plt.plot(xs, ys, label="train (smoothed)", marker="braille")
+        if self.val_steps:
+            plt.plot(self.val_steps, [v * scale for v in self.val_losses], label="held-out", marker="x")
+        self.refresh()
