@@ -23,6 +23,8 @@ from tui_charlm.core.events import (
     EpochFinished,
     TrainingFailed,
     TrainingFinished,
+    TrainingPaused,
+    TrainingResumed,
     TrainingStarted,
     to_bits,
 )
@@ -103,6 +105,10 @@ class PlainProgress:
             self.say(epoch_line(event))
         elif isinstance(event, CheckpointSaved):
             self.say(f"checkpoint ({event.reason}): {event.path}")
+        elif isinstance(event, TrainingPaused):
+            self.say(f"paused at step {event.step}")
+        elif isinstance(event, TrainingResumed):
+            self.say(f"resumed at step {event.step}")
         elif isinstance(event, TrainingFinished):
             self.say(f"finished ({event.reason}) at epoch {event.epoch}, step {event.step}")
         elif isinstance(event, TrainingFailed):

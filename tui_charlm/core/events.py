@@ -75,6 +75,20 @@ class CheckpointSaved:
 
 
 @dataclass(frozen=True)
+class TrainingPaused:
+    """Training is waiting between batches until resumed."""
+
+    step: int
+
+
+@dataclass(frozen=True)
+class TrainingResumed:
+    """Training goes on after a pause."""
+
+    step: int
+
+
+@dataclass(frozen=True)
 class TrainingFinished:
     """Training ended normally."""
 
@@ -93,4 +107,5 @@ class TrainingFailed:
     checkpoint: Path | None  # the last good checkpoint, if any
 
 
-TrainingEvent = TrainingStarted | BatchFinished | EpochFinished | CheckpointSaved | TrainingFinished | TrainingFailed
+TrainingEvent = (TrainingStarted | BatchFinished | EpochFinished | CheckpointSaved | TrainingPaused | TrainingResumed
+                 | TrainingFinished | TrainingFailed)

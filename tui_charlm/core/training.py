@@ -23,6 +23,8 @@ from tui_charlm.core.events import (
     EpochFinished,
     TrainingFailed,
     TrainingFinished,
+    TrainingPaused,
+    TrainingResumed,
     TrainingStarted,
 )
 
@@ -126,12 +128,14 @@ class Trainer:
                     weight_box.publish(trainer.snapshot())
                 if pause_event.is_set():
                     clock.pause()
+                    report(TrainingPaused(state.step))
                     while pause_event.is_set() and not stop_event.is_set():
                         if save_event.is_set():
                             save_event.clear()
                             save("requested")
                         stop_event.wait(0.05)
                     clock.resume()
+                    report(TrainingResumed(state.step))
                 if save_event.is_set():
                     save_event.clear()
                     save("requested")

@@ -27,6 +27,8 @@ from tui_charlm.core.events import (
     EpochFinished,
     TrainingFailed,
     TrainingFinished,
+    TrainingPaused,
+    TrainingResumed,
     TrainingStarted,
     to_bits,
 )
@@ -113,9 +115,9 @@ class CharLMApp(App[None]):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="interrupt"),
     ]
 
-    state: reactive[str] = reactive("loading")
-    unit: reactive[str] = reactive("nats")
-    surprise: reactive[bool] = reactive(False)
+    state: reactive[str] = reactive("loading", init=False)
+    unit: reactive[str] = reactive("nats", init=False)
+    surprise: reactive[bool] = reactive(False, init=False)
 
     def __init__(self, backend: TrainingBackend, *, temperatures=RECIPE_TEMPERATURES, chars_per_second: float = 40.0,
                  seed_text: str | None = None, rng_seed: int | None = None):
@@ -155,13 +157,24 @@ class CharLMApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # Keep the main screen's widgets: App.query_one searches the *active* screen, which is the
+        # help or seed dialog while one is open, and workers keep reporting meanwhile.
+        self.loss_plot = self.query_one(LossPlot)
+        self.seed_pane = self.query_one(SeedPane)
+        self.status_bar = self.query_one(StatusBar)
+        self.streams = self.query_one("#streams", Grid)
         self.sub_title = "loading"
-        self.query_one(StatusBar).show_run("loading", "…", "…", "…", "starting")
+        self.status_bar.show_run("loading", "…", "…", "…", "starting")
         self.panes()[0].focus()
         self.training_worker = self.run_training()
 
     def panes(self) -> list[GenerationPane]:
-        return list(self.query(GenerationPane))
+        return list(self.streams.query(GenerationPane))
+
+    @property
+    def closing(self) -> bool:
+        """True once the main screen is going away: late worker messages are then ignored."""
+        return self.stop_event.is_set() and not self.status_bar.is_attached
 
     def focused_index(self) -> int:
         panes = self.panes()
@@ -212,23 +225,29 @@ class CharLMApp(App[None]):
     # -- messages from the workers -------------------------------------------------
 
     def on_status_changed(self, message: StatusChanged) -> None:
+        if self.closing:
+            return
         self.note = message.text
         self.refresh_status()
 
     def on_preparation_failed(self, message: PreparationFailed) -> None:
-        self.state = "failed"
+        if self.closing:
+            return
         self.note = message.message
+        self.state = "failed"
         self.notify(message.message, title="Could not start", severity="error", timeout=60)
 
     def on_run_prepared(self, message: RunPrepared) -> None:
+        if self.closing:
+            return
         info = self.info = message.info
         self.epoch = info.epoch
         self.note = ""
         self.state = "training" if self.backend.can_train else "generating"
         self.title = f"charlm — {info.corpus_name}"
         if info.history.batches or info.history.epochs:
-            self.query_one(LossPlot).set_history(info.history)
-        self.query_one(StatusBar).show_progress(info.epoch + 1, info.epochs, 0, info.batches_per_epoch or 1)
+            self.loss_plot.set_history(info.history)
+        self.status_bar.show_progress(info.epoch + 1, info.epochs, 0, info.batches_per_epoch or 1)
         if self.typed_seed is not None:
             seed, source = self.typed_seed, "typed on the command line"
         else:
@@ -239,37 +258,47 @@ class CharLMApp(App[None]):
         self.run_generation()
 
     def on_batches_reported(self, message: BatchesReported) -> None:
-        self.query_one(LossPlot).add_batches(message.losses)
+        if self.closing:
+            return
+        self.loss_plot.add_batches(message.losses)
         self.last_loss = message.losses[-1][1]
         self.last_rate = message.chars_per_second
         self.elapsed = message.elapsed
         if self.info:
-            self.query_one(StatusBar).show_progress(message.epoch + 1, self.info.epochs, message.batch, message.batches)
+            self.status_bar.show_progress(message.epoch + 1, self.info.epochs, message.batch, message.batches)
         self.refresh_status()
 
     def on_training_event_reported(self, message: TrainingEventReported) -> None:
+        if self.closing:
+            return
         event = message.event
         if isinstance(event, TrainingStarted):
             self.state = "paused" if self.pause_event.is_set() else "training"
+        elif isinstance(event, TrainingPaused):
+            self.note = f"paused at step {event.step}"
+        elif isinstance(event, TrainingResumed):
+            self.note = ""
         elif isinstance(event, EpochFinished):
             self.epoch = event.epoch
-            self.query_one(LossPlot).add_epoch(event.step, event.val_loss)
+            self.loss_plot.add_epoch(event.step, event.val_loss)
             self.note = f"epoch {event.epoch}: held-out {self.format_loss(event.val_loss)}"
         elif isinstance(event, CheckpointSaved):
             self.note = f"saved step {event.step}"
             if event.reason in ("requested", "stopped", "time budget"):
                 self.notify(f"Checkpoint saved ({event.reason}): {event.path}", title="Saved")
         elif isinstance(event, TrainingFinished):
-            self.state = {"completed": "finished", "time budget": "finished"}.get(event.reason, "stopped")
             self.note = f"{event.reason} at epoch {event.epoch}, step {event.step}"
+            self.state = {"completed": "finished", "time budget": "finished"}.get(event.reason, "stopped")
         elif isinstance(event, TrainingFailed):
-            self.state = "failed"
             self.note = event.message
+            self.state = "failed"
             where = f" The last good checkpoint is {event.checkpoint}." if event.checkpoint else ""
             self.notify(event.message + where, title="Training stopped", severity="error", timeout=60)
         self.refresh_status()
 
     def on_text_generated(self, message: TextGenerated) -> None:
+        if self.closing:
+            return
         if message.layout != self.layout_version:
             return  # chars for a stream layout that has since changed
         for pane, chunk in zip(self.panes(), message.chunks):
@@ -277,9 +306,11 @@ class CharLMApp(App[None]):
                 pane.add(chunk)
 
     def on_seed_applied(self, message: SeedApplied) -> None:
+        if self.closing:
+            return
         if message.layout != self.layout_version:
             return
-        self.query_one(SeedPane).show_seed(message.text, message.source)
+        self.seed_pane.show_seed(message.text, message.source)
         if message.problem:
             self.notify(message.problem, title="Seed", severity="warning")
 
@@ -292,7 +323,10 @@ class CharLMApp(App[None]):
 
     def refresh_status(self) -> None:
         info = self.info
-        status = self.query_one(StatusBar)
+        status = getattr(self, "status_bar", None)
+        if status is None or not status.is_attached:
+            return  # not mounted yet, or closing
+
         if info is None:
             status.show_run(self.state, "…", "…", "…", self.note)
         else:
@@ -305,11 +339,10 @@ class CharLMApp(App[None]):
     def watch_state(self) -> None:
         self.set_class(self.state == "paused", "-paused")
         self.set_class(self.state == "failed", "-failed")
-        if self.is_mounted:
-            self.refresh_status()
+        self.refresh_status()
 
     def watch_unit(self, unit: str) -> None:
-        self.query_one(LossPlot).unit = unit
+        self.loss_plot.unit = unit
         self.refresh_status()
 
     def watch_surprise(self, surprise: bool) -> None:
@@ -365,7 +398,7 @@ class CharLMApp(App[None]):
         self.layout_version += 1
         pane = GenerationPane(settings, classes="stream")
         pane.surprise = self.surprise
-        self.query_one("#streams", Grid).mount(pane)
+        self.streams.mount(pane)
         self.generation.submit(AddStream(self.layout_version, settings))
         pane.focus()
 
@@ -472,6 +505,16 @@ class CharLMApp(App[None]):
             return  # on_worker_state_changed exits when the worker has finished
         self.stop_event.set()
         self.exit()
+
+    def exit(self, *args, **kwargs) -> None:
+        """However the app ends, training stops at its next batch (and checkpoints) so no thread outlives it."""
+        self.stop_event.set()
+        self.pause_event.clear()
+        super().exit(*args, **kwargs)
+
+    def on_unmount(self) -> None:
+        self.stop_event.set()
+        self.pause_event.clear()
 
     # -- command palette -------------------------------------------------------------
 

@@ -83,5 +83,5 @@ class LossPlot(PlotextPlot):
                 ys.append(smoothed[-1] * scale)
             plt.plot(xs, ys, label="train (smoothed)", marker="braille")
         if self.val_steps:
-            plt.plot(self.val_steps, [v * scale for v in self.val_losses], label="held-out", marker="x")
+            plt.scatter(self.val_steps, [v * scale for v in self.val_losses], label="held-out (per epoch)", marker="●")
         self.refresh()

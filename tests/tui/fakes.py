@@ -1,0 +1,133 @@
+"""A fake training backend: real events and real NumPy weights, no TensorFlow, no waiting."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tui_charlm.core.checkpoints import History
+from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.events import (
+    BatchFinished,
+    CheckpointSaved,
+    EpochFinished,
+    TrainingFailed,
+    TrainingFinished,
+    TrainingPaused,
+    TrainingResumed,
+    TrainingStarted,
+)
+from tui_charlm.core.inference import LSTMWeights, NetworkWeights
+from tui_charlm.core.vocab import Vocabulary
+from tui_charlm.tui.backend import RunInfo
+
+VOCAB = Vocabulary.from_text("abcdefghijklmnopqrstuvwxyz .,\n")
+
+
+def random_weights(version: int = 0, units: int = 8, seed: int = 0) -> NetworkWeights:
+    rng = np.random.default_rng(seed + version)
+    v = len(VOCAB)
+    layer = LSTMWeights(rng.normal(0, 0.5, (4, 4 * units)).astype(np.float32),
+                        rng.normal(0, 0.5, (units, 4 * units)).astype(np.float32),
+                        np.zeros(4 * units, np.float32))
+    return NetworkWeights(rng.normal(0, 1, (v, 4)).astype(np.float32), (layer,),
+                          rng.normal(0, 1, (units, v)).astype(np.float32), np.zeros(v, np.float32), True, 16, version)
+
+
+def canned_history(points: int = 200, epochs: int = 3) -> History:
+    history = History()
+    for step in range(1, points + 1):
+        history.batches.append([step, 3.3 * math.exp(-step / 60) + 1.4 + 0.05 * math.sin(step)])
+    for epoch in range(1, epochs + 1):
+        step = epoch * points // epochs
+        history.epochs.append({"epoch": epoch, "step": step, "train_loss": 2.0, "val_loss": 1.5 + 1.5 / epoch,
+                               "seconds": 10.0})
+    return history
+
+
+class FakeBackend:
+    """Trains nothing, but reports like the trainer and honours the same events."""
+
+    def __init__(self, *, batches_per_epoch: int = 20, epochs: int = 3, delay: float = 0.01, can_train: bool = True,
+                 prepare_error: str | None = None, fail_at_step: int | None = None, frozen: bool = False,
+                 run_dir: Path | None = None):
+        self.batches_per_epoch = batches_per_epoch
+        self.epochs = epochs
+        self.delay = delay
+        self.can_train = can_train
+        self.prepare_error = prepare_error
+        self.fail_at_step = fail_at_step
+        self.frozen = frozen  # report one batch, then wait: a screen that stays the same (snapshots)
+        self.run_dir = run_dir or Path("/tmp/fake-run")
+        self.saves: list[str] = []
+        self.max_step = 0
+        self.seeds = 0
+
+    def prepare(self, log) -> RunInfo:
+        log("loading the fake")
+        if self.prepare_error:
+            raise CharlmError(self.prepare_error)
+        history = canned_history() if self.frozen else History()
+        return RunInfo(self.run_dir, "fake corpus", 123_456, 4_321, "CPU", VOCAB, 16, "stateful",
+                       self.batches_per_epoch, self.epochs, 0, 0, history)
+
+    def publish_weights(self, box) -> None:
+        box.publish(random_weights())
+
+    def random_seed(self, rng, length):
+        self.seeds += 1
+        word = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")[self.seeds % 10]
+        return f"seed number {word} for the fake", f"random corpus slice at char {self.seeds * 100}"
+
+    def fit(self, report, *, stop_event: threading.Event, pause_event: threading.Event, save_event: threading.Event,
+            weight_box):
+        weight_box.publish(random_weights())
+        report(TrainingStarted(self.run_dir, 0, 0, self.batches_per_epoch, 4_321, "CPU", False))
+        step = 0
+
+        def save(reason):
+            self.saves.append(reason)
+            report(CheckpointSaved(self.run_dir / f"checkpoints/step-{step:08d}", step // self.batches_per_epoch,
+                                   step, reason))
+
+        if self.frozen:
+            report(BatchFinished(0, 5, self.batches_per_epoch, 205, 1.61, 12_345.0, 65.0))
+            stop_event.wait()
+            save("stopped")
+            report(TrainingFinished("stopped", 0, 205, None))
+            return
+        for epoch in range(self.epochs):
+            for batch in range(1, self.batches_per_epoch + 1):
+                step += 1
+                self.max_step = step
+                loss = 3.0 * math.exp(-step / 30) + 1.0
+                if self.fail_at_step == step:
+                    failure = TrainingFailed(f"The loss became nan at step {step}; training stopped.", step, None)
+                    report(failure)
+                    return failure
+                report(BatchFinished(epoch, batch, self.batches_per_epoch, step, loss, 10_000.0, step * self.delay))
+                if step % 5 == 0:
+                    weight_box.publish(random_weights(step))
+                if pause_event.is_set():
+                    report(TrainingPaused(step))
+                    while pause_event.is_set() and not stop_event.is_set():
+                        if save_event.is_set():
+                            save_event.clear()
+                            save("requested")
+                        time.sleep(0.01)
+                    report(TrainingResumed(step))
+                if save_event.is_set():
+                    save_event.clear()
+                    save("requested")
+                if stop_event.is_set():
+                    save("stopped")
+                    report(TrainingFinished("stopped", epoch, step, None))
+                    return
+                time.sleep(self.delay)
+            report(EpochFinished(epoch + 1, step, loss, loss + 0.1, 1.0))
+            save("epoch")
+        report(TrainingFinished("completed", self.epochs, step, None))
