@@ -95,6 +95,7 @@ class FakeBackend:
                                    step, reason))
 
         if self.frozen:
+            time.sleep(0.3)  # past the reporter's coalescing interval, so this batch is shown at once
             report(BatchFinished(0, 5, self.batches_per_epoch, 205, 1.61, 12_345.0, 65.0))
             stop_event.wait()
             save("stopped")

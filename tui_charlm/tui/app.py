@@ -15,7 +15,7 @@ import numpy as np
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal
+from textual.containers import Grid, Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -147,7 +147,9 @@ class CharLMApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="top"):
-            yield LossPlot(id="loss")
+            with Vertical(id="loss-box") as box:
+                box.border_title = LossPlot.LEGEND
+                yield LossPlot(id="loss")
             yield SeedPane(id="seed")
         with Grid(id="streams"):
             for settings in self.initial_settings:

@@ -35,9 +35,10 @@ class LossPlot(PlotextPlot):
         self.val_steps: list[int] = []
         self.val_losses: list[float] = []
 
+    LEGEND = "loss · ⣿ train (smoothed) · ● held-out (per epoch)"
+
     def on_mount(self) -> None:
         super().on_mount()
-        self.border_title = "loss"
         self.replot()
 
     def set_history(self, history: History) -> None:
@@ -81,7 +82,8 @@ class LossPlot(PlotextPlot):
             if xs[-1] != self.steps[-1]:
                 xs.append(self.steps[-1])
                 ys.append(smoothed[-1] * scale)
-            plt.plot(xs, ys, label="train (smoothed)", marker="braille")
+            # The legend is in the pane's title: inside the plot it would cover the data on small screens.
+            plt.plot(xs, ys, marker="braille")
         if self.val_steps:
-            plt.scatter(self.val_steps, [v * scale for v in self.val_losses], label="held-out (per epoch)", marker="●")
+            plt.scatter(self.val_steps, [v * scale for v in self.val_losses], marker="●")
         self.refresh()

@@ -24,7 +24,7 @@ class StatusBar(Vertical):
         yield Static(id="run-line")
         with Horizontal(id="progress-line"):
             yield Static(id="epoch-label")
-            yield ProgressBar(id="epoch-progress", show_eta=True, show_percentage=True)
+            yield ProgressBar(id="epoch-progress", show_eta=True, show_percentage=False)
             yield Static(id="figures")
 
     def show_run(self, state: str, corpus: str, parameters: str, device: str, note: str = "") -> None:
@@ -40,4 +40,4 @@ class StatusBar(Vertical):
         self.query_one("#epoch-progress", ProgressBar).update(total=max(batches, 1), progress=batch)
 
     def show_figures(self, loss: str, rate: str, elapsed: str) -> None:
-        self.query_one("#figures", Static).update(f" loss {loss}  ·  {rate} chars/s  ·  {elapsed}")
+        self.query_one("#figures", Static).update(f" loss {loss} · {rate} chars/s · {elapsed}")

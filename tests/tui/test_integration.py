@@ -1,0 +1,41 @@
+"""The real app with the real core: a tiny model trains, is steered from the keyboard, saves and quits."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import make_text
+from tests.tui.conftest import wait_for
+from tui_charlm.core.checkpoints import RunDirectory
+from tui_charlm.tui.app import CharLMApp
+from tui_charlm.tui.backend import CoreBackend, TuiOptions
+from tui_charlm.tui.widgets.generation_pane import GenerationPane
+
+
+@pytest.mark.slow
+async def test_real_app_trains_a_tiny_model_and_saves_on_quit(tmp_path):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text(make_text(5000))
+    run_dir = tmp_path / "run"
+    options = TuiOptions(overrides=dict(corpus=str(corpus), units=8, embedding_dim=4, seq_len=16, batch_size=8,
+                                        epochs=1000, threads=1, checkpoint_every=0), run_dir=run_dir)
+    app = CharLMApp(CoreBackend(options), rng_seed=0, chars_per_second=100)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.state == "training", timeout=120)
+        await wait_for(pilot, lambda: app.epoch >= 3, timeout=120)
+        await wait_for(pilot, lambda: all(len(p.chars) > 10 for p in app.query(GenerationPane)), timeout=30)
+        assert set(app.query(GenerationPane).first().text) <= set(app.info.vocab.chars)
+        assert len(app.loss_plot.val_steps) >= 3
+        await pilot.press("up")
+        assert str(app.query(GenerationPane).first().border_title) == "T=0.3"
+        await pilot.press("space")
+        await wait_for(pilot, lambda: "paused at step" in app.note, timeout=30)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: any("Checkpoint saved (requested)" in n.message for n in app._notifications),
+                       timeout=30)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, timeout=60)
+    run = RunDirectory.open(run_dir)
+    model, checkpoint = run.load_model()
+    assert model is not None and checkpoint.state.epoch >= 3
+    assert checkpoint.state.history.epochs[-1]["epoch"] == checkpoint.state.epoch
