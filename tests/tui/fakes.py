@@ -67,8 +67,8 @@ class FakeBackend:
         self.max_step = 0
         self.seeds = 0
 
-    def prepare(self, log) -> RunInfo:
-        log("loading the fake")
+    def prepare(self, status, notice) -> RunInfo:
+        status("loading the fake")
         if self.prepare_error:
             raise CharlmError(self.prepare_error)
         history = canned_history() if self.frozen else History()

@@ -41,7 +41,7 @@ class TrainConfig:
     # Width of the learned character embedding; 0 feeds one-hot vectors instead (the recipe).
     embedding_dim: int = _field(64, "character embedding width; 0 = one-hot input (the recipe)")
     # LSTM units per layer.
-    units: int = _field(512, "LSTM units per layer")
+    units: int = _field(256, "LSTM units per layer")
     # Number of stacked LSTM layers.
     layers: int = _field(1, "stacked LSTM layers")
     # Dropout between layers (not recurrent dropout, which would rule out cuDNN).

@@ -38,6 +38,7 @@ from tui_charlm.tui.backend import RunInfo, TrainingBackend
 from tui_charlm.tui.generation_loop import AddStream, GenerationLoop, RemoveStream, Reseed, SetMode, SetSettings
 from tui_charlm.tui.messages import (
     BatchesReported,
+    NoticeReported,
     PreparationFailed,
     RunPrepared,
     SeedApplied,
@@ -189,7 +190,7 @@ class CharLMApp(App[None]):
         """Load (TensorFlow, corpus, model), then train; report only through messages."""
         post = self.post_message
         try:
-            info = self.backend.prepare(lambda text: post(StatusChanged(text)))
+            info = self.backend.prepare(lambda text: post(StatusChanged(text)), lambda text: post(NoticeReported(text)))
         except CharlmError as error:
             post(PreparationFailed(str(error)))
             return
@@ -232,6 +233,9 @@ class CharLMApp(App[None]):
         self.note = message.text
         self.refresh_status()
 
+    def on_notice_reported(self, message: NoticeReported) -> None:
+        self.notify(message.text, timeout=15)
+
     def on_preparation_failed(self, message: PreparationFailed) -> None:
         if self.closing:
             return
@@ -249,6 +253,8 @@ class CharLMApp(App[None]):
         self.title = f"charlm — {info.corpus_name}"
         if info.history.batches or info.history.epochs:
             self.loss_plot.set_history(info.history)
+            if info.history.batches:
+                self.last_loss = float(info.history.batches[-1][1])
         self.status_bar.show_progress(info.epoch + 1, info.epochs, 0, info.batches_per_epoch or 1)
         if self.typed_seed is not None:
             seed, source = self.typed_seed, "typed on the command line"

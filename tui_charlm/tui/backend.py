@@ -46,8 +46,12 @@ class TrainingBackend(Protocol):
 
     can_train: bool
 
-    def prepare(self, log: Log) -> RunInfo:
-        """Load corpus and model (slow: runs in the training worker)."""
+    def prepare(self, status: Log, notice: Log) -> RunInfo:
+        """Load corpus and model (slow: runs in the training worker).
+
+        `status` takes progress ('loading TensorFlow'); `notice` takes
+        one-line messages the user should read (a corpus fallback, say).
+        """
 
     def fit(self, report: Callable[[object], None], *, stop_event: threading.Event, pause_event: threading.Event,
             save_event: threading.Event, weight_box) -> object:
@@ -85,25 +89,25 @@ class CoreBackend:
         self.vocab: Vocabulary | None = None
         self.seq_len = 60
 
-    def prepare(self, log: Log) -> RunInfo:
+    def prepare(self, status: Log, notice: Log) -> RunInfo:
         from tui_charlm.core.backend import describe_device, import_tensorflow
         from tui_charlm.core.config import make_config
 
         options = self.options
-        log("loading TensorFlow")
+        status("loading TensorFlow")
         # The app already sends fd 2 to a log file, so stderr need not be silenced here.
         import_tensorflow(int(options.overrides.get("threads") or 0), quiet=False)
         if options.load is not None:
-            return self._prepare_load(log, describe_device())
-        log("loading corpus and model")
+            return self._prepare_load(status, notice, describe_device())
+        status("loading corpus and model")
         from tui_charlm.core.session import new_training, resume_training
 
         if options.resume is not None:
             overrides = dict(options.overrides)
-            trainer = resume_training(options.resume, overrides, offline=options.offline, log=log)
+            trainer = resume_training(options.resume, overrides, offline=options.offline, log=notice)
         else:
             config = make_config(options.recipe, **options.overrides)
-            trainer = new_training(config, run_dir=options.run_dir, offline=options.offline, log=log)
+            trainer = new_training(config, run_dir=options.run_dir, offline=options.offline, log=notice)
         self.trainer = trainer
         self.vocab = trainer.run.vocab
         self.ids = np.concatenate([trainer.split.train, trainer.split.heldout])
@@ -115,11 +119,11 @@ class CoreBackend:
                        trainer.train_windows.num_batches(state.epoch), trainer.config.epochs, state.epoch, state.step,
                        state.history)
 
-    def _prepare_load(self, log: Log, device: str) -> RunInfo:
+    def _prepare_load(self, status: Log, notice: Log, device: str) -> RunInfo:
         from tui_charlm.core.checkpoints import RunDirectory
         from tui_charlm.core.corpus import load_corpus
 
-        log("loading the run")
+        status("loading the run")
         run = RunDirectory.open(self.options.load)
         model, checkpoint = run.load_model(compile=False)
         if model is None:
@@ -134,7 +138,7 @@ class CoreBackend:
             self.ids = run.vocab.encode(text)
             name = corpus.name
         except CharlmError:
-            log("the run's corpus is not available: seeds come from the vocabulary")
+            notice("The run's corpus is not available here: seeds are random characters, or type one with e.")
             self.ids = None
             name = run.meta.get("corpus", {}).get("name", "?")
         return RunInfo(run.path, name, 0 if self.ids is None else len(self.ids), int(model.count_params()), device,

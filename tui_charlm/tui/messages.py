@@ -17,6 +17,13 @@ class StatusChanged(Message):
 
 
 @dataclass
+class NoticeReported(Message):
+    """A one-line message from the core that the user should read (shown as a notification)."""
+
+    text: str
+
+
+@dataclass
 class RunPrepared(Message):
     """Corpus and model are loaded; the run can be shown."""
 
