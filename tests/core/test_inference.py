@@ -117,3 +117,11 @@ def test_mismatched_vocabulary_is_refused():
     weights = weights_from_model(build_model(config, 5), seq_len=config.seq_len)
     with pytest.raises(CharlmError, match="vocabulary has 10"):
         Generator(weights, VOCAB, [SamplingSettings(1.0)])
+
+
+def test_stream_yields_chars_of_every_stream_in_turn_with_probability_and_entropy():
+    generator = make_generator([SamplingSettings(0.5), SamplingSettings(1.0)])
+    stream = generator.stream()
+    chars = [next(stream) for _ in range(6)]
+    assert [c.stream for c in chars] == [0, 1, 0, 1, 0, 1]
+    assert all(0.0 < c.probability <= 1.0 and c.entropy >= 0.0 and c.char in VOCAB for c in chars)

@@ -307,3 +307,12 @@ async def test_training_and_generation_keep_reporting_while_dialogs_are_open():
         await pilot.pause(0.6)
         await pilot.press("escape")
         assert app.is_running and len(app.query_one(LossPlot).steps) > steps
+
+
+async def test_the_generation_mode_is_shown_and_can_be_switched_from_the_palette():
+    app = make_app()
+    async with app.run_test() as pilot:
+        await started(pilot)
+        await wait_for(pilot, lambda: str(app.seed_pane.border_subtitle) == "stateful generation")
+        app.action_generation_mode("window")
+        await wait_for(pilot, lambda: str(app.seed_pane.border_subtitle) == "window generation")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -206,6 +207,11 @@ class Generator:
         if self.mode == "stateful":
             self.last_logits, self.state = self.network.step(chosen, self.state)
         return out
+
+    def stream(self) -> Iterator[GeneratedChar]:
+        """Chars forever, one stream after another at each step; steer the generator between them."""
+        while True:
+            yield from self.step()
 
     def generate(self, length: int) -> list[str]:
         """`length` chars per stream, as strings."""

@@ -318,7 +318,7 @@ class CharLMApp(App[None]):
             return
         if message.layout != self.layout_version:
             return
-        self.seed_pane.show_seed(message.text, message.source)
+        self.seed_pane.show_seed(message.text, message.source, message.mode)
         if message.problem:
             self.notify(message.problem, title="Seed", severity="warning")
 

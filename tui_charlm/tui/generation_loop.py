@@ -75,6 +75,7 @@ class GenerationLoop:
         self.commands: queue.Queue = queue.Queue()
         self.layout = 0
         self.generator: Generator | None = None
+        self.seed_source = seed_source
 
     def submit(self, command: object) -> None:
         """Queue a command; it takes effect before the next char."""
@@ -94,11 +95,13 @@ class GenerationLoop:
             self.layout = command.layout
         elif isinstance(command, Reseed):
             generator.reseed(command.text)
+            self.seed_source = command.source
             self.layout = command.layout
             self.post(SeedApplied(self.layout, generator.seed_report.text, command.source,
-                                  generator.seed_report.describe()))
+                                  generator.seed_report.describe(), generator.mode))
         elif isinstance(command, SetMode):
             generator.set_mode(command.mode)
+            self.post(SeedApplied(self.layout, generator.seed_report.text, self.seed_source, "", generator.mode))
 
     def run(self, cancelled: Callable[[], bool]) -> None:
         """Generate until `cancelled()` is true."""
@@ -109,8 +112,9 @@ class GenerationLoop:
             time.sleep(0.05)
         settings, seed_text, seed_source, mode = self.initial
         self.generator = Generator(self.box.latest(), self.vocab, settings, seed_text=seed_text, mode=mode)
+        self.seed_source = seed_source
         self.post(SeedApplied(self.layout, self.generator.seed_report.text, seed_source,
-                              self.generator.seed_report.describe()))
+                              self.generator.seed_report.describe(), self.generator.mode))
         interval = 1.0 / self.chars_per_second if self.chars_per_second > 0 else 0.0
         pending: list[list[tuple[str, float]]] = [[] for _ in settings]
         next_char = last_post = time.monotonic()

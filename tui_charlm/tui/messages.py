@@ -74,3 +74,4 @@ class SeedApplied(Message):
     text: str
     source: str
     problem: str  # '' or a sentence about characters that were dropped
+    mode: str = "stateful"  # how the streams generate: 'stateful' or 'window'

@@ -13,8 +13,11 @@ class SeedPane(Static):
         self.border_title = "seed"
         self.show_seed("", "waiting for the model")
 
-    def show_seed(self, text: str, source: str) -> None:
+    def show_seed(self, text: str, source: str, mode: str | None = None) -> None:
         self.seed_text, self.source = text, source
+        if mode:
+            # Which generation mode the streams use: stateful (one step per char) or window (the recipe's).
+            self.border_subtitle = f"{mode} generation"
         shown = Text()
         shown.append(text.replace("\n", "⏎\n") or " ", style="italic reverse")
         shown.append(f"\n\n({source})", style="dim")
