@@ -83,7 +83,8 @@ def distribution(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray:
         probs = np.zeros_like(logits)
         probs[int(np.argmax(logits))] = 1.0
         return probs
-    shifted = (logits - logits.max()) / settings.temperature
+    with np.errstate(over="ignore"):  # a tiny T sends all but the top logit to -inf: greedy, as it should
+        shifted = (logits - logits.max()) / settings.temperature
     if settings.top_k is not None and settings.top_k < len(shifted):
         kth = np.partition(shifted, -settings.top_k)[-settings.top_k]
         shifted = np.where(shifted >= kth, shifted, -np.inf)
@@ -109,7 +110,8 @@ def distributions(logits: np.ndarray, settings: list[SamplingSettings]) -> np.nd
     logits = np.asarray(logits, dtype=np.float64)
     temperatures = np.array([s.temperature for s in settings])
     greedy = temperatures == 0.0
-    shifted = (logits - logits.max(axis=1, keepdims=True)) / np.where(greedy, 1.0, temperatures)[:, None]
+    with np.errstate(over="ignore"):
+        shifted = (logits - logits.max(axis=1, keepdims=True)) / np.where(greedy, 1.0, temperatures)[:, None]
     weights = np.exp(shifted)
     probs = weights / weights.sum(axis=1, keepdims=True)
     for row, setting in enumerate(settings):
