@@ -10,7 +10,7 @@ from tui_charlm.tui.app import CharLMApp
 
 def make_app(backend=None, **kwargs) -> CharLMApp:
     kwargs.setdefault("rng_seed", 0)
-    kwargs.setdefault("chars_per_second", 200.0)
+    kwargs.setdefault("chars_per_second", 60.0)
     return CharLMApp(backend or FakeBackend(), **kwargs)
 
 

@@ -52,7 +52,7 @@ def canned_history(points: int = 200, epochs: int = 3) -> History:
 class FakeBackend:
     """Trains nothing, but reports like the trainer and honours the same events."""
 
-    def __init__(self, *, batches_per_epoch: int = 20, epochs: int = 3, delay: float = 0.01, can_train: bool = True,
+    def __init__(self, *, batches_per_epoch: int = 200, epochs: int = 3, delay: float = 0.02, can_train: bool = True,
                  prepare_error: str | None = None, fail_at_step: int | None = None, frozen: bool = False,
                  run_dir: Path | None = None):
         self.batches_per_epoch = batches_per_epoch

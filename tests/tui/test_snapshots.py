@@ -24,8 +24,8 @@ async def freeze(pilot) -> None:
 
 
 def test_main_screen_80x24(snap_compare):
-    assert snap_compare(make_app(FakeBackend(frozen=True)), terminal_size=(80, 24), run_before=freeze)
+    assert snap_compare(make_app(FakeBackend(frozen=True, batches_per_epoch=20)), terminal_size=(80, 24), run_before=freeze)
 
 
 def test_main_screen_120x40(snap_compare):
-    assert snap_compare(make_app(FakeBackend(frozen=True)), terminal_size=(120, 40), run_before=freeze)
+    assert snap_compare(make_app(FakeBackend(frozen=True, batches_per_epoch=20)), terminal_size=(120, 40), run_before=freeze)
