@@ -21,6 +21,7 @@ from tui_charlm.core.events import (
     BatchFinished,
     CheckpointSaved,
     EpochFinished,
+    SamplesWritten,
     TrainingFailed,
     TrainingFinished,
     TrainingPaused,
@@ -105,6 +106,9 @@ class PlainProgress:
             self.say(epoch_line(event))
         elif isinstance(event, CheckpointSaved):
             self.say(f"checkpoint ({event.reason}): {event.path}")
+        elif isinstance(event, SamplesWritten):
+            text = event.samples.get(0.5, next(iter(event.samples.values()))).replace("\n", " ")
+            self.say(f"sample (T=0.5): {text[:160]}")
         elif isinstance(event, TrainingPaused):
             self.say(f"paused at step {event.step}")
         elif isinstance(event, TrainingResumed):

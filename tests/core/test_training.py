@@ -14,6 +14,7 @@ from tui_charlm.core.events import (
     BatchFinished,
     CheckpointSaved,
     EpochFinished,
+    SamplesWritten,
     TrainingFailed,
     TrainingFinished,
     TrainingStarted,
@@ -51,6 +52,11 @@ def test_training_reports_every_batch_and_epoch_and_learns(corpus_path, tmp_path
     assert epochs[0].val_bits == pytest.approx(epochs[0].val_loss / math.log(2))
     saved = [e for e in events if isinstance(e, CheckpointSaved)]
     assert [s.reason for s in saved] == ["epoch"] * 3
+    samples = [e for e in events if isinstance(e, SamplesWritten)]
+    assert [s.epoch for s in samples] == [1, 2, 3]
+    assert all(len(text) == 200 and set(text) <= set(trainer.run.vocab.chars) for text in samples[-1].samples.values())
+    log = (trainer.run.path / "samples.txt").read_text()
+    assert log.count("=== epoch") == 3 and "--- T=0.5" in log
     assert RunDirectory.open(trainer.run.path).latest().state.step == 3 * per_epoch
 
 

@@ -75,6 +75,16 @@ class CheckpointSaved:
 
 
 @dataclass(frozen=True)
+class SamplesWritten:
+    """Text generated after an epoch (as the recipe does) and appended to samples.txt."""
+
+    epoch: int
+    step: int
+    seed: str
+    samples: dict[float, str]  # temperature -> generated text
+
+
+@dataclass(frozen=True)
 class TrainingPaused:
     """Training is waiting between batches until resumed."""
 
@@ -107,5 +117,5 @@ class TrainingFailed:
     checkpoint: Path | None  # the last good checkpoint, if any
 
 
-TrainingEvent = (TrainingStarted | BatchFinished | EpochFinished | CheckpointSaved | TrainingPaused | TrainingResumed
-                 | TrainingFinished | TrainingFailed)
+TrainingEvent = (TrainingStarted | BatchFinished | EpochFinished | CheckpointSaved | SamplesWritten | TrainingPaused
+                 | TrainingResumed | TrainingFinished | TrainingFailed)

@@ -21,6 +21,7 @@ from tui_charlm.core.events import (
     BatchFinished,
     CheckpointSaved,
     EpochFinished,
+    SamplesWritten,
     TrainingFailed,
     TrainingFinished,
     TrainingPaused,
@@ -29,6 +30,9 @@ from tui_charlm.core.events import (
 )
 
 Report = Callable[[object], None]
+# After each epoch, like the recipe: this many chars at each of these temperatures, into samples.txt.
+SAMPLE_CHARS = 200
+SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 # Weight of the newest batch in the smoothed chars/s figure.
 _RATE_SMOOTHING = 0.1
 
@@ -57,6 +61,29 @@ class Trainer:
         from tui_charlm.core.inference import weights_from_model
 
         return weights_from_model(self.model, seq_len=self.config.seq_len, version=self.state.step)
+
+    def write_samples(self) -> SamplesWritten:
+        """Generate from a held-out seed at the recipe's temperatures and append the text to samples.txt."""
+        import numpy as np
+
+        from tui_charlm.core.generation import Generator
+        from tui_charlm.core.sampling import SamplingSettings
+
+        state, heldout = self.state, self.split.heldout
+        rng = np.random.default_rng([self.config.seed, state.epoch])
+        length = min(60, self.config.seq_len, len(heldout) - 1)
+        start = int(rng.integers(0, max(1, len(heldout) - length)))
+        seed = self.run.vocab.decode(heldout[start:start + length])
+        generator = Generator(self.snapshot(), self.run.vocab, [SamplingSettings(t) for t in SAMPLE_TEMPERATURES],
+                              seed_text=seed, rng_seed=int(rng.integers(2**31)))
+        samples = dict(zip(SAMPLE_TEMPERATURES, generator.generate(SAMPLE_CHARS)))
+        lines = [f"=== epoch {state.epoch}, step {state.step}, {generator.mode} mode; seed: {seed!r}"]
+        lines += [f"--- T={t}\n{text}" for t, text in samples.items()]
+        try:
+            self.run.append_samples("\n".join(lines) + "\n\n")
+        except OSError:
+            pass  # samples are a log for reading; a full disk is reported by the checkpoint that follows
+        return SamplesWritten(state.epoch, state.step, seed, samples)
 
     def fit(self, report: Report = lambda event: None, *, stop_event: threading.Event | None = None,
             pause_event: threading.Event | None = None, save_event: threading.Event | None = None,
@@ -181,6 +208,8 @@ class Trainer:
                 report(EpochFinished(state.epoch, state.step, train_loss, val_loss, seconds))
                 if weight_box is not None:
                     weight_box.publish(self.snapshot())
+                if math.isfinite(val_loss):
+                    report(self.write_samples())
                 if not math.isfinite(val_loss):
                     failure = TrainingFailed(f"The held-out loss became {val_loss} after epoch {state.epoch}; "
                                              f"the bad weights were not saved.", state.step, self.last_checkpoint)
