@@ -40,6 +40,32 @@ def recipe_sample(preds: np.ndarray, temperature: float, rng) -> int:
     return int(np.argmax(rng.multinomial(1, preds, 1)))
 
 
+def book_model(weights, vocab_size: int):
+    """The book's exact Keras model (LSTM(128) on one-hot input, Dense softmax) holding our trained weights."""
+    import keras
+
+    model = keras.Sequential([keras.Input(shape=(60, vocab_size)), keras.layers.LSTM(128),
+                              keras.layers.Dense(vocab_size, activation="softmax")])
+    layer = weights.lstm[0]
+    # One-hot input times the kernel is our identity embedding times the kernel.
+    model.layers[0].set_weights([weights.embedding @ layer.kernel, layer.recurrent_kernel, layer.bias])
+    model.layers[1].set_weights([weights.dense_kernel, weights.dense_bias])
+    return model
+
+
+def check_same_model(model, weights, vocab, seed_text: str) -> None:
+    """The book's model and the NumPy engine must give the same next-char probabilities."""
+    from tui_charlm.core.inference import Network
+    from tui_charlm.core.sampling import log_softmax
+
+    ids = vocab.encode(seed_text).astype(np.int64)
+    x = np.zeros((1, 60, len(vocab)), np.float32)
+    x[0, np.arange(60), ids] = 1.0
+    logits, _ = Network(weights).run(ids[None])
+    difference = np.abs(model.predict(x, verbose=0)[0] - np.exp(log_softmax(logits[0].astype(np.float64)))).max()
+    assert difference < 1e-5, f"book model and engine disagree by {difference}"
+
+
 def recipe_loop_rate(model, vocab_size: int, seed_ids: list[int], seconds: float, temperature: float = 0.5) -> float:
     """Chars per second of the recipe's generation loop (predict on a one-hot window per char)."""
     rng = np.random.default_rng(0)
@@ -86,11 +112,13 @@ def main() -> int:
                              checkpoint_every=0)
         trainer = new_training(config, run_dir=Path(tmp) / "run", log=lambda _: None)
         trainer.fit()
-        model, vocab = trainer.model, trainer.run.vocab
+        vocab = trainer.run.vocab
         weights = trainer.snapshot()
         text = CORPUS.read_text(encoding="utf-8").lower()
         seed_text = text[len(text) // 2: len(text) // 2 + 60]
         seed_ids = list(vocab.encode(seed_text))
+        model = book_model(weights, len(vocab))
+        check_same_model(model, weights, vocab, seed_text)
         rows = []
         recipe = recipe_loop_rate(model, len(vocab), seed_ids, args.seconds)
         rows.append(("recipe predict loop", 1, recipe))

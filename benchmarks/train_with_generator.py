@@ -30,6 +30,11 @@ def main() -> int:
     parser.add_argument("--phase-seconds", type=float, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-nice", action="store_true", help="do not lower the generator thread's priority")
+    parser.add_argument("--plain-thread", action="store_true",
+                        help="a plain generator thread: no make_room_for_training() (for comparison)")
+    parser.add_argument("--yield-seconds", type=float, default=0.0,
+                        help="sleep this long after each step (releases the interpreter lock)")
+    parser.add_argument("--switch-interval", type=float, help="override sys.setswitchinterval (seconds)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "train_with_generator.txt")
     args = parser.parse_args()
     if not CORPUS.is_file():
@@ -37,7 +42,7 @@ def main() -> int:
         return 0
     from tui_charlm.core.config import make_config
     from tui_charlm.core.events import BatchFinished
-    from tui_charlm.core.generation import Generator, WeightBox, lower_thread_priority
+    from tui_charlm.core.generation import Generator, WeightBox, make_room_for_training
     from tui_charlm.core.sampling import SamplingSettings
     from tui_charlm.core.session import new_training
 
@@ -50,8 +55,14 @@ def main() -> int:
     generated = [0]
 
     def generate() -> None:
-        if not args.no_nice:
-            lower_thread_priority()
+        if args.plain_thread:
+            pass
+        elif args.no_nice:
+            sys.setswitchinterval(args.switch_interval or sys.getswitchinterval())
+        else:
+            make_room_for_training()
+            if args.switch_interval:
+                sys.setswitchinterval(args.switch_interval)
         while box.latest() is None:
             time.sleep(0.01)
         generator = Generator(box.latest(), trainer.run.vocab, [SamplingSettings(t) for t in (0.2, 0.5, 1.0, 1.2)],
@@ -63,6 +74,8 @@ def main() -> int:
             generator.set_weights(box.latest())
             generator.step()
             generated[0] += 4
+            if args.yield_seconds:
+                time.sleep(args.yield_seconds)  # hand the interpreter lock over between chars
 
     # Phases: alone, with generator, alone, with generator, ... ; the first
     # seconds (graph tracing) are discarded.
@@ -110,9 +123,12 @@ def main() -> int:
     beside = totals["with generator"][0] / totals["with generator"][1]
     ratio = beside / alone
     lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  default model ({config.units} units, batch {config.batch_size}), "
-             f"{args.rounds} rounds of {args.phase_seconds:.0f}s phases, generator niced: {not args.no_nice}",
+             f"{args.rounds} rounds of {args.phase_seconds:.0f}s phases, generator thread: "
+             f"{'plain' if args.plain_thread else 'not niced' if args.no_nice else 'make_room_for_training()'}"
+             f"{f', switch interval {args.switch_interval}' if args.switch_interval else ''}",
              f"# command: python benchmarks/train_with_generator.py --phase-seconds {args.phase_seconds:g} "
-             f"--rounds {args.rounds}" + (" --no-nice" if args.no_nice else ""),
+             f"--rounds {args.rounds}" + (" --no-nice" if args.no_nice else "") + (" --plain-thread" if args.plain_thread else "")
+             + (f" --switch-interval {args.switch_interval}" if args.switch_interval else ""),
              f"training alone:            {alone:>10,.0f} chars/s",
              f"training beside generator: {beside:>10,.0f} chars/s  ({ratio:.1%} of alone; target >= 90%: "
              f"{'met' if ratio >= 0.9 else 'MISSED'})",

@@ -108,15 +108,28 @@ class Windows:
             yield self.gather(starts)
 
     def tf_dataset(self, epoch: int, skip: int = 0):
-        """A prefetching tf.data pipeline over `iterate(epoch, skip)`."""
+        """A prefetching tf.data pipeline over the same batches as `iterate(epoch, skip)`.
+
+        The epoch's window order is computed once in NumPy; the windows
+        themselves are gathered by TensorFlow ops inside the pipeline, so no
+        Python runs per batch. (A Python generator here would need the
+        interpreter lock for every batch, and would stall training whenever
+        another thread, a generator streaming text, say, holds it.)
+        """
         import tensorflow as tf
 
-        target_shape = (None, self.seq_len) if self.every_position else (None,)
-        signature = (
-            tf.TensorSpec(shape=(None, self.seq_len), dtype=tf.int32),
-            tf.TensorSpec(shape=target_shape, dtype=tf.int32),
-        )
-        dataset = tf.data.Dataset.from_generator(lambda: self.iterate(epoch, skip), output_signature=signature)
+        if getattr(self, "_ids_tensor", None) is None:
+            self._ids_tensor = tf.constant(self.ids)
+        ids, seq_len, every_position = self._ids_tensor, self.seq_len, self.every_position
+        batches = self.batch_starts(epoch)[skip:]
+        starts = np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, np.int64)
+        offsets = tf.range(seq_len + 1, dtype=tf.int64)
+
+        def gather(batch_starts):
+            block = tf.cast(tf.gather(ids, batch_starts[:, None] + offsets), tf.int32)
+            return (block[:, :-1], block[:, 1:]) if every_position else (block[:, :-1], block[:, -1])
+
+        dataset = tf.data.Dataset.from_tensor_slices(starts).batch(self.batch_size).map(gather)
         # A known length lets Keras size its progress and end the epoch without a warning.
-        count = max(len(self.batch_starts(epoch)) - skip, 0)
+        count = len(batches)
         return dataset.apply(tf.data.experimental.assert_cardinality(count)).prefetch(2)

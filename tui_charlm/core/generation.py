@@ -14,22 +14,20 @@ two chars; new weights are picked up between chars too.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.inference import Network, NetworkWeights
-from tui_charlm.core.sampling import SamplingSettings, distributions, entropies_bits, log_softmax, pick_rows
+from tui_charlm.core.sampling import SamplingSettings, pick_rows, sample_distributions
 from tui_charlm.core.vocab import Vocabulary
 
 MODES = ("stateful", "window")
 
 
-@dataclass(frozen=True)
-class GeneratedChar:
-    """One char of one stream."""
+class GeneratedChar(NamedTuple):
+    """One char of one stream (a NamedTuple: thousands are made per second)."""
 
     stream: int
     char: str
@@ -53,6 +51,28 @@ def lower_thread_priority(niceness: int = 10) -> bool:
         return True
     except (AttributeError, OSError):
         return False
+
+
+# Seconds a thread waiting for the interpreter lock waits before the holder must hand it over
+# (CPython's default is 5 ms).
+SWITCH_INTERVAL = 0.0005
+
+
+def make_room_for_training() -> None:
+    """Call from a generation thread that runs beside training.
+
+    Two costs to avoid on a small machine: CPU (the thread is niced, so it
+    uses what training leaves idle) and the interpreter lock (the switch
+    interval is shortened, so whenever the training loop needs the lock
+    between TensorFlow calls it waits at most half a millisecond, not 5 ms,
+    for a generator in the middle of its Python work). The interval is
+    process-wide; the cost is a little more switching between threads that
+    both want the lock, which is the point.
+    """
+    import sys
+
+    lower_thread_priority()
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
 
 
 class WeightBox:
@@ -187,13 +207,10 @@ class Generator:
 
     def step(self) -> list[GeneratedChar]:
         """Advance every stream by one char."""
-        logits = np.asarray(self.next_logits(), dtype=np.float64)
         uniforms = self.rng.random(len(self.settings))
-        probs = distributions(logits, self.settings)
+        probs, entropies, model_log_probs = sample_distributions(self.next_logits(), self.settings)
         chosen = pick_rows(probs, uniforms)
-        entropies = entropies_bits(probs)
-        rows = np.arange(len(chosen))
-        model_probs = np.exp(log_softmax(logits)[rows, chosen])
+        model_probs = np.exp(model_log_probs[np.arange(len(chosen)), chosen])
         chars = self.vocab.chars
         seq_len = self.network.weights.seq_len
         out = []

@@ -16,11 +16,6 @@ import numpy as np
 from tui_charlm.core.errors import CharlmError
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic sigmoid without overflow warnings (identity: 0.5 * (1 + tanh(x / 2)))."""
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
 @dataclass(frozen=True)
 class LSTMWeights:
     """One LSTM layer's arrays, as Keras stores them."""
@@ -96,9 +91,20 @@ class Network:
 
     def __init__(self, weights: NetworkWeights):
         self.weights = weights
-        first = weights.lstm[0]
-        # Embedding then the first layer's input projection is one table lookup.
-        self.input_table = (weights.embedding @ first.kernel + first.bias).astype(np.float32)
+        # sigmoid(z) = 0.5 + 0.5 * tanh(z / 2). Halving the input, forget and output gate columns (exact:
+        # a power of two) lets one tanh over all four gates serve the three sigmoids and the cell gate.
+        self.layers = []
+        for index, layer in enumerate(weights.lstm):
+            scale = np.full(4 * layer.units, 0.5, np.float32)
+            scale[2 * layer.units:3 * layer.units] = 1.0
+            kernel = layer.kernel * scale
+            bias = layer.bias * scale
+            if index == 0:
+                # Embedding then the first layer's input projection is one table lookup.
+                kernel = (weights.embedding @ layer.kernel + layer.bias) * scale
+                bias = None
+            self.layers.append((kernel.astype(np.float32), None if bias is None else bias.astype(np.float32),
+                                (layer.recurrent_kernel * scale).astype(np.float32), layer.units))
 
     def zero_state(self, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(h, c) of zeros for every layer."""
@@ -109,15 +115,13 @@ class Network:
         """Advance every row of the batch by one char: (logits, new state)."""
         x = None
         new_state = []
-        for index, (layer, (h, c)) in enumerate(zip(self.weights.lstm, state)):
-            z = self.input_table[ids] if index == 0 else x @ layer.kernel + layer.bias
-            z = z + h @ layer.recurrent_kernel
-            units = layer.units
-            gates = sigmoid(z)  # input, forget and output gates; the cell slice is replaced below
-            i, f, o = gates[:, :units], gates[:, units:2 * units], gates[:, 3 * units:]
-            g = np.tanh(z[:, 2 * units:3 * units])
-            c = f * c + i * g
-            h = o * np.tanh(c)
+        for (kernel, bias, recurrent, units), (h, c) in zip(self.layers, state):
+            z = kernel[ids] if bias is None else x @ kernel + bias
+            z += h @ recurrent
+            t = np.tanh(z)
+            gates = 0.5 * t + 0.5  # input, forget, (unused), output
+            c = gates[:, units:2 * units] * c + gates[:, :units] * t[:, 2 * units:3 * units]
+            h = gates[:, 3 * units:] * np.tanh(c)
             new_state.append((h, c))
             x = h
         return x @ self.weights.dense_kernel + self.weights.dense_bias, new_state

@@ -104,32 +104,42 @@ def distribution(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray:
 def distributions(logits: np.ndarray, settings: list[SamplingSettings]) -> np.ndarray:
     """The probabilities each stream samples from: row i of `logits` under `settings[i]`.
 
-    Temperature is applied to all rows at once; only rows with top-k or
-    top-p (rare) take the per-row path. Row for row this equals distribution().
+    Row for row this equals distribution().
+    """
+    return sample_distributions(logits, settings)[0]
+
+
+def sample_distributions(logits: np.ndarray, settings: list[SamplingSettings]):
+    """(probabilities, entropies in bits, log-probabilities under the model) for every row at once.
+
+    Temperature is applied to all rows together; only rows with top-k,
+    top-p or greedy settings take the per-row path. The entropy of a
+    temperature-only row is log Z - sum(p * s) for s = (logits - max) / T,
+    which needs no second logarithm.
     """
     logits = np.asarray(logits, dtype=np.float64)
+    shifted_model = logits - logits.max(axis=1, keepdims=True)
+    log_z_model = np.log(np.exp(shifted_model).sum(axis=1, keepdims=True))
     temperatures = np.array([s.temperature for s in settings])
-    greedy = temperatures == 0.0
-    with np.errstate(over="ignore"):
-        shifted = (logits - logits.max(axis=1, keepdims=True)) / np.where(greedy, 1.0, temperatures)[:, None]
+    special = np.array([s.greedy or s.top_k is not None or s.top_p is not None for s in settings])
+    with np.errstate(over="ignore"):  # a tiny T sends all but the top logit to -inf: greedy, as it should
+        shifted = shifted_model / np.where(special, 1.0, temperatures)[:, None]
     weights = np.exp(shifted)
-    probs = weights / weights.sum(axis=1, keepdims=True)
-    for row, setting in enumerate(settings):
-        if greedy[row] or setting.top_k is not None or setting.top_p is not None:
-            probs[row] = distribution(logits[row], setting)
-    return probs
+    totals = weights.sum(axis=1, keepdims=True)
+    probs = weights / totals
+    with np.errstate(invalid="ignore"):  # 0 * -inf where a tiny T underflowed: those terms are 0
+        products = np.where(weights > 0, probs * shifted, 0.0)
+    entropies = (np.log(totals[:, 0]) - products.sum(axis=1)) / LN2
+    for row in np.flatnonzero(special):
+        probs[row] = distribution(logits[row], settings[row])
+        entropies[row] = entropy_bits(probs[row])
+    return probs, np.maximum(entropies, 0.0), shifted_model - log_z_model
 
 
 def entropy_bits(probs: np.ndarray) -> float:
     """Entropy of a distribution, in bits."""
     nonzero = probs[probs > 0]
     return float(-(nonzero * np.log(nonzero)).sum() / LN2)
-
-
-def entropies_bits(probs: np.ndarray) -> np.ndarray:
-    """Entropy of each row, in bits."""
-    safe = np.where(probs > 0, probs, 1.0)
-    return -(probs * np.log(safe)).sum(axis=1) / LN2
 
 
 def pick_rows(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:

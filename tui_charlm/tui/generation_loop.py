@@ -13,12 +13,13 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from tui_charlm.core.generation import Generator, WeightBox, lower_thread_priority
+from tui_charlm.core.generation import Generator, WeightBox, make_room_for_training
 from tui_charlm.core.sampling import SamplingSettings
 from tui_charlm.tui.messages import SeedApplied, TextGenerated
 
-# Seconds between posts to the UI: enough for smooth typing, few enough not to flood the event loop.
-POST_INTERVAL = 0.1
+# Seconds between posts to the UI: a few updates per second per pane types smoothly enough, and
+# keeps the UI's rendering (Python, holding the interpreter lock) from slowing training.
+POST_INTERVAL = 0.2
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class GenerationLoop:
 
     def run(self, cancelled: Callable[[], bool]) -> None:
         """Generate until `cancelled()` is true."""
-        lower_thread_priority()
+        make_room_for_training()
         while self.box.latest() is None:
             if cancelled():
                 return

@@ -68,8 +68,11 @@ class GenerationPane(Widget, can_focus=True):
         width, height = self.content_region.width, self.content_region.height
         if width <= 0 or height <= 0:
             return Text("")
-        # Only the tail fits: wrap the last few screens of text and keep the last `height` lines.
-        tail = list(self.chars)[-(width * height * 2 + 1):]
+        # Only the tail fits: wrap a little more than a screenful (word wrapping leaves lines short)
+        # and keep the last `height` lines.
+        keep = width * height * 3 // 2 + width
+        chars = self.chars
+        tail = [chars[i] for i in range(max(0, len(chars) - keep), len(chars))]
         text = Text(no_wrap=False, overflow="fold")
         if self.surprise:
             for char, probability in tail:

@@ -12,6 +12,9 @@ from tui_charlm.core.checkpoints import History
 LN2 = math.log(2.0)
 # Points drawn at most; longer curves are thinned evenly (the terminal has fewer columns than that anyway).
 MAX_POINTS = 600
+# Seconds between redraws while data streams in: plotext rebuilds the whole plot in Python each time,
+# and every millisecond the UI holds the interpreter is one the training loop may wait for.
+REDRAW_INTERVAL = 1.0
 
 
 def smooth(values: list[float], beta: float = 0.9) -> list[float]:
@@ -34,12 +37,18 @@ class LossPlot(PlotextPlot):
         self.losses: list[float] = []
         self.val_steps: list[int] = []
         self.val_losses: list[float] = []
+        self.dirty = False
 
     LEGEND = "loss · ⣿ train (smoothed) · ● held-out (per epoch)"
 
     def on_mount(self) -> None:
         super().on_mount()
         self.replot()
+        self.set_interval(REDRAW_INTERVAL, self._redraw_if_dirty)
+
+    def _redraw_if_dirty(self) -> None:
+        if self.dirty:
+            self.replot()
 
     def set_history(self, history: History) -> None:
         """Start from a saved curve (resumed runs)."""
@@ -53,18 +62,19 @@ class LossPlot(PlotextPlot):
         for step, loss in points:
             self.steps.append(step)
             self.losses.append(loss)
-        self.replot()
+        self.dirty = True
 
     def add_epoch(self, step: int, val_loss: float) -> None:
         self.val_steps.append(step)
         self.val_losses.append(val_loss)
-        self.replot()
+        self.dirty = True
 
     def watch_unit(self) -> None:
         self.replot()
 
     def replot(self) -> None:
-        """Redraw from the data (called a few times per second at most)."""
+        """Redraw from the data (at most once a second while training streams in)."""
+        self.dirty = False
         plt = self.plt
         plt.clear_figure()
         scale = 1.0 / LN2 if self.unit == "bits" else 1.0
