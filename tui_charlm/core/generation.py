@@ -20,7 +20,7 @@ import numpy as np
 
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.inference import Network, NetworkWeights
-from tui_charlm.core.sampling import SamplingSettings, pick_rows, sample_distributions
+from tui_charlm.core.sampling import SamplingSettings, batch_plan, pick_rows, sample_distributions
 from tui_charlm.core.vocab import Vocabulary
 
 MODES = ("stateful", "window")
@@ -106,6 +106,7 @@ class Generator:
             raise CharlmError("Generation needs at least one stream.")
         self.vocab = vocab
         self.settings = list(settings)
+        self._plan = None  # batch_plan(settings); reset whenever the settings change
         self.rng = np.random.default_rng(rng_seed)
         self.network = Network(weights)
         self.mode = mode or weights.default_mode
@@ -142,10 +143,12 @@ class Generator:
     def set_settings(self, index: int, settings: SamplingSettings) -> None:
         """Change one stream's sampling; takes effect on the next char."""
         self.settings[index] = settings
+        self._plan = None
 
     def add_stream(self, settings: SamplingSettings) -> None:
         """A new stream, starting from the current seed."""
         self.settings.append(settings)
+        self._plan = None
         self.histories.append(list(self.seed_ids))
         if self.mode == "stateful":
             seed_state = self._warm([self.seed_ids])
@@ -159,6 +162,7 @@ class Generator:
             raise CharlmError("At least one stream must remain.")
         del self.settings[index]
         del self.histories[index]
+        self._plan = None
         if self.mode == "stateful":
             self.state = [(np.delete(h, index, axis=0), np.delete(c, index, axis=0)) for h, c in self.state]
             self.last_logits = np.delete(self.last_logits, index, axis=0)
@@ -207,8 +211,10 @@ class Generator:
 
     def step(self) -> list[GeneratedChar]:
         """Advance every stream by one char."""
+        if self._plan is None:
+            self._plan = batch_plan(self.settings)
         uniforms = self.rng.random(len(self.settings))
-        probs, entropies, model_log_probs = sample_distributions(self.next_logits(), self.settings)
+        probs, entropies, model_log_probs = sample_distributions(self.next_logits(), self.settings, self._plan)
         chosen = pick_rows(probs, uniforms)
         model_probs = np.exp(model_log_probs[np.arange(len(chosen)), chosen])
         chars = self.vocab.chars

@@ -84,7 +84,11 @@ def distribution(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray:
         probs[int(np.argmax(logits))] = 1.0
         return probs
     with np.errstate(over="ignore"):  # a tiny T sends all but the top logit to -inf: greedy, as it should
-        shifted = (logits - logits.max()) / settings.temperature
+        if settings.temperature < _FAST_MIN_TEMPERATURE:
+            shifted = (logits - logits.max()) / settings.temperature  # 1/T could be infinite here
+        else:
+            # Multiply by 1/T (not divide by T): the batched path does the same, bit for bit.
+            shifted = (logits - logits.max()) * (1.0 / settings.temperature)
     if settings.top_k is not None and settings.top_k < len(shifted):
         kth = np.partition(shifted, -settings.top_k)[-settings.top_k]
         shifted = np.where(shifted >= kth, shifted, -np.inf)
@@ -101,6 +105,10 @@ def distribution(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray:
     return probs
 
 
+# Below this temperature a row takes the careful per-row path (where dividing could overflow).
+_FAST_MIN_TEMPERATURE = 1e-3
+
+
 def distributions(logits: np.ndarray, settings: list[SamplingSettings]) -> np.ndarray:
     """The probabilities each stream samples from: row i of `logits` under `settings[i]`.
 
@@ -109,31 +117,38 @@ def distributions(logits: np.ndarray, settings: list[SamplingSettings]) -> np.nd
     return sample_distributions(logits, settings)[0]
 
 
-def sample_distributions(logits: np.ndarray, settings: list[SamplingSettings]):
+def batch_plan(settings: list[SamplingSettings]) -> tuple[np.ndarray, np.ndarray]:
+    """(inverse temperatures, rows needing the per-row path) for a list of settings; cache it while they hold."""
+    special = np.array([s.greedy or s.temperature < _FAST_MIN_TEMPERATURE or s.top_k is not None
+                        or s.top_p is not None for s in settings])
+    inverse = np.array([1.0 if special[i] else 1.0 / s.temperature for i, s in enumerate(settings)])[:, None]
+    return inverse, special
+
+
+def sample_distributions(logits: np.ndarray, settings: list[SamplingSettings], plan=None):
     """(probabilities, entropies in bits, log-probabilities under the model) for every row at once.
 
-    Temperature is applied to all rows together; only rows with top-k,
-    top-p or greedy settings take the per-row path. The entropy of a
+    Rows with only a temperature are computed together; greedy, top-k,
+    top-p and tiny-temperature rows take the per-row path. The entropy of a
     temperature-only row is log Z - sum(p * s) for s = (logits - max) / T,
-    which needs no second logarithm.
+    which needs no second logarithm. Pass `plan` (from batch_plan) to skip
+    re-reading the settings on every char.
     """
+    inverse, special = plan if plan is not None else batch_plan(settings)
     logits = np.asarray(logits, dtype=np.float64)
     shifted_model = logits - logits.max(axis=1, keepdims=True)
-    log_z_model = np.log(np.exp(shifted_model).sum(axis=1, keepdims=True))
-    temperatures = np.array([s.temperature for s in settings])
-    special = np.array([s.greedy or s.top_k is not None or s.top_p is not None for s in settings])
-    with np.errstate(over="ignore"):  # a tiny T sends all but the top logit to -inf: greedy, as it should
-        shifted = shifted_model / np.where(special, 1.0, temperatures)[:, None]
+    model_weights = np.exp(shifted_model)
+    log_probs = shifted_model - np.log(model_weights.sum(axis=1, keepdims=True))
+    shifted = shifted_model * inverse
     weights = np.exp(shifted)
-    totals = weights.sum(axis=1, keepdims=True)
-    probs = weights / totals
-    with np.errstate(invalid="ignore"):  # 0 * -inf where a tiny T underflowed: those terms are 0
-        products = np.where(weights > 0, probs * shifted, 0.0)
-    entropies = (np.log(totals[:, 0]) - products.sum(axis=1)) / LN2
-    for row in np.flatnonzero(special):
-        probs[row] = distribution(logits[row], settings[row])
-        entropies[row] = entropy_bits(probs[row])
-    return probs, np.maximum(entropies, 0.0), shifted_model - log_z_model
+    totals = weights.sum(axis=1)
+    probs = weights / totals[:, None]
+    entropies = (np.log(totals) - (probs * shifted).sum(axis=1)) / LN2
+    if special.any():
+        for row in np.flatnonzero(special):
+            probs[row] = distribution(logits[row], settings[row])
+            entropies[row] = entropy_bits(probs[row])
+    return probs, entropies, log_probs
 
 
 def entropy_bits(probs: np.ndarray) -> float:
