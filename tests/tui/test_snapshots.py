@@ -15,6 +15,7 @@ async def freeze(pilot) -> None:
     app = pilot.app
     await wait_for(pilot, lambda: app.state == "training" and app.seed_pane.seed_text.startswith("seed"))
     await wait_for(pilot, lambda: app.last_loss is not None)
+    await wait_for(pilot, lambda: not app.loss_plot.dirty)  # the plot redraws at most once a second
     app.workers.cancel_group(app, "generation")
     await pilot.pause(0.2)
     for index, pane in enumerate(app.query(GenerationPane)):

@@ -21,11 +21,16 @@ class StatusBar(Vertical):
     """Two lines: the run, then the epoch's progress with ETA and the live figures."""
 
     def compose(self) -> ComposeResult:
-        yield Static(id="run-line")
+        # Hold the children rather than query them: updates may arrive while the app is closing.
+        self.run_line = Static(id="run-line")
+        self.epoch_label = Static(id="epoch-label")
+        self.progress = ProgressBar(id="epoch-progress", show_eta=True, show_percentage=False)
+        self.figures = Static(id="figures")
+        yield self.run_line
         with Horizontal(id="progress-line"):
-            yield Static(id="epoch-label")
-            yield ProgressBar(id="epoch-progress", show_eta=True, show_percentage=False)
-            yield Static(id="figures")
+            yield self.epoch_label
+            yield self.progress
+            yield self.figures
 
     def show_run(self, state: str, corpus: str, parameters: str, device: str, note: str = "") -> None:
         line = Text()
@@ -33,11 +38,11 @@ class StatusBar(Vertical):
         line.append(f"  corpus {corpus}  ·  model {parameters}  ·  {device}")
         if note:
             line.append(f"  ·  {note}", style="dim")
-        self.query_one("#run-line", Static).update(line)
+        self.run_line.update(line)
 
     def show_progress(self, epoch: int, epochs: int, batch: int, batches: int) -> None:
-        self.query_one("#epoch-label", Static).update(f"epoch {epoch}/{epochs} ")
-        self.query_one("#epoch-progress", ProgressBar).update(total=max(batches, 1), progress=batch)
+        self.epoch_label.update(f"epoch {epoch}/{epochs} ")
+        self.progress.update(total=max(batches, 1), progress=batch)
 
     def show_figures(self, loss: str, rate: str, elapsed: str) -> None:
-        self.query_one("#figures", Static).update(f" loss {loss} · {rate} chars/s · {elapsed}")
+        self.figures.update(f" loss {loss} · {rate} chars/s · {elapsed}")
