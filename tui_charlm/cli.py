@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from tui_charlm.core.config import make_config
 from tui_charlm.core.options import add_config_options, config_overrides

@@ -18,6 +18,7 @@ async def freeze(pilot) -> None:
     await wait_for(pilot, lambda: not app.loss_plot.dirty)  # the plot redraws at most once a second
     app.workers.cancel_group(app, "generation")
     await pilot.pause(0.2)
+    app.layout_version += 1  # text already in flight from the generator is now stale and ignored
     for index, pane in enumerate(app.query(GenerationPane)):
         pane.clear()
         pane.add([(char, 0.5) for char in TEXT[index * 7:]])

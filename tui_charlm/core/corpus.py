@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tui_charlm.core.atomic import atomic_write_bytes, atomic_write_text
+from tui_charlm.core.atomic import atomic_write_text
 from tui_charlm.core.builtin_corpus import build_builtin_text, builtin_corpus_name
 from tui_charlm.core.errors import CharlmError
 

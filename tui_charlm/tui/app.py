@@ -12,7 +12,7 @@ import threading
 import time
 
 import numpy as np
-from textual import on, work
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
