@@ -14,7 +14,7 @@ async def freeze(pilot) -> None:
     """Wait for the run to load, stop generation, and put the same text in every pane."""
     app = pilot.app
     await wait_for(pilot, lambda: app.state == "training" and app.seed_pane.seed_text.startswith("seed"))
-    await wait_for(pilot, lambda: app.last_loss is not None)
+    await wait_for(pilot, lambda: app.loss_plot.steps and app.loss_plot.steps[-1] == 205)  # the fake's one batch
     await wait_for(pilot, lambda: not app.loss_plot.dirty)  # the plot redraws at most once a second
     app.workers.cancel_group(app, "generation")
     await pilot.pause(0.2)

@@ -342,7 +342,8 @@ class CharLMApp(App[None]):
             status.show_run(self.state, f"{info.corpus_name} ({size})", f"{info.parameters:,} params", info.device,
                             self.note)
         status.show_figures(self.format_loss(self.last_loss), f"{self.last_rate:,.0f}", format_duration(self.elapsed))
-        self.sub_title = self.state
+        if self.sub_title != self.state:
+            self.sub_title = self.state
 
     def watch_state(self) -> None:
         self.set_class(self.state == "paused", "-paused")

@@ -38,11 +38,16 @@ class StatusBar(Vertical):
         line.append(f"  corpus {corpus}  ·  model {parameters}  ·  {device}")
         if note:
             line.append(f"  ·  {note}", style="dim")
-        self.run_line.update(line)
+        if line != getattr(self, "_last_run_line", None):
+            self._last_run_line = line
+            self.run_line.update(line, layout=False)  # fixed height: no layout pass needed
 
     def show_progress(self, epoch: int, epochs: int, batch: int, batches: int) -> None:
-        self.epoch_label.update(f"epoch {epoch}/{epochs} ")
+        label = f"epoch {epoch}/{epochs} "
+        if label != getattr(self, "_last_label", None):
+            self._last_label = label
+            self.epoch_label.update(label)  # its width may change: this one needs a layout pass
         self.progress.update(total=max(batches, 1), progress=batch)
 
     def show_figures(self, loss: str, rate: str, elapsed: str) -> None:
-        self.figures.update(f" loss {loss} · {rate} chars/s · {elapsed}")
+        self.figures.update(f" loss {loss} · {rate} chars/s · {elapsed}", layout=False)
