@@ -225,11 +225,11 @@ def default_seed(run, rng_seed: int | None, offline: bool | None) -> str:
     """A random slice of the run's corpus (held-out part), or a newline if the corpus is unavailable."""
     import numpy as np
 
-    from tui_charlm.core.corpus import load_corpus
+    from tui_charlm.core.session import load_config_corpus
 
     try:
-        corpus = load_corpus(run.config.corpus, encoding=run.config.encoding, lowercase=run.config.lowercase,
-                             offline=True if offline is None else offline, max_vocab=10**6, log=lambda _: None)
+        corpus = load_config_corpus(run.config, offline=True if offline is None else offline, max_vocab=10**6,
+                                    log=lambda _: None)
     except CharlmError:
         return "\n" if "\n" in run.vocab else run.vocab.chars[0]
     text = corpus.text
@@ -302,16 +302,16 @@ def stream_to_terminal(generator, settings, length: int) -> None:
 # -- eval ----------------------------------------------------------------------
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from tui_charlm.core.corpus import load_corpus
     from tui_charlm.core.dataset import split_ids
     from tui_charlm.core.evaluation import evaluate
+    from tui_charlm.core.session import load_config_corpus
 
     if args.positions < 1 or args.context < 1:
         raise CharlmError("--positions and --context must be at least 1.")
     run, weights = load_snapshot(args.run_dir)
     config = run.config
-    corpus = load_corpus(config.corpus, encoding=config.encoding, lowercase=config.lowercase, offline=args.offline,
-                         max_vocab=max(config.max_vocab, len(run.vocab)), log=lambda text: print(text, file=sys.stderr))
+    corpus = load_config_corpus(config, offline=args.offline, max_vocab=max(config.max_vocab, len(run.vocab)),
+                                log=lambda text: print(text, file=sys.stderr))
     missing = run.vocab.missing_from(corpus.text)
     if missing:
         raise CharlmError(f"The corpus of {run.path} now has characters the model never saw ({missing[:5]}); "

@@ -152,7 +152,8 @@ def fetch_catalog(entry: CatalogEntry, *, offline: bool | None = None, timeout: 
     if path.is_file():
         actual = _sha256_file(path)
         if record.is_file():
-            expected = record.read_text().split()[0] if record.read_text().strip() else ""
+            recorded = record.read_text().split()
+            expected = recorded[0] if recorded else ""
             if expected and actual != expected:
                 raise CharlmError(
                     f"The cached {entry.name} corpus at {path} has changed since it was downloaded "

@@ -26,6 +26,13 @@ Log = Callable[[str], None]
 RESUMABLE = {"epochs", "time_budget", "checkpoint_every", "threads", "corpus", "encoding", "val_max_chars"}
 
 
+def load_config_corpus(config: TrainConfig, *, offline: bool | None = None, max_vocab: int | None = None,
+                       log: Log = print) -> Corpus:
+    """Load the corpus `config` names, decoded and cased as the config says."""
+    return load_corpus(config.corpus, encoding=config.encoding, lowercase=config.lowercase, offline=offline,
+                       max_vocab=config.max_vocab if max_vocab is None else max_vocab, log=log)
+
+
 def corpus_spec(corpus: Corpus) -> str:
     """What to store so a resume finds the same corpus: a name, or an absolute path."""
     return str(corpus.path.resolve()) if corpus.source == "file" else corpus.name
@@ -40,8 +47,7 @@ def corpus_meta(corpus: Corpus) -> dict[str, Any]:
 def new_training(config: TrainConfig, *, run_dir: Path | None = None, offline: bool | None = None,
                  log: Log = print) -> Trainer:
     """Load the corpus, check it, create a run directory and build a fresh model."""
-    corpus = load_corpus(config.corpus, encoding=config.encoding, lowercase=config.lowercase,
-                         offline=offline, max_vocab=config.max_vocab, log=log)
+    corpus = load_config_corpus(config, offline=offline, log=log)
     vocab = Vocabulary.from_text(corpus.text)
     split = split_ids(vocab.encode(corpus.text), config)
     config = dataclasses.replace(config, corpus=corpus_spec(corpus))
@@ -69,8 +75,7 @@ def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, 
         raise CharlmError(f"{flags} cannot change when resuming {run.path}: the model was built with other values; "
                           f"start a new run instead.")
     config = dataclasses.replace(run.config, **{k: v for k, v in overrides.items() if k in RESUMABLE})
-    corpus = load_corpus(config.corpus, encoding=config.encoding, lowercase=config.lowercase, offline=offline,
-                         max_vocab=max(config.max_vocab, len(run.vocab)), log=log)
+    corpus = load_config_corpus(config, offline=offline, max_vocab=max(config.max_vocab, len(run.vocab)), log=log)
     missing = run.vocab.missing_from(corpus.text)
     if missing:
         shown = ", ".join(repr(c) for c in missing[:10])

@@ -52,7 +52,8 @@ class Trainer:
         self.train_windows = Windows(split.train, self.config, shuffle=True)
         heldout = split.heldout[: self.config.val_max_chars]
         self.heldout_windows = Windows(heldout, self.config, shuffle=False)
-        self.last_checkpoint = run.latest().path if resumed and run.latest() else None
+        latest = run.latest() if resumed else None
+        self.last_checkpoint = latest.path if latest else None
 
     # -- the loop ------------------------------------------------------------
 

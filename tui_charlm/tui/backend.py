@@ -121,7 +121,7 @@ class CoreBackend:
 
     def _prepare_load(self, status: Log, notice: Log, device: str) -> RunInfo:
         from tui_charlm.core.checkpoints import RunDirectory
-        from tui_charlm.core.corpus import load_corpus
+        from tui_charlm.core.session import load_config_corpus
 
         status("loading the run")
         run = RunDirectory.open(self.options.load)
@@ -129,11 +129,9 @@ class CoreBackend:
         if model is None:
             raise CharlmError(f"{run.path} has no checkpoint yet; train it first.")
         self.model, self.vocab, self.seq_len = model, run.vocab, run.config.seq_len
-        self.run_config = run.config
         self.step = checkpoint.state.step
         try:
-            corpus = load_corpus(run.config.corpus, encoding=run.config.encoding, lowercase=run.config.lowercase,
-                                 offline=True, max_vocab=10**6, log=lambda _: None)
+            corpus = load_config_corpus(run.config, offline=True, max_vocab=10**6, log=lambda _: None)
             text = "".join(c for c in corpus.text if c in run.vocab) if run.vocab.missing_from(corpus.text) else corpus.text
             self.ids = run.vocab.encode(text)
             name = corpus.name
