@@ -58,20 +58,39 @@ def lower_thread_priority(niceness: int = 10) -> bool:
 SWITCH_INTERVAL = 0.0005
 
 
+def single_threaded_blas() -> None:
+    """Make NumPy's BLAS (OpenBLAS, MKL, ...) run every product in the calling thread.
+
+    Generation multiplies a few rows by a few hundred columns per char: too
+    small to gain from more threads, and OpenBLAS's helper threads busy-wait
+    between calls, so a generator calling it hundreds of times a second keeps
+    a helper spinning on a whole core, taken from TensorFlow. TensorFlow has
+    its own thread pools (Eigen, oneDNN) and is not affected. Process-wide,
+    via threadpoolctl (the maintained way to find and limit whichever BLAS
+    NumPy loaded).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def make_room_for_training() -> None:
     """Call from a generation thread that runs beside training.
 
-    Two costs to avoid on a small machine: CPU (the thread is niced, so it
-    uses what training leaves idle) and the interpreter lock (the switch
-    interval is shortened, so whenever the training loop needs the lock
-    between TensorFlow calls it waits at most half a millisecond, not 5 ms,
-    for a generator in the middle of its Python work). The interval is
+    Three costs to avoid on a small machine: CPU (the thread is niced, so it
+    uses what training leaves idle), BLAS helper threads (NumPy's BLAS is
+    kept to the calling thread, so no helper spins between the generator's
+    small products), and the interpreter lock (the switch interval is
+    shortened, so whenever the training loop needs the lock between
+    TensorFlow calls it waits at most half a millisecond, not 5 ms, for a
+    generator in the middle of its Python work). The interval is
     process-wide; the cost is a little more switching between threads that
     both want the lock, which is the point.
     """
     import sys
 
     lower_thread_priority()
+    single_threaded_blas()
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
 
 
