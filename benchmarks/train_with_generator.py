@@ -81,7 +81,7 @@ def main() -> int:
     # seconds (graph tracing) are discarded.
     schedule = [("warm-up", False)] + [(kind, kind == "with generator")
                                        for _ in range(args.rounds) for kind in ("alone", "with generator")]
-    phase = {"index": 0, "start": None, "chars": 0}
+    phase = {"index": 0, "start": None, "chars": 0, "step0": 0}
     totals: dict[str, list[float]] = {"alone": [0.0, 0.0], "with generator": [0.0, 0.0]}
     gen_counts = [0, 0.0]
     stop = threading.Event()
@@ -92,9 +92,10 @@ def main() -> int:
         now = time.perf_counter()
         name, _ = schedule[phase["index"]]
         if phase["start"] is None:
-            phase["start"], phase["chars"], phase["gen0"] = now, 0, generated[0]
+            phase["start"], phase["step0"], phase["gen0"] = now, event.step, generated[0]
             return
-        phase["chars"] += trainer.train_windows.targets_per_batch()
+        # Steps, not reports: a report covers config.steps_per_execution batches.
+        phase["chars"] = (event.step - phase["step0"]) * trainer.train_windows.targets_per_batch()
         length = args.phase_seconds if name != "warm-up" else 10
         if now - phase["start"] >= length:
             if name != "warm-up":
@@ -122,7 +123,7 @@ def main() -> int:
     alone = totals["alone"][0] / totals["alone"][1]
     beside = totals["with generator"][0] / totals["with generator"][1]
     ratio = beside / alone
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  default model ({config.units} units, batch {config.batch_size}), "
+    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  default model ({config.units} units, batch {config.batch_size}, {config.steps_per_execution} batches per TensorFlow call), "
              f"{args.rounds} rounds of {args.phase_seconds:.0f}s phases, generator thread: "
              f"{'plain' if args.plain_thread else 'not niced' if args.no_nice else 'make_room_for_training()'}"
              f"{f', switch interval {args.switch_interval}' if args.switch_interval else ''}",

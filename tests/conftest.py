@@ -54,11 +54,13 @@ def corpus_file(tmp_path) -> Path:
 def tiny_config(**overrides):
     from tui_charlm.core.config import make_config
 
+    # One batch per TensorFlow call, so tests can steer at any batch; test_training covers several per call.
     values = dict(units=8, embedding_dim=4, seq_len=16, batch_size=8, epochs=1, learning_rate=0.01,
-                  threads=1, checkpoint_every=0)
+                  threads=1, checkpoint_every=0, steps_per_execution=1)
     recipe = overrides.pop("recipe", "default")
     if recipe == "seed":
-        values = dict(units=8, seq_len=12, window_step=3, batch_size=16, epochs=1, threads=1, checkpoint_every=0)
+        values = dict(units=8, seq_len=12, window_step=3, batch_size=16, epochs=1, threads=1, checkpoint_every=0,
+                      steps_per_execution=1)
     values.update(overrides)
     return make_config(recipe, **values)
 

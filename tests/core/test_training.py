@@ -200,3 +200,39 @@ def test_generator_thread_streams_while_training_and_picks_up_snapshots(corpus_p
     assert len(seen_versions) >= 3 and seen_versions == sorted(seen_versions)
     assert seen_versions[-1] >= outcome.step - 5
     assert set(text) <= set(trainer.run.vocab.chars)
+
+
+def test_several_batches_per_tensorflow_call_count_every_batch_and_resume_between_calls(corpus_path, tmp_path):
+    from tui_charlm.core.session import resume_training
+
+    trainer = trainer_for(corpus_path, tmp_path, epochs=2, steps_per_execution=3)
+    per_epoch = trainer.train_windows.num_batches(0)
+    assert per_epoch % 3  # so each epoch ends with a shorter call
+    stop = threading.Event()
+    events = []
+
+    def report(event):
+        events.append(event)
+        if isinstance(event, BatchFinished) and event.epoch == 1 and event.batch >= 3:
+            stop.set()
+
+    trainer.fit(report, stop_event=stop)  # epoch 1 in full, then stop 3 batches into epoch 2
+    reports = [e for e in events if isinstance(e, BatchFinished)]
+    first_epoch = [e for e in reports if e.epoch == 0]
+    ran = np.diff([0] + [e.batch for e in first_epoch])
+    assert list(ran) == [3] * (per_epoch // 3) + [per_epoch % 3]
+    assert [e.step for e in first_epoch] == [e.batch for e in first_epoch]
+    epoch = next(e for e in events if isinstance(e, EpochFinished))
+    weighted = sum(n * e.loss for n, e in zip(ran, first_epoch)) / per_epoch
+    assert epoch.train_loss == pytest.approx(weighted, rel=1e-5)
+    latest = RunDirectory.open(trainer.run.path).latest().state
+    assert latest.step == per_epoch + 3 and latest.batch_in_epoch == 3
+
+    # Resume with two batches per call: it starts at batch 3 of epoch 2 and ends the epoch on the same count.
+    resumed = resume_training(trainer.run.path, {"steps_per_execution": 2}, log=lambda _: None)
+    events = []
+    resumed.fit(events.append)
+    reports = [e for e in events if isinstance(e, BatchFinished)]
+    assert reports[0].step == per_epoch + 3 + reports[0].batch - 3 and reports[0].batch in (4, 5)
+    assert reports[-1].batch == per_epoch and reports[-1].step == 2 * per_epoch
+    assert RunDirectory.open(trainer.run.path).latest().state.step == 2 * per_epoch

@@ -48,6 +48,9 @@ class TrainConfig:
     dropout: float = _field(0.0, "dropout rate between layers")
     # Windows per batch.
     batch_size: int = _field(64, "windows per batch")
+    # Batches run per TensorFlow call: fewer trips through Python (and its interpreter lock) between batches.
+    steps_per_execution: int = _field(
+        4, "batches per TensorFlow call: less Python between batches; progress, pause and save act every this many")
     # Optimizer name.
     optimizer: str = _field("adam", "optimizer", choices=OPTIMIZERS)
     # Optimizer learning rate.
@@ -77,7 +80,7 @@ class TrainConfig:
             problems.append(f"recipe must be one of {', '.join(RECIPES)}, not {self.recipe!r}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
-        for name in ("seq_len", "units", "layers", "batch_size", "epochs", "max_vocab"):
+        for name in ("seq_len", "units", "layers", "batch_size", "steps_per_execution", "epochs", "max_vocab"):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be at least 1")
         for name in ("window_step", "embedding_dim", "threads"):

@@ -54,6 +54,8 @@ class Trainer:
         self.heldout_windows = Windows(heldout, self.config, shuffle=False)
         latest = run.latest() if resumed else None
         self.last_checkpoint = latest.path if latest else None
+        # Read when fit() builds its train function (a resumed model may have been saved with another value).
+        model.steps_per_execution = self.config.steps_per_execution
 
     # -- the loop ------------------------------------------------------------
 
@@ -116,43 +118,53 @@ class Trainer:
             report(CheckpointSaved(path, trainer.state.epoch, trainer.state.step, reason))
 
         class BatchHook(keras.callbacks.Callback):
-            """Runs between batches: report, then pause / save / stop as asked."""
+            """Runs between TensorFlow calls (each `steps_per_execution` batches): report, then pause / save / stop.
+
+            Keras numbers batches within this fit() call; begin and end give
+            how many batches the call ran (fewer at the end of an epoch).
+            """
 
             def __init__(self, epoch: int, batches: int, skip: int):
                 super().__init__()
                 self.epoch, self.batches, self.done = epoch, batches, skip
+                self.begin = 0
                 self.rate = 0.0
                 self.tick = time.perf_counter()
-                self.first = True  # the first batch of a fit() includes graph tracing: keep it out of chars/s
+                self.first = True  # the first call of a fit() includes graph tracing: keep it out of chars/s
 
             def on_train_batch_begin(self, batch, logs=None):
-                # Reset the running mean so logs["loss"] is this batch's loss alone.
+                # Reset the running mean so logs["loss"] is the mean over this call's batches alone.
                 self.model.reset_metrics()
+                self.begin = batch
 
             def on_train_batch_end(self, batch, logs=None):
                 loss = float((logs or {}).get("loss", math.nan))
+                # Keras may number a short last call as a full one when the dataset's length is unknown.
+                ran = max(1, min(batch - self.begin + 1, self.batches - self.done))
                 now = time.perf_counter()
                 if not math.isfinite(loss):
                     outcome["failed"] = (
-                        f"The loss became {loss} at step {state.step + 1}; training stopped and the bad weights "
+                        f"The loss became {loss} by step {state.step + ran}; training stopped and the bad weights "
                         f"were not saved. Try a lower --learning-rate or a --clipnorm."
                     )
                     self.model.stop_training = True
                     return
-                self.done += 1
-                state.step += 1
+                before = state.step
+                self.done += ran
+                state.step += ran
                 state.batch_in_epoch = self.done
-                state.epoch_loss_sum += loss
+                state.epoch_loss_sum += loss * ran
                 state.elapsed = clock.elapsed()
                 state.history.add_batch(state.step, loss)
                 seconds = max(now - self.tick, 1e-9)
-                instant = trainer.train_windows.targets_per_batch() / seconds
+                instant = ran * trainer.train_windows.targets_per_batch() / seconds
                 if not self.first or self.rate == 0.0:
                     self.rate = instant if self.rate == 0.0 or self.first else (
                         (1 - _RATE_SMOOTHING) * self.rate + _RATE_SMOOTHING * instant)
                 self.first = False
                 report(BatchFinished(self.epoch, self.done, self.batches, state.step, loss, self.rate, state.elapsed))
-                if weight_box is not None and state.step % max(snapshot_every, 1) == 0:
+                every = max(snapshot_every, 1)
+                if weight_box is not None and state.step // every != before // every:
                     weight_box.publish(trainer.snapshot())
                 if pause_event.is_set():
                     clock.pause()
