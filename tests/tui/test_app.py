@@ -38,6 +38,13 @@ async def test_first_screen_shows_the_four_recipe_streams_and_starts_training():
         assert "seed number one" in app.query_one(SeedPane).seed_text
 
 
+async def test_the_epoch_eta_comes_from_training_time_per_step():
+    app = make_app(FakeBackend(frozen=True, batches_per_epoch=20))  # one batch: 5 of 20 done, step 205 at 65 s
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: "ETA" in status_text(app) and "--:--" not in status_text(app))
+        assert "epoch 1/3" in status_text(app) and "ETA 0:04" in status_text(app)  # 15 batches x 65 s / 205 steps
+
+
 async def test_up_down_plus_minus_change_the_focused_temperature_with_clamping():
     app = make_app()
     async with app.run_test() as pilot:

@@ -273,7 +273,9 @@ class CharLMApp(App[None]):
         self.last_rate = message.chars_per_second
         self.elapsed = message.elapsed
         if self.info:
-            self.status_bar.show_progress(message.epoch + 1, self.info.epochs, message.batch, message.batches)
+            # Training seconds per step so far (epoch-end scoring included) times the steps left in the epoch.
+            eta = (message.batches - message.batch) * message.elapsed / max(message.step, 1)
+            self.status_bar.show_progress(message.epoch + 1, self.info.epochs, message.batch, message.batches, eta)
         self.refresh_status()
 
     def on_training_event_reported(self, message: TrainingEventReported) -> None:

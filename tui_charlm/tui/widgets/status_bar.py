@@ -24,12 +24,15 @@ class StatusBar(Vertical):
         # Hold the children rather than query them: updates may arrive while the app is closing.
         self.run_line = Static(id="run-line")
         self.epoch_label = Static(id="epoch-label")
-        self.progress = ProgressBar(id="epoch-progress", show_eta=True, show_percentage=False)
+        # The ETA is ours, from training time per step (Textual's own is from wall-clock progress updates).
+        self.progress = ProgressBar(id="epoch-progress", show_eta=False, show_percentage=False)
+        self.eta = Static(id="eta")
         self.figures = Static(id="figures")
         yield self.run_line
         with Horizontal(id="progress-line"):
             yield self.epoch_label
             yield self.progress
+            yield self.eta
             yield self.figures
 
     def show_run(self, state: str, corpus: str, parameters: str, device: str, note: str = "") -> None:
@@ -42,12 +45,14 @@ class StatusBar(Vertical):
             self._last_run_line = line
             self.run_line.update(line, layout=False)  # fixed height: no layout pass needed
 
-    def show_progress(self, epoch: int, epochs: int, batch: int, batches: int) -> None:
+    def show_progress(self, epoch: int, epochs: int, batch: int, batches: int, eta: float | None = None) -> None:
+        """The epoch's progress; `eta` is the seconds of training left in it, if known."""
         label = f"epoch {epoch}/{epochs} "
         if label != getattr(self, "_last_label", None):
             self._last_label = label
             self.epoch_label.update(label)  # its width may change: this one needs a layout pass
         self.progress.update(total=max(batches, 1), progress=batch)
+        self.eta.update(f" ETA {format_duration(eta)}" if eta is not None else " ETA --:--", layout=False)
 
     def show_figures(self, loss: str, rate: str, elapsed: str) -> None:
         self.figures.update(f" loss {loss} · {rate} chars/s · {elapsed}", layout=False)
