@@ -236,3 +236,23 @@ def test_several_batches_per_tensorflow_call_count_every_batch_and_resume_betwee
     assert reports[0].step == per_epoch + 3 + reports[0].batch - 3 and reports[0].batch in (4, 5)
     assert reports[-1].batch == per_epoch and reports[-1].step == 2 * per_epoch
     assert RunDirectory.open(trainer.run.path).latest().state.step == 2 * per_epoch
+
+
+def test_cosine_schedule_decays_the_learning_rate_over_the_epochs(corpus_path, tmp_path):
+    from tui_charlm.core.config import COSINE_FLOOR
+
+    trainer = trainer_for(corpus_path, tmp_path, epochs=2, lr_schedule="cosine", learning_rate=0.01)
+    rates = []
+
+    def report(event):
+        if isinstance(event, BatchFinished):
+            rates.append(float(trainer.model.optimizer.learning_rate.numpy()))
+
+    trainer.fit(report)
+    assert rates[0] == pytest.approx(0.01, rel=1e-3)  # the first batch runs at the full rate
+    assert all(a > b for a, b in zip(rates, rates[1:]))  # then it only falls
+    assert COSINE_FLOOR * 0.01 <= rates[-1] < 0.0005  # to near the floor by the last batch
+    # a time budget spans the schedule instead: half-way through it, half-way down
+    budgeted = trainer_for(corpus_path, tmp_path / "b", lr_schedule="cosine", learning_rate=0.01, time_budget=100)
+    middle = 0.01 * (COSINE_FLOOR + (1 - COSINE_FLOOR) / 2)
+    assert budgeted.learning_rate(50.0) == pytest.approx(middle) and budgeted.learning_rate(500) == pytest.approx(0.0002)

@@ -16,6 +16,9 @@ from typing import Any
 from tui_charlm.core.errors import CharlmError
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
+# Where the cosine schedule ends, as a fraction of the starting learning rate.
+COSINE_FLOOR = 0.02
 
 
 def _field(default: Any, help: str, **extra: Any) -> Any:
@@ -55,6 +58,10 @@ class TrainConfig:
     optimizer: str = _field("adam", "optimizer", choices=OPTIMIZERS)
     # Optimizer learning rate.
     learning_rate: float = _field(0.003, "learning rate")
+    # Learning-rate schedule over the run: the time budget when there is one, else the epochs.
+    lr_schedule: str = _field(
+        "constant", "learning-rate schedule: 'constant', or 'cosine' (decays to 2%% of --learning-rate over "
+        "the time budget if one is set, else over the epochs)", choices=("constant", "cosine"))
     # Clip each gradient update to this global norm; 0 disables clipping.
     clipnorm: float = _field(1.0, "gradient clipping norm; 0 = none")
     # Fraction of the corpus, taken from its end, held out for validation.
@@ -90,6 +97,8 @@ class TrainConfig:
             problems.append("dropout must be in [0, 1)")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             problems.append("learning-rate must be a positive number")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr-schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
         if not (self.clipnorm >= 0 and math.isfinite(self.clipnorm)):
             problems.append("clipnorm must be zero or positive")
         if not 0.0 < self.val_fraction < 1.0:
@@ -137,6 +146,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "optimizer": "rmsprop",
         "learning_rate": 0.01,
         "clipnorm": 0.0,
+        "lr_schedule": "constant",
     },
 }
 

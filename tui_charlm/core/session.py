@@ -23,7 +23,7 @@ Log = Callable[[str], None]
 
 # Options that may differ when resuming: they change how long or where training
 # runs, not what the model is.
-RESUMABLE = {"epochs", "time_budget", "checkpoint_every", "threads", "steps_per_execution", "corpus", "encoding", "val_max_chars"}
+RESUMABLE = {"epochs", "time_budget", "checkpoint_every", "threads", "steps_per_execution", "lr_schedule", "corpus", "encoding", "val_max_chars"}
 
 
 def load_config_corpus(config: TrainConfig, *, offline: bool | None = None, max_vocab: int | None = None,

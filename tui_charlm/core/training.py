@@ -59,6 +59,23 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------
 
+    def schedule_fraction(self, session_seconds: float) -> float:
+        """How far through its schedule the run is, 0..1: this session's time budget if set, else the epochs."""
+        if self.config.time_budget:
+            return min(1.0, session_seconds / self.config.time_budget)
+        total = self.config.epochs * max(1, self.train_windows.num_batches(0))
+        return min(1.0, self.state.step / total)
+
+    def learning_rate(self, session_seconds: float) -> float:
+        """The learning rate for the next batch under the config's schedule."""
+        from tui_charlm.core.config import COSINE_FLOOR
+
+        base = self.config.learning_rate
+        if self.config.lr_schedule == "constant":
+            return base
+        fraction = self.schedule_fraction(session_seconds)
+        return base * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * fraction)))
+
     def snapshot(self):
         """The current weights as a NumPy NetworkWeights snapshot (a copy, safe to hand to another thread)."""
         from tui_charlm.core.inference import weights_from_model
@@ -136,6 +153,8 @@ class Trainer:
                 # Reset the running mean so logs["loss"] is the mean over this call's batches alone.
                 self.model.reset_metrics()
                 self.begin = batch
+                if config.lr_schedule != "constant":
+                    self.model.optimizer.learning_rate = trainer.learning_rate(clock.session())
 
             def on_train_batch_end(self, batch, logs=None):
                 loss = float((logs or {}).get("loss", math.nan))
