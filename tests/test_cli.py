@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -124,14 +127,73 @@ def test_kill_9_during_training_then_resume_continues_the_curve(tmp_path, corpus
     assert int(first_batch.split(" step ")[1].split()[0]) > before
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path, corpus):
-    run = tmp_path / "termed"
+def _limit_file_size(limit: int):
+    """For a child process: files may not grow past `limit` bytes (writes fail with EFBIG, like a full disk)."""
+    import resource
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_save_that_cannot_be_written_stops_training_with_a_clear_message(tmp_path, corpus):
+    run = tmp_path / "full"
+    # Room for the run's small files but not for a model checkpoint: every save fails as on a full disk.
+    result = subprocess.run([*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--epochs", "3", *TINY],
+                            capture_output=True, text=True, env=cli_env(tmp_path), timeout=240,
+                            preexec_fn=_limit_file_size(12_000))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Could not save a checkpoint" in result.stderr and "File too large" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (run / "latest.json").exists() and not list((run / "checkpoints").iterdir())  # no half-written save
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
+def test_hangup_terminate_and_interrupt_save_and_exit_with_128_plus_the_signal(tmp_path, corpus, sig):
+    run = tmp_path / "signalled"
     process = subprocess.Popen([*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--epochs", "500",
                                 *TINY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(tmp_path))
     for line in process.stdout:
         if line.startswith("epoch 1 batch"):
             break
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(sig)
     output = process.communicate(timeout=60)[0]
-    assert process.returncode == 128 + signal.SIGTERM
-    assert "finished (stopped)" in output and (run / "latest.json").is_file()
+    assert process.returncode == 128 + sig, output
+    assert "finished (stopped)" in output
+    latest = json.loads((run / "latest.json").read_text())
+    assert latest["step"] > 0 and (run / "checkpoints" / latest["checkpoint"] / "model.keras").is_file()
+
+
+def test_a_second_process_cannot_train_the_same_run_until_the_first_is_gone(tmp_path, corpus, run_dir):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from tui_charlm.core.checkpoints import RunDirectory\n"
+         "RunDirectory.open(sys.argv[1]).lock_for_training()\n"
+         "print('holding', flush=True)\n"
+         "time.sleep(600)\n", str(run_dir)],
+        stdout=subprocess.PIPE, text=True, env=cli_env(tmp_path))
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        refused = charlm("train", "--resume", run_dir, "--epochs", "3", tmp_path=tmp_path)
+        assert refused.returncode == 1
+        assert f"being trained by another process (pid {holder.pid}" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    finally:
+        holder.kill()  # as kill -9: the lock goes with the process
+        holder.wait(timeout=30)
+    resumed = charlm("train", "--resume", run_dir, "--epochs", "3", tmp_path=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "epoch 3 done" in resumed.stdout
+
+
+@pytest.mark.slow
+def test_fault_injection_script_loses_nothing(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "fault_injection.py"
+    result = subprocess.run([sys.executable, str(script), "--kills", "4", "--max-delay", "3", "--no-record"],
+                            capture_output=True, text=True, env=cli_env(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith("kills: 4,") and "corrupt runs: 0" in summary and "lost or failed resumes: 0" in summary
+    assert " 0 (continued" not in summary  # at least one start resumed from a checkpoint

@@ -232,12 +232,12 @@ def default_seed(run, rng_seed: int | None, offline: bool | None) -> str:
                                     log=lambda _: None)
     except CharlmError:
         return "\n" if "\n" in run.vocab else run.vocab.chars[0]
-    text = corpus.text
-    heldout_start = int(len(text) * (1 - run.config.val_fraction))
+    ids = corpus.ids_in(run.vocab, drop_unknown=True)
+    heldout_start = int(len(ids) * (1 - run.config.val_fraction))
     length = min(run.config.seq_len, 60)
     rng = np.random.default_rng(rng_seed)
-    start = int(rng.integers(heldout_start, max(heldout_start + 1, len(text) - length)))
-    return text[start:start + length]
+    start = int(rng.integers(heldout_start, max(heldout_start + 1, len(ids) - length)))
+    return run.vocab.decode(ids[start:start + length])
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -312,11 +312,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config = run.config
     corpus = load_config_corpus(config, offline=args.offline, max_vocab=max(config.max_vocab, len(run.vocab)),
                                 log=lambda text: print(text, file=sys.stderr))
-    missing = run.vocab.missing_from(corpus.text)
+    missing = corpus.missing_from(run.vocab)
     if missing:
         raise CharlmError(f"The corpus of {run.path} now has characters the model never saw ({missing[:5]}); "
                           "it has changed since training.")
-    heldout = split_ids(run.vocab.encode(corpus.text), config).heldout
+    heldout = split_ids(corpus.ids_in(run.vocab), config).heldout
     if len(heldout) < args.context + 2:
         raise CharlmError(f"The held-out text ({len(heldout)} chars) is shorter than one {args.context}-char window.")
     result = evaluate(weights, heldout, context=args.context, positions=args.positions)

@@ -70,9 +70,26 @@ def test_skip_resumes_mid_epoch_with_the_same_batches():
     assert all(np.array_equal(a, b) for a, b in zip(full[3:], resumed))
 
 
-def test_tf_dataset_matches_numpy_batches():
-    config = tiny_config()
-    windows = Windows(ids_of(1000), config, shuffle=True)
-    from_tf = [x.numpy() for x, _ in windows.tf_dataset(1)]
-    assert len(from_tf) == windows.num_batches(1)
-    assert all(np.array_equal(a, b) for a, (b, _) in zip(from_tf, windows.iterate(1)))
+@pytest.mark.parametrize("in_graph", [True, False], ids=["tensor", "memory-map"])
+@pytest.mark.parametrize("recipe", ["default", "seed"])
+def test_tf_dataset_matches_numpy_batches(tmp_path, monkeypatch, in_graph, recipe):
+    from tui_charlm.core import dataset
+
+    if not in_graph:  # a corpus this large stays in its memory map, gathered batch by batch
+        monkeypatch.setattr(dataset, "IN_GRAPH_CHARS", 100)
+    ids = ids_of(1000)
+    mapped = np.memmap(tmp_path / "ids", dtype=ids.dtype, mode="w+", shape=ids.shape)
+    mapped[:] = ids
+    windows = Windows(mapped, tiny_config(recipe=recipe), shuffle=True)
+    from_tf = [(x.numpy(), y.numpy()) for x, y in windows.tf_dataset(1, skip=1)]
+    assert len(from_tf) == windows.num_batches(1) - 1
+    for (x, y), (a, b) in zip(from_tf, windows.iterate(1, skip=1), strict=True):
+        assert np.array_equal(x, a) and np.array_equal(y, b) and x.dtype == np.int32
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("length,seq_len,batch", [(1000, 16, 8), (1000, 16, 1000), (97, 10, 3), (5000, 7, 64)])
+def test_counted_batches_match_the_built_ones(shuffle, length, seq_len, batch):
+    windows = Windows(np.zeros(length, np.uint8), tiny_config(seq_len=seq_len, batch_size=batch), shuffle=shuffle)
+    for epoch in range(4):
+        assert windows.num_batches(epoch) == len(windows.batch_starts(epoch))

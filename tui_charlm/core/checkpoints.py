@@ -7,6 +7,8 @@ Layout::
       config.json       the TrainConfig
       vocab.json        the vocabulary, in id order
       samples.txt       generations logged during training (append-only)
+      .lock             held (flock) by the one process training this run
+      .lock-owner       who holds it: pid, host, since when
       latest.json       names the newest complete checkpoint
       checkpoints/
         step-00001234/  one complete checkpoint:
@@ -17,6 +19,11 @@ A checkpoint is written into a hidden temporary folder and renamed into
 place only when complete, then `latest.json` is replaced atomically: a kill
 at any moment leaves the previous checkpoint loadable. Loading tries the
 newest checkpoint first and falls back to older ones.
+
+Only one process trains a run at a time: training holds an OS file lock
+(flock, via filelock) on `.lock` until it exits. The kernel drops the lock
+when its holder dies, however it dies, so a killed run never leaves its
+directory locked.
 """
 
 from __future__ import annotations
@@ -128,6 +135,11 @@ class RunDirectory:
             raise CharlmError(f"Run directory {path} exists and is not a folder.")
         try:
             (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CharlmError(f"Cannot create run directory {path}: {error.strerror or error}.") from None
+        run = cls(path, config, vocab, {})
+        run.lock_for_training()  # before run.json: a second process aiming at the same folder is refused
+        try:
             atomic_write_text(path / "config.json", config.to_json())
             atomic_write_text(path / "vocab.json", vocab.to_json())
             meta = {"format": FORMAT, "version": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -136,7 +148,38 @@ class RunDirectory:
             atomic_write_text(path / "run.json", json.dumps(meta, indent=2))
         except OSError as error:
             raise CharlmError(f"Cannot create run directory {path}: {error.strerror or error}.") from None
-        return cls(path, config, vocab, meta)
+        run.meta = meta
+        return run
+
+    def lock_for_training(self) -> None:
+        """Hold this run for training until the process exits; refuse if another process holds it.
+
+        Re-entrant within one process (the app and the tests may open a run
+        more than once); exclusive between processes.
+        """
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.path / ".lock", is_singleton=True, thread_local=False)
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            try:
+                owner = json.loads((self.path / ".lock-owner").read_text(encoding="utf-8"))
+                who = f" (pid {owner['pid']} on {owner['host']}, since {owner['since']})"
+            except (OSError, ValueError, KeyError, TypeError):
+                who = ""
+            raise CharlmError(f"{self.path} is being trained by another process{who}. Wait for it to finish or "
+                              f"stop it; a process that is killed releases the run by itself.") from None
+        except OSError as error:
+            raise CharlmError(f"Cannot lock run directory {self.path}: {error.strerror or error}.") from None
+        self._lock = lock
+        import socket
+
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        try:
+            atomic_write_text(self.path / ".lock-owner", json.dumps(owner))
+        except OSError:
+            pass  # only used to name the holder in the message above
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> RunDirectory:

@@ -22,9 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from tui_charlm.core.atomic import atomic_write_text
 from tui_charlm.core.builtin_corpus import build_builtin_text, builtin_corpus_name
 from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.vocab import Vocabulary
 
 BUILTIN = "builtin"
 DEFAULT_CORPUS = "nietzsche"
@@ -310,6 +313,56 @@ def load_corpus(
         text = text.lower()
     check_vocabulary_size(text, max_vocab, label)
     return Corpus(name=name, text=text, path=path, sha256=hashlib.sha256(data).hexdigest(), source=source)
+
+
+@dataclass(frozen=True)
+class EncodedCorpus:
+    """A corpus as ids: the form training uses. The ids are a memory map of a cached id file (see encoded.py)."""
+
+    name: str  # what to call it on screen
+    path: Path  # the file it was read from
+    source: str  # 'file', 'named', 'catalog' or 'builtin'
+    sha256: str  # of the file's bytes
+    ids: np.ndarray  # in `vocab`'s ids
+    vocab: Vocabulary  # the corpus's own characters (after lower-casing, if asked)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def missing_from(self, vocab: Vocabulary) -> list[str]:
+        """Characters of the corpus that `vocab` lacks."""
+        return [c for c in self.vocab.chars if c not in vocab]
+
+    def ids_in(self, vocab: Vocabulary, *, drop_unknown: bool = False) -> np.ndarray:
+        """The corpus in `vocab`'s ids: the memory map itself when the vocabularies agree, else a renumbered copy."""
+        if vocab == self.vocab:
+            return self.ids
+        table = np.array([vocab.char_to_id.get(c, -1) for c in self.vocab.chars], dtype=np.int64)
+        mapped = table[self.ids]
+        if (mapped < 0).any():
+            if not drop_unknown:
+                raise CharlmError(f"The corpus has characters outside the vocabulary ({self.missing_from(vocab)[:5]}).")
+            mapped = mapped[mapped >= 0]
+        return mapped.astype(vocab.id_dtype)
+
+
+def load_encoded(
+    spec: str | None,
+    *,
+    encoding: str = "utf-8",
+    lowercase: bool = False,
+    offline: bool | None = None,
+    max_vocab: int = 4096,
+    log: Log = print,
+) -> EncodedCorpus:
+    """Find and fetch a corpus like load_corpus, but as ids encoded in chunks and cached: any size fits."""
+    from tui_charlm.core.encoded import encode_file
+
+    name, path, source = resolve(spec, offline=offline, log=log)
+    label = f"corpus {name!r}" if source != "file" else f"corpus file {str(path)!r}"
+    encoded = encode_file(path, encoding=encoding, lowercase=lowercase, max_vocab=max_vocab, label=label, log=log)
+    return EncodedCorpus(name=name, path=path, source=source, sha256=encoded.sha256, ids=encoded.ids,
+                         vocab=encoded.vocab)
 
 
 @dataclass(frozen=True)

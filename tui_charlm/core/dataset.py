@@ -16,6 +16,10 @@ import numpy as np
 from tui_charlm.core.config import TrainConfig
 from tui_charlm.core.errors import CharlmError
 
+# Corpora up to this many chars are copied into a tensor and gathered by TensorFlow ops; larger ones are
+# read from their memory map batch by batch.
+IN_GRAPH_CHARS = 64 << 20
+
 
 @dataclass(frozen=True)
 class Split:
@@ -69,12 +73,16 @@ class Windows:
         """
         if not self.shuffle:
             return np.arange(0, self.last_start + 1, self.stride)
+        rng, offset = self._offset(epoch)
+        return rng.permutation(np.arange(offset, self.last_start + 1, self.stride))
+
+    def _offset(self, epoch: int) -> tuple[np.random.Generator, int]:
+        """The epoch's random generator and where its first window starts."""
         rng = np.random.default_rng([self.seed, epoch])
         # Non-overlapping windows start at a random offset each epoch, so
         # window boundaries move and every position is a target once per epoch.
         offset = int(rng.integers(0, min(self.stride, self.last_start + 1))) if self.stride == self.seq_len else 0
-        starts = np.arange(offset, self.last_start + 1, self.stride)
-        return rng.permutation(starts)
+        return rng, offset
 
     def batch_starts(self, epoch: int) -> list[np.ndarray]:
         """Start positions grouped into batches; a final partial batch is dropped unless it is the only one."""
@@ -87,8 +95,13 @@ class Windows:
         )
 
     def num_batches(self, epoch: int = 0) -> int:
-        """Batches in one epoch."""
-        return len(self.batch_starts(epoch))
+        """Batches in one epoch (counted, not built: cheap even for a corpus of a billion chars)."""
+        offset = self._offset(epoch)[1] if self.shuffle else 0
+        windows = len(range(offset, self.last_start + 1, self.stride))
+        full = windows // self.batch_size
+        if full == 0:
+            return 1
+        return full + (1 if not self.shuffle and windows % self.batch_size else 0)
 
     def targets_per_batch(self) -> int:
         """Characters scored per full batch (for chars/s)."""
@@ -118,15 +131,29 @@ class Windows:
         """
         import tensorflow as tf
 
-        if getattr(self, "_ids_tensor", None) is None:
-            self._ids_tensor = tf.constant(self.ids)
-        ids, seq_len, every_position = self._ids_tensor, self.seq_len, self.every_position
+        seq_len, every_position = self.seq_len, self.every_position
         batches = self.batch_starts(epoch)[skip:]
         starts = np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, np.int64)
-        offsets = tf.range(seq_len + 1, dtype=tf.int64)
+        if len(self.ids) <= IN_GRAPH_CHARS:
+            if getattr(self, "_ids_tensor", None) is None:
+                self._ids_tensor = tf.constant(self.ids)
+            ids, offsets = self._ids_tensor, tf.range(seq_len + 1, dtype=tf.int64)
+
+            def windows(batch_starts):
+                return tf.cast(tf.gather(ids, batch_starts[:, None] + offsets), tf.int32)
+        else:
+            # A large corpus stays in its memory map: a copy in a tensor would double its memory.
+            # NumPy gathers each batch (one short Python call per batch, under the interpreter lock).
+            source, np_offsets = self.ids, np.arange(seq_len + 1)
+
+            def windows(batch_starts):
+                block = tf.numpy_function(lambda s: source[s[:, None] + np_offsets].astype(np.int32),
+                                          [batch_starts], tf.int32, stateful=False)
+                block.set_shape([None, seq_len + 1])
+                return block
 
         def gather(batch_starts):
-            block = tf.cast(tf.gather(ids, batch_starts[:, None] + offsets), tf.int32)
+            block = windows(batch_starts)
             return (block[:, :-1], block[:, 1:]) if every_position else (block[:, :-1], block[:, -1])
 
         dataset = tf.data.Dataset.from_tensor_slices(starts).batch(self.batch_size).map(gather)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from tui_charlm.core.checkpoints import RunDirectory, TrainingState, default_run_dir
 from tui_charlm.core.config import TrainConfig
-from tui_charlm.core.corpus import Corpus, load_corpus
+from tui_charlm.core.corpus import EncodedCorpus, load_encoded
 from tui_charlm.core.dataset import split_ids
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.training import Trainer
@@ -27,29 +27,29 @@ RESUMABLE = {"epochs", "time_budget", "checkpoint_every", "threads", "steps_per_
 
 
 def load_config_corpus(config: TrainConfig, *, offline: bool | None = None, max_vocab: int | None = None,
-                       log: Log = print) -> Corpus:
-    """Load the corpus `config` names, decoded and cased as the config says."""
-    return load_corpus(config.corpus, encoding=config.encoding, lowercase=config.lowercase, offline=offline,
+                       log: Log = print) -> EncodedCorpus:
+    """Load the corpus `config` names as ids, decoded and cased as the config says (encoded once, cached)."""
+    return load_encoded(config.corpus, encoding=config.encoding, lowercase=config.lowercase, offline=offline,
                        max_vocab=config.max_vocab if max_vocab is None else max_vocab, log=log)
 
 
-def corpus_spec(corpus: Corpus) -> str:
+def corpus_spec(corpus: EncodedCorpus) -> str:
     """What to store so a resume finds the same corpus: a name, or an absolute path."""
     return str(corpus.path.resolve()) if corpus.source == "file" else corpus.name
 
 
-def corpus_meta(corpus: Corpus) -> dict[str, Any]:
+def corpus_meta(corpus: EncodedCorpus) -> dict[str, Any]:
     """Corpus identity recorded in run.json."""
     return {"name": corpus.name, "source": corpus.source, "path": str(corpus.path.resolve()),
-            "sha256": corpus.sha256, "chars": len(corpus.text)}
+            "sha256": corpus.sha256, "chars": len(corpus)}
 
 
 def new_training(config: TrainConfig, *, run_dir: Path | None = None, offline: bool | None = None,
                  log: Log = print) -> Trainer:
     """Load the corpus, check it, create a run directory and build a fresh model."""
     corpus = load_config_corpus(config, offline=offline, log=log)
-    vocab = Vocabulary.from_text(corpus.text)
-    split = split_ids(vocab.encode(corpus.text), config)
+    vocab = corpus.vocab
+    split = split_ids(corpus.ids, config)
     config = dataclasses.replace(config, corpus=corpus_spec(corpus))
     run = RunDirectory.create(run_dir or default_run_dir(corpus.name), config, vocab, corpus_meta(corpus))
     from tui_charlm.core.backend import describe_device
@@ -68,6 +68,7 @@ def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, 
     its saved configuration.
     """
     run = RunDirectory.open(run_path)
+    run.lock_for_training()
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     changed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and getattr(run.config, k) != v)
     if changed:
@@ -76,7 +77,7 @@ def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, 
                           f"start a new run instead.")
     config = dataclasses.replace(run.config, **{k: v for k, v in overrides.items() if k in RESUMABLE})
     corpus = load_config_corpus(config, offline=offline, max_vocab=max(config.max_vocab, len(run.vocab)), log=log)
-    missing = run.vocab.missing_from(corpus.text)
+    missing = corpus.missing_from(run.vocab)
     if missing:
         shown = ", ".join(repr(c) for c in missing[:10])
         raise CharlmError(f"Corpus {corpus.name!r} does not match the vocabulary of {run.path}: it has "
@@ -84,7 +85,7 @@ def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, 
     recorded = run.meta.get("corpus", {}).get("sha256")
     if recorded and recorded != corpus.sha256:
         log(f"Note: corpus {corpus.name!r} differs from the one this run started on, but fits its vocabulary.")
-    split = split_ids(run.vocab.encode(corpus.text), config)
+    split = split_ids(corpus.ids_in(run.vocab), config)
     run.config = config
     model, checkpoint = run.load_model()
     from tui_charlm.core.backend import describe_device

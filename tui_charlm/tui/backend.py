@@ -110,10 +110,12 @@ class CoreBackend:
             trainer = new_training(config, run_dir=options.run_dir, offline=options.offline, log=notice)
         self.trainer = trainer
         self.vocab = trainer.run.vocab
-        self.ids = np.concatenate([trainer.split.train, trainer.split.heldout])
+        # Random seeds come from the training part (a view of the corpus, never a copy: it may be huge).
+        self.ids = trainer.split.train
         self.seq_len = trainer.config.seq_len
         state = trainer.state
-        return RunInfo(trainer.run.path, trainer.run.meta.get("corpus", {}).get("name", "?"), len(self.ids),
+        chars = len(trainer.split.train) + len(trainer.split.heldout)
+        return RunInfo(trainer.run.path, trainer.run.meta.get("corpus", {}).get("name", "?"), chars,
                        int(trainer.model.count_params()), trainer.device, self.vocab, self.seq_len,
                        "stateful" if trainer.config.predicts_every_position else "window",
                        trainer.train_windows.num_batches(state.epoch), trainer.config.epochs, state.epoch, state.step,
@@ -132,8 +134,7 @@ class CoreBackend:
         self.step = checkpoint.state.step
         try:
             corpus = load_config_corpus(run.config, offline=True, max_vocab=10**6, log=lambda _: None)
-            text = "".join(c for c in corpus.text if c in run.vocab) if run.vocab.missing_from(corpus.text) else corpus.text
-            self.ids = run.vocab.encode(text)
+            self.ids = corpus.ids_in(run.vocab, drop_unknown=True)
             name = corpus.name
         except CharlmError:
             notice("The run's corpus is not available here: seeds are random characters, or type one with e.")

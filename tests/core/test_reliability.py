@@ -1,0 +1,123 @@
+"""Nothing lost: exact resume, failed saves, and names that must not leave their folders."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import make_text, tiny_config
+from tui_charlm.core.checkpoints import RunDirectory
+from tui_charlm.core.corpus import load_corpus
+from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.events import CheckpointSaved, EpochFinished, TrainingFailed
+from tui_charlm.core.session import new_training, resume_training
+
+# Same seed, same data order, one TensorFlow thread: the only differences left are float rounding in a
+# reloaded optimizer state, far below this.
+RESUME_TOLERANCE = 1e-5
+
+
+@pytest.fixture
+def corpus_path(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(make_text(4000))
+    return path
+
+
+def test_two_epochs_straight_equal_one_epoch_resumed_for_another(corpus_path, tmp_path):
+    straight = new_training(tiny_config(corpus=str(corpus_path), epochs=2), run_dir=tmp_path / "straight",
+                            log=lambda _: None)
+    events = []
+    straight.fit(events.append)
+    straight_loss = [e.val_loss for e in events if isinstance(e, EpochFinished)][-1]
+
+    first = new_training(tiny_config(corpus=str(corpus_path), epochs=1), run_dir=tmp_path / "resumed",
+                         log=lambda _: None)
+    first.fit()
+    second = resume_training(tmp_path / "resumed", {"epochs": 2}, log=lambda _: None)
+    events = []
+    second.fit(events.append)
+    resumed_loss = [e.val_loss for e in events if isinstance(e, EpochFinished)][-1]
+
+    assert resumed_loss == pytest.approx(straight_loss, rel=RESUME_TOLERANCE)
+    for a, b in zip(straight.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=RESUME_TOLERANCE, atol=RESUME_TOLERANCE)
+
+
+def test_resume_from_the_middle_of_an_epoch_is_exact_too(corpus_path, tmp_path):
+    straight = new_training(tiny_config(corpus=str(corpus_path), epochs=1), run_dir=tmp_path / "straight",
+                            log=lambda _: None)
+    straight.fit()
+    half = straight.train_windows.num_batches(0) // 2
+    import threading
+
+    stop = threading.Event()
+    interrupted = new_training(tiny_config(corpus=str(corpus_path), epochs=1), run_dir=tmp_path / "half",
+                               log=lambda _: None)
+    interrupted.fit(lambda e: stop.set() if getattr(e, "step", 0) >= half else None, stop_event=stop)
+    assert RunDirectory.open(tmp_path / "half").latest().state.batch_in_epoch == half
+    rest = resume_training(tmp_path / "half", log=lambda _: None)
+    rest.fit()
+    for a, b in zip(straight.model.get_weights(), rest.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=RESUME_TOLERANCE, atol=RESUME_TOLERANCE)
+
+
+def test_a_failed_save_stops_training_and_keeps_the_last_good_checkpoint(corpus_path, tmp_path, monkeypatch):
+    trainer = new_training(tiny_config(corpus=str(corpus_path), epochs=5), run_dir=tmp_path / "run",
+                           log=lambda _: None)
+    real_save = trainer.model.save
+    saves = []
+
+    def save(path, *args, **kwargs):
+        saves.append(path)
+        if len(saves) >= 2:  # the disk fills after the first checkpoint
+            with open(path, "wb") as handle:
+                handle.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.model, "save", save)
+    events = []
+    outcome = trainer.fit(events.append)
+    assert isinstance(outcome, TrainingFailed)
+    assert "Could not save a checkpoint" in outcome.message and "No space left on device" in outcome.message
+    saved = [e for e in events if isinstance(e, CheckpointSaved)]
+    assert len(saved) == 1 and outcome.checkpoint == saved[0].path
+    run = RunDirectory.open(tmp_path / "run")
+    model, checkpoint = run.load_model()
+    assert model is not None and checkpoint.state.epoch == 1
+    assert json.loads((tmp_path / "run" / "latest.json").read_text())["epoch"] == 1
+    assert not [p for p in run.checkpoints_dir.iterdir() if p.name.startswith(".tmp-")]  # the partial save is gone
+
+
+def test_the_same_process_may_reopen_a_run_it_is_training(corpus_path, tmp_path):
+    trainer = new_training(tiny_config(corpus=str(corpus_path)), run_dir=tmp_path / "run", log=lambda _: None)
+    trainer.fit()
+    again = resume_training(tmp_path / "run", {"epochs": 2}, log=lambda _: None)  # not refused: same process
+    assert again.state.epoch == 1
+
+
+@pytest.mark.parametrize("name", ["../secret", "../../secret", "sub/../../secret", ".secret", "..", "./../secret"])
+def test_a_corpus_name_cannot_reach_outside_the_corpora_folder(tmp_path, monkeypatch, name):
+    folder = tmp_path / "work" / "corpora"
+    folder.mkdir(parents=True)
+    (folder / "fine.txt").write_text(make_text(500))
+    (tmp_path / "work" / "secret.txt").write_text("not for you " * 50)  # one level above corpora/
+    (tmp_path / "secret.txt").write_text("not for you " * 50)
+    (folder / ".secret.txt").write_text("hidden " * 50)
+    monkeypatch.setenv("CHARLM_CORPORA", str(folder))
+    monkeypatch.chdir(tmp_path / "work" / "corpora")  # even from inside corpora/, a name is not a path
+    assert load_corpus("fine", log=lambda _: None).source == "named"
+    with pytest.raises(CharlmError):
+        load_corpus(name, log=lambda _: None)
+
+
+def test_a_path_is_a_path_even_when_it_climbs(tmp_path, monkeypatch):
+    (tmp_path / "outside.txt").write_text(make_text(500))
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    corpus = load_corpus("../outside.txt", log=lambda _: None)
+    assert corpus.source == "file" and corpus.path.resolve() == (tmp_path / "outside.txt").resolve()

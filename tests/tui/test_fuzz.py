@@ -1,0 +1,74 @@
+"""Keyboard fuzz: a long random sequence of the app's keys while a tiny real model trains."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tests.conftest import make_text
+from tests.tui.conftest import wait_for
+from tui_charlm.core.checkpoints import RunDirectory
+from tui_charlm.tui.app import CharLMApp
+from tui_charlm.tui.backend import CoreBackend, TuiOptions
+from tui_charlm.tui.widgets.generation_pane import GenerationPane
+
+# Every key the app binds, the dialogs' keys, and some that mean nothing here.
+KEYS = ["up", "down", "plus", "minus", "tab", "shift+tab", "space", "s", "r", "e", "a", "x", "t", "c", "b", "u",
+        "question_mark", "f1", "escape", "enter", "ctrl+p", "backspace", "left", "right", "home", "end",
+        "z", "1", "é", "ctrl+z", "pageup", "pagedown"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_random_keys_while_training_break_nothing(tmp_path, seed):
+    rng = random.Random(seed)
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text(make_text(5000))
+    run_dir = tmp_path / "run"
+    options = TuiOptions(overrides=dict(corpus=str(corpus), units=8, embedding_dim=4, seq_len=16, batch_size=8,
+                                        epochs=1000, threads=1, checkpoint_every=0), run_dir=run_dir)
+    app = CharLMApp(CoreBackend(options), rng_seed=seed, chars_per_second=200)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.state == "training", timeout=120)
+        for _ in range(250):
+            await pilot.press(rng.choice(KEYS))
+            if rng.random() < 0.1:
+                await pilot.pause(rng.uniform(0, 0.2))
+        # Close whatever dialog is open; the app must still answer, and train.
+        for _ in range(4):
+            if len(app.screen_stack) == 1:
+                break
+            await pilot.press("escape")
+        assert len(app.screen_stack) == 1
+        if app.state == "paused":
+            await pilot.press("space")
+        await wait_for(pilot, lambda: app.state == "training", timeout=30)
+        step = app.loss_plot.steps[-1] if app.loss_plot.steps else 0
+        await wait_for(pilot, lambda: app.loss_plot.steps and app.loss_plot.steps[-1] > step, timeout=60)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: any(len(p.chars) > 0 for p in app.query(GenerationPane)), timeout=30)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, timeout=60)
+    model, checkpoint = RunDirectory.open(run_dir).load_model()
+    assert model is not None and checkpoint.state.step >= step
+
+
+@pytest.mark.slow
+async def test_quitting_in_the_middle_of_random_keys_saves_and_exits(tmp_path):
+    rng = random.Random(7)
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text(make_text(5000))
+    run_dir = tmp_path / "run"
+    options = TuiOptions(overrides=dict(corpus=str(corpus), units=8, embedding_dim=4, seq_len=16, batch_size=8,
+                                        epochs=1000, threads=1, checkpoint_every=0), run_dir=run_dir)
+    app = CharLMApp(CoreBackend(options), rng_seed=7, chars_per_second=200)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state == "training", timeout=120)
+        await wait_for(pilot, lambda: app.loss_plot.steps, timeout=60)
+        for _ in range(60):
+            await pilot.press(rng.choice(KEYS))
+        await pilot.press("ctrl+c")  # quits from any screen, dialogs included
+        await wait_for(pilot, lambda: not app.is_running, timeout=60)
+    model, checkpoint = RunDirectory.open(run_dir).load_model()
+    assert model is not None and checkpoint.state.step > 0
