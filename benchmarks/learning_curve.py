@@ -50,11 +50,13 @@ def train_and_score(recipe: str, budget: float, corpus: Path, run_dir: Path, ext
         raise SystemExit(f"charlm eval failed:\n{scored.stderr[-2000:]}")
     window = float(re.search(r"window loss .*?: ([\d.]+) nats", scored.stdout).group(1))
     stateful = re.search(r"stateful loss .*?: ([\d.]+) nats", scored.stdout)
-    epochs = re.findall(r"epoch (\d+) done", train.stdout)
+    epochs = re.findall(r"epoch (\d+) done: train ([\d.]+) .* held-out ([\d.]+)", train.stdout)
     rates = re.findall(r"([\d,]+) chars/s", train.stdout)
     return {"recipe": recipe, "budget": budget, "window": window,
             "stateful": float(stateful.group(1)) if stateful else float("nan"),
-            "epochs": int(epochs[-1]) if epochs else 0, "rate": rates[-1] if rates else "?"}
+            "epochs": int(epochs[-1][0]) if epochs else 0, "rate": rates[-1] if rates else "?",
+            # the last epoch's training loss and held-out loss (the trainer's own, every position): the gap is overfitting
+            "last_epoch": f"train {epochs[-1][1]} / held-out {epochs[-1][2]}" if epochs else "no full epoch"}
 
 
 def plot(rows: list[dict], path: Path) -> bool:
@@ -100,7 +102,8 @@ def main() -> int:
                 row = train_and_score(recipe, budget, args.corpus, Path(tmp) / f"{recipe}-{budget:g}", extra)
                 rows.append(row)
                 print(f"{recipe:<8} {budget:>5.0f}s  epochs {row['epochs']:>3}  chars/s {row['rate']:>7}  "
-                      f"window {row['window']:.4f}  stateful {row['stateful']:.4f}", flush=True)
+                      f"window {row['window']:.4f}  stateful {row['stateful']:.4f}  last epoch {row['last_epoch']}",
+                      flush=True)
         longest = Path(tmp) / f"default-{budgets[-1]:g}"
         sample = charlm("generate", str(longest), "--temperature", "0.5", "--length", "600", "--rng-seed", "0",
                         "--seed-text", SAMPLE_SEED).stdout.strip()
@@ -114,13 +117,13 @@ def main() -> int:
     lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  lower-cased {args.corpus.name}, last 10% held out; "
              f"window = 60-char yardstick, stateful = held-out text read in order (nats/char)",
              f"# command: {command}",
-             "| training time | recipe: window | recipe: stateful | default: window | default: stateful |",
+             "| training time | recipe: window | default: window | default: stateful | default: epochs, last epoch's losses |",
              "|---|---|---|---|---|"]
     for budget in budgets:
         seed = next(r for r in rows if r["recipe"] == "seed" and r["budget"] == budget)
         default = next(r for r in rows if r["recipe"] == "default" and r["budget"] == budget)
-        lines.append(f"| {budget:g} s | {seed['window']:.4f} | {seed['stateful']:.4f} | "
-                     f"{default['window']:.4f} | {default['stateful']:.4f} |")
+        lines.append(f"| {budget:g} s | {seed['window']:.4f} | {default['window']:.4f} | {default['stateful']:.4f} | "
+                     f"{default['epochs']}, {default['last_epoch']} |")
     recipe_best = loss("seed", budgets[-1])
     first = budgets[0]
     lines.append(f"default at {first:g} s: {loss('default', first):.4f} vs the recipe at {budgets[-1]:g} s: "
