@@ -108,6 +108,10 @@ def default_run_dir(corpus_name: str, root: Path | None = None) -> Path:
     return path
 
 
+# Run-directory locks this process holds (a FileLock releases when garbage-collected, so keep them here).
+_HELD_LOCKS: dict[str, Any] = {}
+
+
 class RunDirectory:
     """A run directory on disk; create one, or open one to resume, sample or evaluate."""
 
@@ -172,7 +176,7 @@ class RunDirectory:
                               f"stop it; a process that is killed releases the run by itself.") from None
         except OSError as error:
             raise CharlmError(f"Cannot lock run directory {self.path}: {error.strerror or error}.") from None
-        self._lock = lock
+        _HELD_LOCKS[str(self.path.resolve())] = lock  # held for the life of the process, whatever holds this object
         import socket
 
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
