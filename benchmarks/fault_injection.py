@@ -71,7 +71,9 @@ def wait_for_save(run: Path, training: Training, limit: float) -> None:
     checkpoints = run / "checkpoints"
     while time.monotonic() < deadline and training.process.poll() is None:
         try:
-            if any(p.name.startswith(".tmp-") for p in checkpoints.iterdir()):
+            # this process's own save in progress (a killed one may have left its temporary folder behind)
+            if any(p.name.startswith(".tmp-") and p.name.endswith(f"-{training.process.pid}")
+                   for p in checkpoints.iterdir()):
                 return
         except OSError:
             pass
@@ -98,7 +100,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-delay", type=float, default=5.0, help="latest random kill, seconds after start")
+    parser.add_argument("--max-delay", type=float, default=8.0, help="latest random kill, seconds after start")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "fault_injection.txt")
     parser.add_argument("--no-record", action="store_true", help="do not append to the results file")
     args = parser.parse_args()

@@ -191,7 +191,7 @@ def test_a_second_process_cannot_train_the_same_run_until_the_first_is_gone(tmp_
 @pytest.mark.slow
 def test_fault_injection_script_loses_nothing(tmp_path):
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "fault_injection.py"
-    result = subprocess.run([sys.executable, str(script), "--kills", "4", "--max-delay", "3", "--no-record"],
+    result = subprocess.run([sys.executable, str(script), "--kills", "4", "--max-delay", "8", "--no-record"],
                             capture_output=True, text=True, env=cli_env(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = result.stdout.strip().splitlines()[-1]

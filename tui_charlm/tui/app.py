@@ -90,6 +90,33 @@ class CoalescingReporter:
         self.last_post = time.monotonic()
 
 
+def _guard_option_list_paging() -> None:
+    """Keep PageUp/PageDown in the command palette from crashing the app.
+
+    Textual's OptionList._move_page (8.2) raises KeyError when the key
+    arrives after the options changed but before their lines were laid out
+    (typing in the palette, then PageDown at once); found by the keyboard
+    fuzz test. That key press is dropped instead.
+    """
+    from textual.widgets import OptionList
+
+    original = getattr(OptionList, "_move_page", None)
+    if original is None or getattr(original, "guarded", False):
+        return
+
+    def _move_page(self, direction):
+        try:
+            original(self, direction)
+        except (KeyError, IndexError):
+            pass
+
+    _move_page.guarded = True
+    OptionList._move_page = _move_page
+
+
+_guard_option_list_paging()
+
+
 class CharLMApp(App[None]):
     """charlm-tui: watch a character-level LSTM learn, and steer its generations."""
 
