@@ -28,7 +28,7 @@ from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.vocab import Vocabulary
 
 CHUNK_BYTES = 8 << 20  # text read per step of the first pass (peak memory is about 20x this)
-IDS_CHUNK = 64 << 20  # ids renumbered per step of the second pass
+IDS_CHUNK = 16 << 20  # ids renumbered per step of the second pass
 FORMAT_VERSION = 1
 Log = Callable[[str], None]
 
@@ -188,8 +188,10 @@ def _renumber(provisional: Path, out: Path, chars: list[str], vocab: Vocabulary,
     """Rewrite provisional ids (order of first appearance) as the sorted vocabulary's ids."""
     table = np.array([vocab.char_to_id[c] for c in chars], dtype=vocab.id_dtype)
     source_dtype = np.dtype(np.uint16 if provisional.stat().st_size == count * 2 else np.uint32)
-    ids = np.memmap(provisional, dtype=source_dtype, mode="r", shape=(count,))
-    with open(out, "wb") as sink:
-        for start in range(0, count, IDS_CHUNK):
-            sink.write(table[ids[start:start + IDS_CHUNK]].tobytes())
-    del ids
+    # Plain reads, not a memory map: mapped pages of a file read once would count as this process's memory.
+    with open(provisional, "rb") as source, open(out, "wb") as sink:
+        while True:
+            ids = np.fromfile(source, dtype=source_dtype, count=IDS_CHUNK)
+            if not len(ids):
+                break
+            sink.write(table[ids].tobytes())
