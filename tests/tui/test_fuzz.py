@@ -14,11 +14,8 @@ import pytest
 from textual import events
 from textual.keys import REPLACED_KEYS, _get_unicode_name_from_key
 
-from tests.conftest import make_text
-from tests.tui.conftest import wait_for
+from tests.tui.conftest import tiny_core_app, wait_for
 from tui_charlm.core.checkpoints import RunDirectory
-from tui_charlm.tui.app import CharLMApp
-from tui_charlm.tui.backend import CoreBackend, TuiOptions
 from tui_charlm.tui.widgets.generation_pane import GenerationPane
 
 # Every key the app binds, the dialogs' keys, and some that mean nothing here.
@@ -45,12 +42,8 @@ async def send_key(pilot, key: str) -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_random_keys_while_training_break_nothing(tmp_path, seed):
     rng = random.Random(seed)
-    corpus = tmp_path / "tiny.txt"
-    corpus.write_text(make_text(5000))
     run_dir = tmp_path / "run"
-    options = TuiOptions(overrides=dict(corpus=str(corpus), units=8, embedding_dim=4, seq_len=16, batch_size=8,
-                                        epochs=1000, threads=1, checkpoint_every=0), run_dir=run_dir)
-    app = CharLMApp(CoreBackend(options), rng_seed=seed, chars_per_second=40)
+    app = tiny_core_app(tmp_path, rng_seed=seed, chars_per_second=40)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.state == "training", timeout=120)
         for _ in range(300):
@@ -80,12 +73,8 @@ async def test_random_keys_while_training_break_nothing(tmp_path, seed):
 @pytest.mark.slow
 async def test_quitting_in_the_middle_of_random_keys_saves_and_exits(tmp_path):
     rng = random.Random(7)
-    corpus = tmp_path / "tiny.txt"
-    corpus.write_text(make_text(5000))
     run_dir = tmp_path / "run"
-    options = TuiOptions(overrides=dict(corpus=str(corpus), units=8, embedding_dim=4, seq_len=16, batch_size=8,
-                                        epochs=1000, threads=1, checkpoint_every=0), run_dir=run_dir)
-    app = CharLMApp(CoreBackend(options), rng_seed=7, chars_per_second=40)
+    app = tiny_core_app(tmp_path, rng_seed=7, chars_per_second=40)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.state == "training", timeout=120)
         await wait_for(pilot, lambda: app.loss_plot.steps, timeout=60)

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import make_text
-from tests.tui.conftest import wait_for
+from tests.tui.conftest import tiny_core_app, wait_for
 from tui_charlm.core.checkpoints import RunDirectory
-from tui_charlm.tui.app import CharLMApp
-from tui_charlm.tui.backend import CoreBackend, TuiOptions
 from tui_charlm.tui.widgets.generation_pane import GenerationPane
 
 
 @pytest.mark.slow
 async def test_real_app_trains_a_tiny_model_and_saves_on_quit(tmp_path):
-    corpus = tmp_path / "tiny.txt"
-    corpus.write_text(make_text(5000))
     run_dir = tmp_path / "run"
-    options = TuiOptions(overrides=dict(corpus=str(corpus), units=8, embedding_dim=4, seq_len=16, batch_size=8,
-                                        epochs=1000, threads=1, checkpoint_every=0), run_dir=run_dir)
-    app = CharLMApp(CoreBackend(options), rng_seed=0, chars_per_second=100)
+    app = tiny_core_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.state == "training", timeout=120)
         await wait_for(pilot, lambda: app.epoch >= 3, timeout=120)

@@ -290,6 +290,11 @@ def check_vocabulary_size(text: str, max_vocab: int, label: str = "corpus") -> N
         )
 
 
+def _label(name: str, path: Path, source: str) -> str:
+    """How messages name a corpus: by its name, or by its path when the user gave one."""
+    return f"corpus {name!r}" if source != "file" else f"corpus file {str(path)!r}"
+
+
 def load_corpus(
     spec: str | None,
     *,
@@ -301,7 +306,7 @@ def load_corpus(
 ) -> Corpus:
     """Find, fetch if needed, read, decode and check a corpus."""
     name, path, source = resolve(spec, offline=offline, log=log)
-    label = f"corpus {name!r}" if source != "file" else f"corpus file {str(path)!r}"
+    label = _label(name, path, source)
     try:
         data = path.read_bytes()
     except PermissionError:
@@ -359,7 +364,7 @@ def load_encoded(
     from tui_charlm.core.encoded import encode_file
 
     name, path, source = resolve(spec, offline=offline, log=log)
-    label = f"corpus {name!r}" if source != "file" else f"corpus file {str(path)!r}"
+    label = _label(name, path, source)
     encoded = encode_file(path, encoding=encoding, lowercase=lowercase, max_vocab=max_vocab, label=label, log=log)
     return EncodedCorpus(name=name, path=path, source=source, sha256=encoded.sha256, ids=encoded.ids,
                          vocab=encoded.vocab)

@@ -35,8 +35,9 @@ Log = Callable[[str], None]
 
 def encoded_cache_dir() -> Path:
     """Where encoded corpora live: beside the Keras dataset cache (KERAS_HOME, else ~/.keras)."""
-    base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(base) / "charlm-encoded"
+    from tui_charlm.core.corpus import cache_dir
+
+    return cache_dir().parent / "charlm-encoded"
 
 
 @dataclass(frozen=True)

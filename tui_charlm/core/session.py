@@ -17,7 +17,6 @@ from tui_charlm.core.corpus import EncodedCorpus, load_encoded
 from tui_charlm.core.dataset import split_ids
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.training import Trainer
-from tui_charlm.core.vocab import Vocabulary
 
 Log = Callable[[str], None]
 
