@@ -63,10 +63,14 @@ def main() -> int:
             window = float(re.search(r"window loss .*?: ([\d.]+) nats", evaluation).group(1))
             stateful = re.search(r"stateful loss .*?: ([\d.]+) nats", evaluation)
             rate = re.findall(r"([\d,]+) chars/s", train.stdout)
+            # The last epoch's train and held-out losses, and the best held-out epoch, show over- or under-fitting.
+            fit = (f"last train {float(epochs[-1][1]):.3f} held-out {float(epochs[-1][2]):.3f}, best held-out "
+                   f"{min(float(e[2]) for e in epochs):.3f} at epoch "
+                   f"{min(epochs, key=lambda e: float(e[2]))[0]}") if epochs else "no epoch finished"
             row = (f"{spec:<45} epochs {epochs[-1][0] if epochs else 0:>4}  "
                    f"chars/s {rate[-1] if rate else '?':>8}  window {window:.4f}  "
                    f"stateful {float(stateful.group(1)) if stateful else float('nan'):.4f}  "
-                   f"({time.time() - started:.0f}s wall)")
+                   f"({time.time() - started:.0f}s wall; {fit})")
             print(row, flush=True)
             rows.append(row)
     header = (f"# {time.strftime('%Y-%m-%d %H:%M')}  budget {args.budget:.0f}s  corpus {args.corpus.name} (lower-cased)\n"

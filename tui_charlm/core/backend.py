@@ -73,6 +73,9 @@ def import_tensorflow(threads: int = 0, *, quiet: bool = True):
                 import keras  # noqa: F401  (loads the rest of the C++ runtime while stderr is quiet)
 
         if _configured_threads is None:
+            from tui_charlm.core.devices import split_cpu
+
+            split_cpu(tf)
             if threads > 0:
                 try:
                     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -81,17 +84,3 @@ def import_tensorflow(threads: int = 0, *, quiet: bool = True):
                     pass  # the runtime already started (another caller used TensorFlow first)
             _configured_threads = threads
     return tf
-
-
-def describe_device() -> str:
-    """'CPU' or the name of the first GPU TensorFlow can see."""
-    tf = import_tensorflow()
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    try:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        name = details.get("device_name") or gpus[0].name
-    except Exception:  # details are best effort; some drivers give none
-        name = gpus[0].name
-    return f"GPU: {name}" + (f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else "")

@@ -71,6 +71,7 @@ class TrainingState:
     epoch_loss_sum: float = 0.0  # sum of batch losses so far in the epoch in progress
     step: int = 0  # optimizer steps taken
     elapsed: float = 0.0  # training seconds, across sessions, pauses excluded
+    batch_size: int = 0  # windows per batch (all replicas) that batch_in_epoch counts; 0 = not recorded
     history: History = field(default_factory=History)
 
     def to_json(self) -> str:

@@ -17,6 +17,7 @@ from tui_charlm.core.errors import CharlmError
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
+STRATEGIES = ("default", "mirrored")
 # Where the cosine schedule ends, as a fraction of the starting learning rate.
 COSINE_FLOOR = 0.02
 
@@ -78,6 +79,12 @@ class TrainConfig:
     seed: int = _field(0, "random seed for weights and data order")
     # TensorFlow intra-op threads; 0 lets TensorFlow choose.
     threads: int = _field(0, "TensorFlow threads; 0 = TensorFlow's choice")
+    # How training uses the devices: TensorFlow's default (one device) or data-parallel over all visible GPUs.
+    strategy: str = _field("default", "'mirrored' trains data-parallel over all visible GPUs "
+                           "(tf.distribute.MirroredStrategy; --batch-size is per device)", choices=STRATEGIES)
+    # Compute in float16 with float32 variables, logits and loss (Keras' mixed_float16 policy).
+    mixed_precision: bool = _field(False, "compute in float16, keeping variables, logits and loss in float32 "
+                                   "(for GPUs with tensor cores; slower on a CPU)")
     # Refuse corpora with more distinct characters than this: they are surely not text.
     max_vocab: int = _field(4096, "refuse corpora with more distinct characters than this")
 
@@ -99,6 +106,8 @@ class TrainConfig:
             problems.append("learning-rate must be a positive number")
         if self.lr_schedule not in LR_SCHEDULES:
             problems.append(f"lr-schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
+        if self.strategy not in STRATEGIES:
+            problems.append(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if not (self.clipnorm >= 0 and math.isfinite(self.clipnorm)):
             problems.append("clipnorm must be zero or positive")
         if not 0.0 < self.val_fraction < 1.0:

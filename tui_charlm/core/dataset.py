@@ -52,11 +52,12 @@ class Windows:
     the window.
     """
 
-    def __init__(self, ids: np.ndarray, config: TrainConfig, *, shuffle: bool):
+    def __init__(self, ids: np.ndarray, config: TrainConfig, *, shuffle: bool, replicas: int = 1):
         self.ids = ids
         self.seq_len = config.seq_len
         self.stride = config.stride
-        self.batch_size = config.batch_size
+        # --batch-size is per device: a strategy over several replicas splits each global batch between them.
+        self.batch_size = config.batch_size * replicas
         self.every_position = config.predicts_every_position
         self.shuffle = shuffle
         self.seed = config.seed

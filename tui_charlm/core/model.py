@@ -16,20 +16,29 @@ def build_model(config: TrainConfig, vocab_size: int):
     One-hot input is an identity Embedding that is not trained: it is
     exactly `onehot(x) @ W` without ever materialising one-hot arrays, and it
     saves and loads without custom layers or code.
+
+    With `mixed_precision`, every layer but the output computes in float16
+    (per-layer policies, so nothing global changes for other models in the
+    process); the output layer, and so the logits and the loss, stay
+    float32, and the optimizer scales the loss so float16 gradients do not
+    underflow. Build (and load) inside a strategy's scope to train under it.
     """
     from tui_charlm.core.backend import import_tensorflow
+    from tui_charlm.core.devices import layer_dtype
 
     import_tensorflow(config.threads)
     import keras
 
     keras.utils.set_random_seed(config.seed)
+    dtype = layer_dtype(config.mixed_precision)
     inputs = keras.Input(shape=(None,), dtype="int32", name="char_ids")
     if config.embedding_dim == 0:
         x = keras.layers.Embedding(
-            vocab_size, vocab_size, embeddings_initializer="identity", trainable=False, name="one_hot"
+            vocab_size, vocab_size, embeddings_initializer="identity", trainable=False, name="one_hot",
+            dtype=dtype,
         )(inputs)
     else:
-        x = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(inputs)
+        x = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding", dtype=dtype)(inputs)
     for layer in range(config.layers):
         last = layer == config.layers - 1
         # Defaults for activation, recurrent_activation, recurrent_dropout and
@@ -38,16 +47,17 @@ def build_model(config: TrainConfig, vocab_size: int):
             config.units,
             return_sequences=config.predicts_every_position or not last,
             name=f"lstm_{layer}",
+            dtype=dtype,
         )(x)
         if config.dropout and not last:
-            x = keras.layers.Dropout(config.dropout, name=f"dropout_{layer}")(x)
+            x = keras.layers.Dropout(config.dropout, name=f"dropout_{layer}", dtype=dtype)(x)
     if config.dropout and config.predicts_every_position:
-        x = keras.layers.Dropout(config.dropout, name="dropout_out")(x)
+        x = keras.layers.Dropout(config.dropout, name="dropout_out", dtype=dtype)(x)
     if config.predicts_every_position:
-        outputs = keras.layers.Dense(vocab_size, name="logits")(x)
+        outputs = keras.layers.Dense(vocab_size, name="logits", dtype="float32")(x)
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     else:
-        outputs = keras.layers.Dense(vocab_size, activation="softmax", name="softmax")(x)
+        outputs = keras.layers.Dense(vocab_size, activation="softmax", name="softmax", dtype="float32")(x)
         loss = keras.losses.SparseCategoricalCrossentropy()
     model = keras.Model(inputs, outputs, name=f"charlm_{config.recipe}")
     model.compile(optimizer=make_optimizer(config), loss=loss)
@@ -55,12 +65,15 @@ def build_model(config: TrainConfig, vocab_size: int):
 
 
 def make_optimizer(config: TrainConfig):
-    """The optimizer named in the config, with gradient clipping when asked."""
+    """The optimizer named in the config, with gradient clipping when asked, loss-scaled for mixed precision."""
     import keras
 
     clip = {"clipnorm": config.clipnorm} if config.clipnorm else {}
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=config.learning_rate, **clip)
-    if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=config.learning_rate, **clip)
-    return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9, **clip)
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, **clip)
+    elif config.optimizer == "rmsprop":
+        optimizer = keras.optimizers.RMSprop(learning_rate=config.learning_rate, **clip)
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9, **clip)
+    # Dynamic loss scaling keeps small float16 gradients from flushing to zero.
+    return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer

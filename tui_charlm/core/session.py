@@ -15,6 +15,7 @@ from tui_charlm.core.checkpoints import RunDirectory, TrainingState, default_run
 from tui_charlm.core.config import TrainConfig
 from tui_charlm.core.corpus import EncodedCorpus, load_encoded
 from tui_charlm.core.dataset import split_ids
+from tui_charlm.core.devices import describe_training, make_strategy, strategy_scope
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.training import Trainer
 
@@ -22,7 +23,8 @@ Log = Callable[[str], None]
 
 # Options that may differ when resuming: they change how long or where training
 # runs, not what the model is.
-RESUMABLE = {"epochs", "time_budget", "checkpoint_every", "threads", "steps_per_execution", "lr_schedule", "corpus", "encoding", "val_max_chars"}
+RESUMABLE = {"epochs", "time_budget", "checkpoint_every", "threads", "steps_per_execution", "lr_schedule", "corpus",
+             "encoding", "val_max_chars", "strategy"}
 
 
 def load_config_corpus(config: TrainConfig, *, offline: bool | None = None, max_vocab: int | None = None,
@@ -50,12 +52,30 @@ def new_training(config: TrainConfig, *, run_dir: Path | None = None, offline: b
     vocab = corpus.vocab
     split = split_ids(corpus.ids, config)
     config = dataclasses.replace(config, corpus=corpus_spec(corpus))
+    strategy = make_strategy(config.strategy, log)
     run = RunDirectory.create(run_dir or default_run_dir(corpus.name), config, vocab, corpus_meta(corpus))
-    from tui_charlm.core.backend import describe_device
+    return _trainer(run, fresh_model(config, len(vocab), strategy), split, TrainingState(), log=log)
+
+
+def fresh_model(config: TrainConfig, vocab_size: int, strategy):
+    """A new compiled model for `config`, built under `strategy`."""
     from tui_charlm.core.model import build_model
 
-    model = build_model(config, len(vocab))
-    return Trainer(run, model, split, TrainingState(), device=describe_device())
+    with strategy_scope(strategy):
+        return build_model(config, vocab_size)
+
+
+def _trainer(run: RunDirectory, model, split, state: TrainingState, *, log: Log, resumed: bool = False) -> Trainer:
+    if run.config.mixed_precision and not _has_gpu():
+        log("Note: --mixed-precision on a CPU is slower than float32; it pays off on GPUs with tensor cores.")
+    return Trainer(run, model, split, state, device=describe_training(model, mixed_precision=run.config.mixed_precision),
+                   resumed=resumed, log=log)
+
+
+def _has_gpu() -> bool:
+    from tui_charlm.core.backend import import_tensorflow
+
+    return bool(import_tensorflow().config.list_logical_devices("GPU"))
 
 
 def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, offline: bool | None = None,
@@ -86,13 +106,10 @@ def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, 
         log(f"Note: corpus {corpus.name!r} differs from the one this run started on, but fits its vocabulary.")
     split = split_ids(corpus.ids_in(run.vocab), config)
     run.config = config
-    model, checkpoint = run.load_model()
-    from tui_charlm.core.backend import describe_device
-
+    strategy = make_strategy(config.strategy, log)
+    with strategy_scope(strategy):
+        model, checkpoint = run.load_model()
     if model is None:
         log(f"{run.path} has no checkpoint yet; starting it again from its saved configuration.")
-        from tui_charlm.core.model import build_model
-
-        model = build_model(config, len(run.vocab))
-        return Trainer(run, model, split, TrainingState(), device=describe_device())
-    return Trainer(run, model, split, checkpoint.state, device=describe_device(), resumed=True)
+        return _trainer(run, fresh_model(config, len(run.vocab), strategy), split, TrainingState(), log=log)
+    return _trainer(run, model, split, checkpoint.state, log=log, resumed=True)

@@ -41,7 +41,9 @@ class Trainer:
     """Trains one model on one split, checkpointing into one run directory."""
 
     def __init__(self, run: RunDirectory, model, split: Split, state: TrainingState | None = None,
-                 *, device: str = "CPU", resumed: bool = False):
+                 *, device: str = "CPU", resumed: bool = False, log: Callable[[str], None] = lambda message: None):
+        from tui_charlm.core.devices import MIRRORED_STEPS_PER_EXECUTION, replicas
+
         self.run = run
         self.config = run.config
         self.model = model
@@ -49,13 +51,32 @@ class Trainer:
         self.device = device
         self.resumed = resumed
         self.split = split
-        self.train_windows = Windows(split.train, self.config, shuffle=True)
+        self.replicas = replicas(model)
+        self.train_windows = Windows(split.train, self.config, shuffle=True, replicas=self.replicas)
         heldout = split.heldout[: self.config.val_max_chars]
-        self.heldout_windows = Windows(heldout, self.config, shuffle=False)
+        self.heldout_windows = Windows(heldout, self.config, shuffle=False, replicas=self.replicas)
+        self._continue_epoch_in_new_batches()
         latest = run.latest() if resumed else None
         self.last_checkpoint = latest.path if latest else None
         # Read when fit() builds its train function (a resumed model may have been saved with another value).
-        model.steps_per_execution = self.config.steps_per_execution
+        steps = self.config.steps_per_execution
+        if self.config.strategy == "mirrored" and steps != MIRRORED_STEPS_PER_EXECUTION:
+            log(f"Note: --strategy mirrored runs {MIRRORED_STEPS_PER_EXECUTION} batch per TensorFlow call "
+                f"(Keras cannot run {steps} under MirroredStrategy: keras-team/keras#19246).")
+            steps = MIRRORED_STEPS_PER_EXECUTION
+        model.steps_per_execution = steps
+
+    def _continue_epoch_in_new_batches(self) -> None:
+        """Re-count a mid-epoch position saved with another global batch size (a different number of replicas).
+
+        The epoch's window order does not depend on the batch size, so the
+        windows already trained stay skipped: rounded down, at most one batch
+        of them is trained again.
+        """
+        state, batch = self.state, self.train_windows.batch_size
+        if state.batch_size and state.batch_size != batch and state.batch_in_epoch:
+            state.batch_in_epoch = state.batch_in_epoch * state.batch_size // batch
+        state.batch_size = batch
 
     # -- the loop ------------------------------------------------------------
 

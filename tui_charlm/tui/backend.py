@@ -90,7 +90,7 @@ class CoreBackend:
         self.seq_len = 60
 
     def prepare(self, status: Log, notice: Log) -> RunInfo:
-        from tui_charlm.core.backend import describe_device, import_tensorflow
+        from tui_charlm.core.backend import import_tensorflow
         from tui_charlm.core.config import make_config
 
         options = self.options
@@ -98,7 +98,8 @@ class CoreBackend:
         # The app already sends fd 2 to a log file, so stderr need not be silenced here.
         import_tensorflow(int(options.overrides.get("threads") or 0), quiet=False)
         if options.load is not None:
-            return self._prepare_load(status, notice, describe_device())
+            # Nothing trains: generation runs in NumPy on the CPU whatever the machine has.
+            return self._prepare_load(status, notice, "CPU (generation only)")
         status("loading corpus and model")
         from tui_charlm.core.session import new_training, resume_training
 

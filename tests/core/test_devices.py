@@ -1,0 +1,156 @@
+"""Where training runs: MirroredStrategy over two logical CPUs, mixed precision, and what the status says."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import cli_env, make_text, tiny_config
+from tui_charlm.core.checkpoints import RunDirectory
+from tui_charlm.core.devices import CPU_DEVICES_ENV, cudnn_conditions, logical_cpu_count
+from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.events import EpochFinished, TrainingFinished
+from tui_charlm.core.generation import Generator, WeightBox
+from tui_charlm.core.sampling import SamplingSettings
+from tui_charlm.core.session import new_training, resume_training
+
+# Logical devices can only be configured before TensorFlow's runtime starts, which in the test process
+# has long happened: this runs in a fresh interpreter with CHARLM_CPU_DEVICES=2.
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import json, sys, threading
+    from pathlib import Path
+    from tests.conftest import tiny_config
+    from tui_charlm.core.checkpoints import RunDirectory
+    from tui_charlm.core.events import TrainingStarted
+    from tui_charlm.core.generation import WeightBox
+    from tui_charlm.core.session import new_training, resume_training
+
+    corpus, run_dir = sys.argv[1], Path(sys.argv[2])
+
+    def train_until(trainer, step, events):
+        stop, box = threading.Event(), WeightBox()
+        def report(event):
+            events.append(event)
+            if getattr(event, "step", 0) >= step:
+                stop.set()
+        trainer.fit(report, stop_event=stop, weight_box=box, snapshot_every=1)
+        return box.latest().version
+
+    notes, events = [], []
+    config = tiny_config(corpus=corpus, strategy="mirrored", epochs=2, steps_per_execution=4)
+    trainer = new_training(config, run_dir=run_dir, log=notes.append)
+    snapshot = train_until(trainer, 3, events)
+    first = {"device": trainer.device, "replicas": trainer.replicas, "global_batch": trainer.train_windows.batch_size,
+             "steps_per_execution": trainer.model.steps_per_execution, "notes": notes, "snapshot_version": snapshot,
+             "saved": RunDirectory.open(run_dir).latest().state.batch_in_epoch}
+    # Resume under the same strategy and stop again, still in the first epoch.
+    events = []
+    again = resume_training(run_dir, log=notes.append)
+    train_until(again, 5, events)
+    started = [e for e in events if isinstance(e, TrainingStarted)][0]
+    state = RunDirectory.open(run_dir).latest().state
+    second = {"device": again.device, "resumed_at": started.step, "saved": state.batch_in_epoch,
+              "saved_batch_size": state.batch_size}
+    print(json.dumps({"first": first, "second": second}))
+""")
+
+
+@pytest.fixture
+def corpus_path(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(make_text(4000))
+    return path
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_over_two_logical_cpus_trains_checkpoints_and_resumes(corpus_path, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    env = cli_env(tmp_path) | {CPU_DEVICES_ENV: "2", "PYTHONPATH": str(root)}
+    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(corpus_path), str(tmp_path / "run")],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    first, second = report["first"], report["second"]
+    per_device = tiny_config().batch_size
+    assert first["device"] == second["device"] == "2 logical CPUs mirrored"
+    assert first["replicas"] == 2 and first["global_batch"] == 2 * per_device  # --batch-size is per device
+    # Keras cannot run several batches per call under MirroredStrategy: one, and the user is told why.
+    assert first["steps_per_execution"] == 1 and any("keras-team/keras#19246" in n for n in first["notes"])
+    assert first["saved"] == 3 and first["snapshot_version"] == 3  # generation got the stopped step's weights
+    assert second["resumed_at"] == 3 and second["saved"] == 5 and second["saved_batch_size"] == 2 * per_device
+
+    # Back on one device (this process has one CPU): the 5 global batches trained are 10 of the smaller batch,
+    # and the run finishes from there.
+    resumed = resume_training(tmp_path / "run", {"strategy": "default"}, log=lambda _: None)
+    assert resumed.replicas == 1 and resumed.device == "CPU"
+    assert (resumed.state.batch_in_epoch, resumed.state.batch_size) == (10, per_device)
+    events = []
+    outcome = resumed.fit(events.append)
+    assert isinstance(outcome, TrainingFinished) and resumed.state.epoch == 2
+    assert all(np.isfinite(e.val_loss) for e in events if isinstance(e, EpochFinished))
+    assert RunDirectory.open(tmp_path / "run").latest().state.epoch == 2
+
+
+@pytest.mark.slow
+def test_mixed_precision_trains_on_cpu_with_float32_logits_checkpoints_and_resumes(corpus_path, tmp_path):
+    notes = []
+    trainer = new_training(tiny_config(corpus=str(corpus_path), mixed_precision=True), run_dir=tmp_path / "run",
+                           log=notes.append)
+    layers = {layer.name: layer for layer in trainer.model.layers}
+    assert layers["lstm_0"].compute_dtype == "float16" and layers["lstm_0"].variable_dtype == "float32"
+    assert layers["logits"].compute_dtype == "float32"
+    assert "mixed fp16" in trainer.device and any("slower" in note for note in notes)
+    box, events = WeightBox(), []
+    outcome = trainer.fit(events.append, weight_box=box)
+    assert isinstance(outcome, TrainingFinished)
+    epoch = [e for e in events if isinstance(e, EpochFinished)][0]
+    assert np.isfinite(epoch.val_loss) and epoch.val_loss < np.log(len(trainer.run.vocab))  # it learned
+    # Generation reads float32 weights from the snapshot and writes text.
+    text = Generator(box.latest(), trainer.run.vocab, [SamplingSettings(0.5)], seed_text="the ").generate(40)[0]
+    assert len(text) == 40
+
+    resumed = resume_training(tmp_path / "run", {"epochs": 2}, log=lambda _: None)
+    assert {layer.name: layer for layer in resumed.model.layers}["lstm_0"].compute_dtype == "float16"
+    assert isinstance(resumed.fit(), TrainingFinished) and resumed.state.epoch == 2
+    with pytest.raises(CharlmError, match="--mixed-precision cannot change"):
+        resume_training(tmp_path / "run", {"epochs": 3, "mixed_precision": False}, log=lambda _: None)
+
+
+def test_the_models_keep_to_the_cudnn_kernels_conditions(corpus_path, tmp_path):
+    import keras
+
+    for recipe in ("default", "seed"):
+        trainer = new_training(tiny_config(recipe=recipe, corpus=str(corpus_path), layers=2, dropout=0.2),
+                               run_dir=tmp_path / recipe, log=lambda _: None)
+        lstms = [layer for layer in trainer.model.layers if type(layer).__name__ == "LSTM"]
+        assert lstms and all(cudnn_conditions(layer) == [] for layer in lstms)
+        assert trainer.device == "CPU"  # no GPU here: no cuDNN claim either
+    assert cudnn_conditions(keras.layers.LSTM(4, recurrent_dropout=0.1)) == ["recurrent dropout"]
+    assert cudnn_conditions(keras.layers.LSTM(4, activation="relu", unroll=True)) == ["activation is not tanh",
+                                                                                      "unrolled"]
+
+
+def test_a_bad_logical_cpu_count_is_one_clear_sentence(monkeypatch):
+    monkeypatch.setenv(CPU_DEVICES_ENV, "two")
+    with pytest.raises(CharlmError, match="CHARLM_CPU_DEVICES='two' is not a whole number"):
+        logical_cpu_count()
+    monkeypatch.setenv(CPU_DEVICES_ENV, "2")
+    assert logical_cpu_count() == 2
+    monkeypatch.delenv(CPU_DEVICES_ENV)
+    assert logical_cpu_count() == 1
+
+
+def test_an_unknown_strategy_is_refused_before_anything_is_written(corpus_path, tmp_path):
+    with pytest.raises(CharlmError, match="strategy must be one of default, mirrored"):
+        tiny_config(corpus=str(corpus_path), strategy="tpu")
+    result = subprocess.run([sys.executable, "-m", "tui_charlm.cli", "train", "--corpus", str(corpus_path),
+                             "--strategy", "tpu", "--run-dir", str(tmp_path / "run")],
+                            capture_output=True, text=True, env=cli_env(tmp_path))
+    assert result.returncode == 2 and "invalid choice: 'tpu'" in result.stderr
+    assert not (tmp_path / "run").exists()

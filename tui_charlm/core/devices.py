@@ -1,0 +1,146 @@
+"""Where training runs: the distribution strategy, mixed precision, and a one-line description of both.
+
+The engines are TensorFlow's: `tf.distribute.MirroredStrategy` copies the
+model onto every visible GPU and averages their gradients; Keras'
+`mixed_float16` dtype policy computes in float16 while the variables, the
+logits and the loss stay float32. On a GPU, Keras runs an LSTM on the cuDNN
+kernel when the layer keeps cuDNN's conditions; `describe_training` says
+whether it does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from tui_charlm.core.config import STRATEGIES
+from tui_charlm.core.errors import CharlmError
+# Split the one physical CPU into this many logical devices before TensorFlow starts. For trying
+# `--strategy mirrored` (and testing it) on a machine without GPUs; it does not make training faster.
+CPU_DEVICES_ENV = "CHARLM_CPU_DEVICES"
+# Keras cannot run several batches per call under MirroredStrategy (keras-team/keras#19246: "You must
+# feed a value for placeholder tensor"), so mirrored training runs one batch per call.
+MIRRORED_STEPS_PER_EXECUTION = 1
+
+
+def logical_cpu_count() -> int:
+    """How many logical CPU devices CHARLM_CPU_DEVICES asks for (1 when unset)."""
+    value = os.environ.get(CPU_DEVICES_ENV, "").strip()
+    if not value:
+        return 1
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise CharlmError(f"{CPU_DEVICES_ENV}={value!r} is not a whole number of devices; unset it or give 1, 2, ...")
+    return count
+
+
+def split_cpu(tf) -> None:
+    """Configure CHARLM_CPU_DEVICES logical CPUs; must run before TensorFlow's runtime starts."""
+    count = logical_cpu_count()
+    if count < 2:
+        return
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        pass  # the runtime already started in this process; keep its devices
+
+
+def make_strategy(name: str, log=lambda message: None):
+    """A tf.distribute strategy for `name`, or None for TensorFlow's default (one device)."""
+    if name not in STRATEGIES:
+        raise CharlmError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+    if name == "default":
+        return None
+    from tui_charlm.core.backend import import_tensorflow
+
+    tf = import_tensorflow()
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [device.name for device in gpus] or [device.name for device in tf.config.list_logical_devices("CPU")]
+    if len(devices) == 1:
+        log("Note: --strategy mirrored sees only one device, so it trains on one replica "
+            f"({'one GPU' if gpus else 'the CPU'}).")
+    return tf.distribute.MirroredStrategy(devices=devices)
+
+
+def strategy_scope(strategy):
+    """The scope models must be built and loaded in to train under `strategy` (nothing for the default)."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def replicas(model) -> int:
+    """How many copies of the model train side by side (1 without a strategy)."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return int(getattr(strategy, "num_replicas_in_sync", 1) or 1)
+
+
+def layer_dtype(mixed_precision: bool) -> str | None:
+    """The dtype policy for every layer but the logits: float16 compute with float32 variables, or the default."""
+    return "mixed_float16" if mixed_precision else None
+
+
+def cudnn_conditions(layer) -> list[str]:
+    """Why a Keras LSTM layer cannot use the cuDNN kernel; an empty list when it can."""
+    reasons = []
+    if getattr(layer.activation, "__name__", "") != "tanh":
+        reasons.append("activation is not tanh")
+    if getattr(layer.recurrent_activation, "__name__", "") != "sigmoid":
+        reasons.append("recurrent activation is not sigmoid")
+    if getattr(layer, "unroll", False):
+        reasons.append("unrolled")
+    if not getattr(layer, "use_bias", True):
+        reasons.append("no bias")
+    if getattr(layer.cell, "recurrent_dropout", 0):
+        reasons.append("recurrent dropout")
+    if getattr(layer, "use_cudnn", "auto") is False:
+        reasons.append("cuDNN turned off")
+    return reasons
+
+
+def describe_training(model, *, mixed_precision: bool = False) -> str:
+    """What trains `model`, for the status line and the CLI: device(s), strategy, cuDNN and precision.
+
+    e.g. 'CPU', 'GPU: NVIDIA H100 80GB HBM3 (cuDNN)', '2 GPUs mirrored: NVIDIA H100 80GB HBM3
+    (cuDNN, mixed fp16)', '2 logical CPUs mirrored'.
+    """
+    from tui_charlm.core.backend import import_tensorflow
+
+    tf = import_tensorflow()
+    strategy = getattr(model, "distribute_strategy", None)
+    mirrored = isinstance(strategy, tf.distribute.MirroredStrategy)
+    devices = list(strategy.extended.worker_devices) if mirrored else []
+    on_gpu = any("GPU" in device.upper() for device in devices) if mirrored else bool(tf.config.list_logical_devices("GPU"))
+    tags = []
+    if on_gpu:
+        reasons = sorted({reason for layer in model.layers if type(layer).__name__ == "LSTM"
+                          for reason in cudnn_conditions(layer)})
+        if not tf.test.is_built_with_cuda():
+            reasons.append("TensorFlow built without CUDA")
+        tags.append("cuDNN" if not reasons else f"no cuDNN: {', '.join(reasons)}")
+    if mixed_precision:
+        tags.append("mixed fp16")
+    if on_gpu:
+        where = gpu_name(tf)
+        if mirrored and len(devices) > 1:
+            where = f"{len(devices)} GPUs mirrored: {where}"
+        else:
+            where = f"GPU: {where}"
+    elif mirrored and len(devices) > 1:
+        where = f"{len(devices)} logical CPUs mirrored"
+    else:
+        where = "CPU"
+    return where + (f" ({', '.join(tags)})" if tags else "")
+
+
+def gpu_name(tf) -> str:
+    """The first GPU's product name, or its TensorFlow device name when the driver gives none."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "none"
+    try:
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name") or gpus[0].name
+    except Exception:  # details are best effort; some drivers give none
+        return gpus[0].name
