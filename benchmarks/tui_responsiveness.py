@@ -24,6 +24,7 @@ import json
 import os
 import pty
 import select
+import shlex
 import statistics
 import struct
 import subprocess
@@ -128,15 +129,23 @@ def throughput_from_run(run_dir: Path) -> float:
     return state["step"] * config["batch_size"] * config["seq_len"] / state["elapsed"]
 
 
-def training_pair(budget: float, settings: list[str]) -> tuple[float, float]:
+def training_pair(budget: float, settings: list[str], app_first: bool = False) -> tuple[float, float]:
+    """(headless, in-app) chars/s for the same settings and budget; `app_first` swaps the order they run in."""
     with tempfile.TemporaryDirectory() as tmp:
-        headless = Path(tmp) / "headless"
-        subprocess.run([str(BIN / "charlm"), "train", *settings, "--time-budget", str(budget), "--run-dir",
-                        str(headless)], check=True, capture_output=True)
-        in_app = Path(tmp) / "app"
-        terminal = Terminal([str(BIN / "charlm-tui"), *settings, "--time-budget", str(budget), "--run-dir", str(in_app)])
-        terminal.wait_for(b"FINISHED", timeout=budget * 3 + 120)
-        terminal.close()
+        headless, in_app = Path(tmp) / "headless", Path(tmp) / "app"
+
+        def run_headless():
+            subprocess.run([str(BIN / "charlm"), "train", *settings, "--time-budget", str(budget), "--run-dir",
+                            str(headless)], check=True, capture_output=True)
+
+        def run_app():
+            terminal = Terminal([str(BIN / "charlm-tui"), *settings, "--time-budget", str(budget), "--run-dir",
+                                 str(in_app)])
+            terminal.wait_for(b"FINISHED", timeout=budget * 3 + 120)
+            terminal.close()
+
+        for run in (run_app, run_headless) if app_first else (run_headless, run_app):
+            run()
         return throughput_from_run(headless), throughput_from_run(in_app)
 
 
@@ -146,29 +155,38 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--presses", type=int, default=60)
     parser.add_argument("--launches", type=int, default=5)
+    parser.add_argument("--train-options", default="",
+                        help="extra model and training options for both sides, e.g. '--steps-per-execution 1'")
+    parser.add_argument("--throughput-only", action="store_true", help="skip the first-frame and key measurements")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "tui_responsiveness.txt")
     args = parser.parse_args()
     if not CORPUS.is_file():
         print(f"{CORPUS} not found; skipping", file=sys.stderr)
         return 0
-    settings = ["--corpus", str(CORPUS), "--lowercase", "--checkpoint-every", "0"]
-    frames = first_frame(args.launches, settings)
-    latencies = key_latency(args.presses, settings)
-    pairs = [training_pair(args.budget, settings) for _ in range(args.rounds)]
+    settings = ["--corpus", str(CORPUS), "--lowercase", "--checkpoint-every", "0", *shlex.split(args.train_options)]
+    command = (f"python benchmarks/tui_responsiveness.py --budget {args.budget:g} --rounds {args.rounds} "
+               + (f"--train-options {shlex.quote(args.train_options)} " if args.train_options else "")
+               + ("--throughput-only" if args.throughput_only else f"--presses {args.presses} --launches {args.launches}"))
+    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  default model on lower-cased nietzsche"
+             f"{' ' + args.train_options if args.train_options else ''}; 120x40 pseudo-terminal",
+             f"# command: {command}"]
+    if not args.throughput_only:
+        frames = first_frame(args.launches, settings)
+        latencies = key_latency(args.presses, settings)
+        p95 = sorted(latencies)[max(0, int(round(0.95 * len(latencies))) - 1)]
+        lines += [
+            f"first frame: median {statistics.median(frames):.2f} s, max {max(frames):.2f} s over {len(frames)} "
+            f"launches (target <= 1.5 s: {'met' if max(frames) <= 1.5 else 'MISSED'})",
+            f"key to screen while training: median {statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms "
+            f"over {len(latencies)} presses (target p95 < 100 ms: {'met' if p95 < 0.1 else 'MISSED'})",
+        ]
+    pairs = [training_pair(args.budget, settings, app_first=bool(i % 2)) for i in range(args.rounds)]
     headless = statistics.mean(p[0] for p in pairs)
     in_app = statistics.mean(p[1] for p in pairs)
-    p95 = sorted(latencies)[max(0, int(round(0.95 * len(latencies))) - 1)]
-    lines = [
-        f"# {time.strftime('%Y-%m-%d %H:%M')}  default model on lower-cased nietzsche; 120x40 pseudo-terminal",
-        f"# command: python benchmarks/tui_responsiveness.py --budget {args.budget:g} --rounds {args.rounds} "
-        f"--presses {args.presses} --launches {args.launches}",
-        f"first frame: median {statistics.median(frames):.2f} s, max {max(frames):.2f} s over {len(frames)} launches "
-        f"(target <= 1.5 s: {'met' if max(frames) <= 1.5 else 'MISSED'})",
-        f"key to screen while training: median {statistics.median(latencies) * 1000:.0f} ms, "
-        f"p95 {p95 * 1000:.0f} ms over {len(latencies)} presses (target p95 < 100 ms: {'met' if p95 < 0.1 else 'MISSED'})",
-        f"training: headless {headless:,.0f} chars/s, in the app {in_app:,.0f} chars/s = {in_app / headless:.1%} "
-        f"(target >= 90%: {'met' if in_app / headless >= 0.9 else 'MISSED'}); {args.rounds} rounds of {args.budget:g} s",
-    ]
+    rounds = ", ".join(f"{app / alone:.1%}" for alone, app in pairs)
+    lines.append(f"training: headless {headless:,.0f} chars/s, in the app {in_app:,.0f} chars/s = {in_app / headless:.1%} "
+                 f"(target >= 90%: {'met' if in_app / headless >= 0.9 else 'MISSED'}); {args.rounds} rounds of "
+                 f"{args.budget:g} s ({rounds})")
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
