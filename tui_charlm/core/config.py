@@ -39,7 +39,7 @@ class TrainConfig:
     # Lower-case the corpus before building the vocabulary (the recipe does).
     lowercase: bool = _field(False, "lower-case the corpus (the recipe does)")
     # Characters of context per training window.
-    seq_len: int = _field(100, "characters per training window")
+    seq_len: int = _field(50, "characters per training window")
     # Distance between the starts of consecutive windows; 0 means seq_len (non-overlapping).
     window_step: int = _field(0, "distance between training windows; 0 = seq_len (every char a target once per epoch)")
     # Width of the learned character embedding; 0 feeds one-hot vectors instead (the recipe).
@@ -58,7 +58,7 @@ class TrainConfig:
     # Optimizer name.
     optimizer: str = _field("adam", "optimizer", choices=OPTIMIZERS)
     # Optimizer learning rate.
-    learning_rate: float = _field(0.003, "learning rate")
+    learning_rate: float = _field(0.005, "learning rate")
     # Learning-rate schedule over the run: the time budget when there is one, else the epochs.
     lr_schedule: str = _field(
         "constant", "learning-rate schedule: 'constant', or 'cosine' (decays to 2%% of --learning-rate over "
