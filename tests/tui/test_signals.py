@@ -62,3 +62,44 @@ def test_hangup_and_terminate_save_a_checkpoint_and_exit(tmp_path, sig):
     assert b"\x1b[?1049l" in output  # the alternate screen was left: the terminal is restored
     latest = json.loads((run / "latest.json").read_text())
     assert latest["step"] > 0 and (run / "checkpoints" / latest["checkpoint"] / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_mirrored_mixed_precision_training_shows_its_devices_and_quits_with_a_checkpoint(tmp_path):
+    import fcntl
+    import struct
+    import termios
+
+    corpus = tmp_path / "text.txt"
+    corpus.write_text(make_text(20000))
+    run = tmp_path / "run"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # wide: the status line in full
+    # Two logical CPUs stand in for two GPUs (they must be configured before TensorFlow starts: a fresh process).
+    env = dict(cli_env(tmp_path), TERM="xterm-256color", CHARLM_CPU_DEVICES="2")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tui_charlm.tui.main", "--corpus", str(corpus), "--run-dir", str(run), "--units", "8",
+         "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1", "--epochs", "100000",
+         "--strategy", "mirrored", "--mixed-precision"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    output = bytearray()
+    try:
+        assert read_until(master, b"2 logical CPUs mirrored (mixed fp16)", output, timeout=120), output[-2000:]
+        assert read_until(master, b"TRAINING", output, timeout=60), output[-2000:]
+        time.sleep(1.0)
+        os.write(master, b"q")
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            read_until(master, b"\x00never", output, timeout=0.2)
+        assert process.poll() is not None, "the app did not exit within 60 s"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+    assert process.returncode == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["strategy"] == "mirrored" and config["mixed_precision"] is True
+    latest = json.loads((run / "latest.json").read_text())
+    assert latest["step"] > 0 and (run / "checkpoints" / latest["checkpoint"] / "model.keras").is_file()
