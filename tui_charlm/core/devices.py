@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 
-from tui_charlm.core.config import STRATEGIES
 from tui_charlm.core.errors import CharlmError
+
 # Split the one physical CPU into this many logical devices before TensorFlow starts. For trying
 # `--strategy mirrored` (and testing it) on a machine without GPUs; it does not make training faster.
 CPU_DEVICES_ENV = "CHARLM_CPU_DEVICES"
@@ -50,9 +50,7 @@ def split_cpu(tf) -> None:
 
 
 def make_strategy(name: str, log=lambda message: None):
-    """A tf.distribute strategy for `name`, or None for TensorFlow's default (one device)."""
-    if name not in STRATEGIES:
-        raise CharlmError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+    """A tf.distribute strategy for `name` (one of config.STRATEGIES), or None for TensorFlow's default."""
     if name == "default":
         return None
     from tui_charlm.core.backend import import_tensorflow
@@ -109,10 +107,7 @@ def describe_training(model, *, mixed_precision: bool = False) -> str:
     from tui_charlm.core.backend import import_tensorflow
 
     tf = import_tensorflow()
-    strategy = getattr(model, "distribute_strategy", None)
-    mirrored = isinstance(strategy, tf.distribute.MirroredStrategy)
-    devices = list(strategy.extended.worker_devices) if mirrored else []
-    on_gpu = any("GPU" in device.upper() for device in devices) if mirrored else bool(tf.config.list_logical_devices("GPU"))
+    mirrored, devices, on_gpu = _placement(model, tf)
     tags = []
     if on_gpu:
         reasons = sorted({reason for layer in model.layers if type(layer).__name__ == "LSTM"
@@ -133,6 +128,22 @@ def describe_training(model, *, mixed_precision: bool = False) -> str:
     else:
         where = "CPU"
     return where + (f" ({', '.join(tags)})" if tags else "")
+
+
+def trains_on_gpu(model) -> bool:
+    """True when `model` trains on GPUs (its strategy's devices, or the visible GPU without a strategy)."""
+    from tui_charlm.core.backend import import_tensorflow
+
+    return _placement(model, import_tensorflow())[2]
+
+
+def _placement(model, tf) -> tuple[bool, list[str], bool]:
+    """(mirrored?, the strategy's devices, on a GPU?) for `model`."""
+    strategy = getattr(model, "distribute_strategy", None)
+    mirrored = isinstance(strategy, tf.distribute.MirroredStrategy)
+    devices = list(strategy.extended.worker_devices) if mirrored else []
+    on_gpu = any("GPU" in device.upper() for device in devices) if mirrored else bool(tf.config.list_logical_devices("GPU"))
+    return mirrored, devices, on_gpu
 
 
 def gpu_name(tf) -> str:

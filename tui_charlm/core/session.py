@@ -15,7 +15,7 @@ from tui_charlm.core.checkpoints import RunDirectory, TrainingState, default_run
 from tui_charlm.core.config import TrainConfig
 from tui_charlm.core.corpus import EncodedCorpus, load_encoded
 from tui_charlm.core.dataset import split_ids
-from tui_charlm.core.devices import describe_training, make_strategy, strategy_scope
+from tui_charlm.core.devices import describe_training, make_strategy, strategy_scope, trains_on_gpu
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.training import Trainer
 
@@ -66,16 +66,10 @@ def fresh_model(config: TrainConfig, vocab_size: int, strategy):
 
 
 def _trainer(run: RunDirectory, model, split, state: TrainingState, *, log: Log, resumed: bool = False) -> Trainer:
-    if run.config.mixed_precision and not _has_gpu():
+    if run.config.mixed_precision and not trains_on_gpu(model):
         log("Note: --mixed-precision on a CPU is slower than float32; it pays off on GPUs with tensor cores.")
     return Trainer(run, model, split, state, device=describe_training(model, mixed_precision=run.config.mixed_precision),
                    resumed=resumed, log=log)
-
-
-def _has_gpu() -> bool:
-    from tui_charlm.core.backend import import_tensorflow
-
-    return bool(import_tensorflow().config.list_logical_devices("GPU"))
 
 
 def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, offline: bool | None = None,
