@@ -93,3 +93,22 @@ def test_counted_batches_match_the_built_ones(shuffle, length, seq_len, batch):
     windows = Windows(np.zeros(length, np.uint8), tiny_config(seq_len=seq_len, batch_size=batch), shuffle=shuffle)
     for epoch in range(4):
         assert windows.num_batches(epoch) == len(windows.batch_starts(epoch))
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("length,batch", [(410, 8), (1000, 8), (97, 3), (300, 100)])
+def test_every_batch_splits_evenly_between_replicas(shuffle, length, batch):
+    # Keras adds the replicas' results elementwise: a batch of 61 windows over 2 devices (31 + 30) crashes it.
+    windows = Windows(np.zeros(length, np.uint8), tiny_config(batch_size=batch), shuffle=shuffle, replicas=2)
+    alone = Windows(np.zeros(length, np.uint8), tiny_config(batch_size=2 * batch), shuffle=shuffle)
+    for epoch in range(3):
+        batches = windows.batch_starts(epoch)
+        assert batches and all(len(b) % 2 == 0 and len(b) > 0 for b in batches)
+        assert windows.num_batches(epoch) == len(batches)
+        used, available = sum(map(len, batches)), sum(map(len, alone.batch_starts(epoch)))
+        assert available - 2 < used <= available  # at most one window left over
+
+
+def test_too_few_windows_for_the_replicas_is_one_clear_sentence():
+    with pytest.raises(CharlmError, match="fewer windows than the 4 devices"):
+        Windows(np.zeros(50, np.uint8), tiny_config(seq_len=16), shuffle=False, replicas=4)

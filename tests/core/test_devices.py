@@ -27,7 +27,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     from pathlib import Path
     from tests.conftest import tiny_config
     from tui_charlm.core.checkpoints import RunDirectory
-    from tui_charlm.core.events import TrainingStarted
+    from tui_charlm.core.events import EpochFinished, TrainingStarted
     from tui_charlm.core.generation import WeightBox
     from tui_charlm.core.session import new_training, resume_training
 
@@ -43,7 +43,8 @@ MIRRORED_SCRIPT = textwrap.dedent("""
         return box.latest().version
 
     notes, events = [], []
-    config = tiny_config(corpus=corpus, strategy="mirrored", epochs=2, steps_per_execution=4)
+    # 156 held-out chars make 9 windows of 16: one short held-out batch that two devices cannot split evenly.
+    config = tiny_config(corpus=corpus, strategy="mirrored", epochs=2, steps_per_execution=4, val_fraction=0.039)
     trainer = new_training(config, run_dir=run_dir, log=notes.append)
     snapshot = train_until(trainer, 3, events)
     first = {"device": trainer.device, "replicas": trainer.replicas, "global_batch": trainer.train_windows.batch_size,
@@ -57,7 +58,15 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     state = RunDirectory.open(run_dir).latest().state
     second = {"device": again.device, "resumed_at": started.step, "saved": state.batch_in_epoch,
               "saved_batch_size": state.batch_size}
-    print(json.dumps({"first": first, "second": second}))
+    # Once more, through the end of the first epoch (its held-out score, under the strategy) into the second.
+    events = []
+    third = resume_training(run_dir, log=notes.append)
+    batches = third.train_windows.num_batches(0)
+    train_until(third, batches + 5, events)
+    state = RunDirectory.open(run_dir).latest().state
+    ended = {"held_out": [e.val_loss for e in events if isinstance(e, EpochFinished)], "epoch": state.epoch,
+             "saved": state.batch_in_epoch}
+    print(json.dumps({"first": first, "second": second, "ended": ended}))
 """)
 
 
@@ -84,9 +93,12 @@ def test_mirrored_strategy_over_two_logical_cpus_trains_checkpoints_and_resumes(
     assert first["steps_per_execution"] == 1 and any("keras-team/keras#19246" in n for n in first["notes"])
     assert first["saved"] == 3 and first["snapshot_version"] == 3  # generation got the stopped step's weights
     assert second["resumed_at"] == 3 and second["saved"] == 5 and second["saved_batch_size"] == 2 * per_device
+    ended = report["ended"]
+    assert len(ended["held_out"]) == 1 and np.isfinite(ended["held_out"][0])  # scored under the strategy
+    assert ended["epoch"] == 1 and ended["saved"] == 5
 
-    # Back on one device (this process has one CPU): the 5 global batches trained are 10 of the smaller batch,
-    # and the run finishes from there.
+    # Back on one device (this process has one CPU): the 5 global batches of epoch 2 are 10 of the smaller
+    # batch, and the run finishes from there.
     resumed = resume_training(tmp_path / "run", {"strategy": "default"}, log=lambda _: None)
     assert resumed.replicas == 1 and resumed.device == "CPU"
     assert (resumed.state.batch_in_epoch, resumed.state.batch_size) == (10, per_device)

@@ -58,6 +58,7 @@ class Windows:
         self.stride = config.stride
         # --batch-size is per device: a strategy over several replicas splits each global batch between them.
         self.batch_size = config.batch_size * replicas
+        self.replicas = replicas
         self.every_position = config.predicts_every_position
         self.shuffle = shuffle
         self.seed = config.seed
@@ -65,6 +66,9 @@ class Windows:
         self.last_start = len(ids) - self.seq_len - 1
         if self.last_start < 0:
             raise CharlmError(f"Need at least {self.seq_len + 1} characters for one window, have {len(ids)}.")
+        if len(range(0, self.last_start + 1, self.stride)) < replicas:
+            raise CharlmError(f"{len(ids)} characters make fewer windows than the {replicas} devices training "
+                              f"side by side; use a longer text or fewer devices.")
 
     def starts(self, epoch: int) -> np.ndarray:
         """Window start positions for `epoch`, in the order they are trained on.
@@ -86,8 +90,14 @@ class Windows:
         return rng, offset
 
     def batch_starts(self, epoch: int) -> list[np.ndarray]:
-        """Start positions grouped into batches; a final partial batch is dropped unless it is the only one."""
+        """Start positions grouped into batches; a final partial batch is dropped unless it is the only one.
+
+        Under a strategy every batch must split evenly between the replicas
+        (Keras adds their results elementwise), so the fewer than `replicas`
+        windows a short last batch would leave over are not used.
+        """
         starts = self.starts(epoch)
+        starts = starts[:len(starts) - len(starts) % self.replicas]
         full = len(starts) // self.batch_size
         if full == 0:
             return [starts]
@@ -99,6 +109,7 @@ class Windows:
         """Batches in one epoch (counted, not built: cheap even for a corpus of a billion chars)."""
         offset = self._offset(epoch)[1] if self.shuffle else 0
         windows = len(range(offset, self.last_start + 1, self.stride))
+        windows -= windows % self.replicas
         full = windows // self.batch_size
         if full == 0:
             return 1
