@@ -13,7 +13,8 @@ import pytest
 
 from tests.conftest import cli_env, make_text, tiny_config
 from tui_charlm.core.checkpoints import RunDirectory
-from tui_charlm.core.devices import CPU_DEVICES_ENV, cudnn_conditions, logical_cpu_count
+from tui_charlm.core.config import TrainConfig, make_config
+from tui_charlm.core.devices import CPU_DEVICES_ENV, cpu_has_bfloat16, cudnn_conditions, logical_cpu_count
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import EpochFinished, TrainingFinished
 from tui_charlm.core.generation import Generator, WeightBox
@@ -110,9 +111,9 @@ def test_mirrored_strategy_over_two_logical_cpus_trains_checkpoints_and_resumes(
 
 
 @pytest.mark.slow
-def test_mixed_precision_trains_on_cpu_with_float32_logits_checkpoints_and_resumes(corpus_path, tmp_path):
+def test_mixed_float16_trains_on_cpu_with_float32_logits_checkpoints_and_resumes(corpus_path, tmp_path):
     notes = []
-    trainer = new_training(tiny_config(corpus=str(corpus_path), mixed_precision=True), run_dir=tmp_path / "run",
+    trainer = new_training(tiny_config(corpus=str(corpus_path), precision="mixed_float16"), run_dir=tmp_path / "run",
                            log=notes.append)
     layers = {layer.name: layer for layer in trainer.model.layers}
     assert layers["lstm_0"].compute_dtype == "float16" and layers["lstm_0"].variable_dtype == "float32"
@@ -130,8 +131,66 @@ def test_mixed_precision_trains_on_cpu_with_float32_logits_checkpoints_and_resum
     resumed = resume_training(tmp_path / "run", {"epochs": 2}, log=lambda _: None)
     assert {layer.name: layer for layer in resumed.model.layers}["lstm_0"].compute_dtype == "float16"
     assert isinstance(resumed.fit(), TrainingFinished) and resumed.state.epoch == 2
-    with pytest.raises(CharlmError, match="--mixed-precision cannot change"):
-        resume_training(tmp_path / "run", {"epochs": 3, "mixed_precision": False}, log=lambda _: None)
+    with pytest.raises(CharlmError, match="--precision cannot change"):
+        resume_training(tmp_path / "run", {"epochs": 3, "precision": "float32"}, log=lambda _: None)
+
+
+def test_mixed_bfloat16_learns_with_float32_variables_and_logits_and_resumes_as_bfloat16(corpus_path, tmp_path):
+    import keras
+
+    notes = []
+    trainer = new_training(tiny_config(corpus=str(corpus_path), precision="mixed_bfloat16", epochs=2),
+                           run_dir=tmp_path / "run", log=notes.append)
+    layers = {layer.name: layer for layer in trainer.model.layers}
+    assert layers["lstm_0"].compute_dtype == "bfloat16" and layers["lstm_0"].variable_dtype == "float32"
+    assert layers["logits"].compute_dtype == "float32"
+    # bfloat16 has float32's exponent range: no loss scaling.
+    assert not isinstance(trainer.model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert trainer.device == "CPU (mixed bf16)"
+    assert any("no bfloat16 hardware" in note for note in notes) == (not cpu_has_bfloat16())
+    events = []
+    assert isinstance(trainer.fit(events.append), TrainingFinished)
+    losses = [e.val_loss for e in events if isinstance(e, EpochFinished)]
+    assert len(losses) == 2 and all(np.isfinite(losses)) and losses[-1] < np.log(len(trainer.run.vocab))
+
+    resumed = resume_training(tmp_path / "run", {"epochs": 3}, log=lambda _: None)
+    assert {layer.name: layer for layer in resumed.model.layers}["lstm_0"].compute_dtype == "bfloat16"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "mixed_bfloat16"
+    with pytest.raises(CharlmError, match="--precision cannot change"):
+        resume_training(tmp_path / "run", {"precision": "float32"}, log=lambda _: None)
+
+
+def test_auto_precision_is_settled_for_this_machine_when_the_run_starts(corpus_path, tmp_path):
+    trainer = new_training(tiny_config(corpus=str(corpus_path), precision="auto"), run_dir=tmp_path / "run",
+                           log=lambda _: None)
+    expected = "mixed_bfloat16" if cpu_has_bfloat16() else "float32"  # no GPU on this machine
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == expected
+    lstm = {layer.name: layer for layer in trainer.model.layers}["lstm_0"]
+    assert lstm.compute_dtype == ("bfloat16" if expected == "mixed_bfloat16" else "float32")
+    assert trainer.device == ("CPU (mixed bf16)" if expected == "mixed_bfloat16" else "CPU")
+    # The book's recipe computes in float32, as the book does, on any machine.
+    assert make_config("seed").precision == "float32"
+
+
+def test_cpu_bfloat16_support_is_read_from_the_cpu_flags(tmp_path):
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n\n"
+                    "processor\t: 1\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n")
+    sapphire = tmp_path / "spr"
+    sapphire.write_text("flags\t\t: avx512f amx_bf16 amx_tile\n")
+    older = tmp_path / "skylake"
+    older.write_text("flags\t\t: fpu sse avx2 avx512f avx512bw\n")
+    assert cpu_has_bfloat16(str(zen4)) and cpu_has_bfloat16(str(sapphire))
+    assert not cpu_has_bfloat16(str(older)) and not cpu_has_bfloat16(str(tmp_path / "no-such-file"))
+
+
+def test_configs_written_before_precision_existed_keep_their_precision():
+    base = json.loads(make_config().to_json())
+    del base["precision"]
+    assert TrainConfig.from_dict(base).precision == "float32"
+    assert TrainConfig.from_dict({**base, "mixed_precision": True}).precision == "mixed_float16"
+    with pytest.raises(CharlmError, match="precision must be one of"):
+        make_config(precision="bfloat16")
 
 
 def test_the_models_keep_to_the_cudnn_kernels_conditions(corpus_path, tmp_path):

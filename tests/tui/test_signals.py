@@ -101,5 +101,5 @@ def test_mirrored_mixed_precision_training_shows_its_devices_and_quits_with_a_ch
         assert process.poll() is not None, "the app did not exit within 60 s"
     assert process.returncode == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["strategy"] == "mirrored" and config["mixed_precision"] is True
+    assert config["strategy"] == "mirrored" and config["precision"] == "mixed_float16"
     assert_checkpoint_saved(tmp_path / "run")

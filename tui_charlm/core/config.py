@@ -16,10 +16,14 @@ from typing import Any
 from tui_charlm.core.errors import CharlmError
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "cooldown")
 STRATEGIES = ("default", "mirrored")
-# Where the cosine schedule ends, as a fraction of the starting learning rate.
+# Keras dtype policies for every layer but the logits, or 'auto' (see devices.resolve_precision).
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+# Where the cosine and cooldown schedules end, as a fraction of the starting learning rate.
 COSINE_FLOOR = 0.02
+# The cooldown schedule holds the rate until this fraction of the run, then decays it linearly to the floor.
+COOLDOWN_START = 0.8
 
 
 def _field(default: Any, help: str, **extra: Any) -> Any:
@@ -61,8 +65,9 @@ class TrainConfig:
     learning_rate: float = _field(0.005, "learning rate")
     # Learning-rate schedule over the run: the time budget when there is one, else the epochs.
     lr_schedule: str = _field(
-        "constant", "learning-rate schedule: 'constant', or 'cosine' (decays to 2%% of --learning-rate over "
-        "the time budget if one is set, else over the epochs)", choices=("constant", "cosine"))
+        "constant", "learning-rate schedule over the time budget if one is set, else over the epochs: "
+        "'constant'; 'cosine' (decays to 2%% of --learning-rate); 'cooldown' (constant for 80%% of the run, "
+        "then linear to 2%%)", choices=LR_SCHEDULES)
     # Clip each gradient update to this global norm; 0 disables clipping.
     clipnorm: float = _field(1.0, "gradient clipping norm; 0 = none")
     # Fraction of the corpus, taken from its end, held out for validation.
@@ -82,9 +87,11 @@ class TrainConfig:
     # How training uses the devices: TensorFlow's default (one device) or data-parallel over all visible GPUs.
     strategy: str = _field("default", "'mirrored' trains data-parallel over all visible GPUs "
                            "(tf.distribute.MirroredStrategy; --batch-size is per device)", choices=STRATEGIES)
-    # Compute in float16 with float32 variables, logits and loss (Keras' mixed_float16 policy).
-    mixed_precision: bool = _field(False, "compute in float16, keeping variables, logits and loss in float32 "
-                                   "(for GPUs with tensor cores; slower on a CPU)")
+    # Layer compute dtype: Keras policies keep variables, logits and loss in float32 whatever is chosen.
+    precision: str = _field(
+        "auto", "layer compute dtype (variables, logits and loss stay float32): 'mixed_bfloat16' (CPUs with "
+        "AVX512-BF16 or AMX), 'mixed_float16' (GPUs with tensor cores), 'float32', or 'auto' (mixed_bfloat16 "
+        "on such a CPU, else float32; fixed when the run starts)", choices=PRECISIONS)
     # Refuse corpora with more distinct characters than this: they are surely not text.
     max_vocab: int = _field(4096, "refuse corpora with more distinct characters than this")
 
@@ -106,6 +113,8 @@ class TrainConfig:
             problems.append("learning-rate must be a positive number")
         if self.lr_schedule not in LR_SCHEDULES:
             problems.append(f"lr-schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if self.strategy not in STRATEGIES:
             problems.append(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if not (self.clipnorm >= 0 and math.isfinite(self.clipnorm)):
@@ -137,7 +146,10 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Rebuild from config.json, ignoring keys a newer version may have added."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if "precision" not in data:  # written before --precision existed: float32 unless --mixed-precision
+            values["precision"] = "mixed_float16" if data.get("mixed_precision") else "float32"
+        return cls(**values)
 
 
 # The book's recipe, field for field; anything not named keeps the default.
@@ -156,6 +168,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "learning_rate": 0.01,
         "clipnorm": 0.0,
         "lr_schedule": "constant",
+        "precision": "float32",
     },
 }
 

@@ -17,20 +17,23 @@ def build_model(config: TrainConfig, vocab_size: int):
     exactly `onehot(x) @ W` without ever materialising one-hot arrays, and it
     saves and loads without custom layers or code.
 
-    With `mixed_precision`, every layer but the output computes in float16
-    (per-layer policies, so nothing global changes for other models in the
-    process); the output layer, and so the logits and the loss, stay
-    float32, and the optimizer scales the loss so float16 gradients do not
-    underflow. Build (and load) inside a strategy's scope to train under it.
+    With a mixed `precision`, every layer but the output computes in
+    bfloat16 or float16 (per-layer policies, so nothing global changes for
+    other models in the process); the variables, the output layer, and so
+    the logits and the loss, stay float32. For float16 the optimizer also
+    scales the loss so small gradients do not underflow (bfloat16 has
+    float32's range and needs no scaling). `precision` must be resolved
+    (not 'auto'). Build (and load) inside a strategy's scope to train under it.
     """
     from tui_charlm.core.backend import import_tensorflow
-    from tui_charlm.core.devices import layer_dtype
+    from tui_charlm.core.devices import layer_dtype, resolve_precision
 
     import_tensorflow(config.threads)
     import keras
 
     keras.utils.set_random_seed(config.seed)
-    dtype = layer_dtype(config.mixed_precision)
+    precision = resolve_precision(config.precision)
+    dtype = layer_dtype(precision)
     inputs = keras.Input(shape=(None,), dtype="int32", name="char_ids")
     if config.embedding_dim == 0:
         x = keras.layers.Embedding(
@@ -60,12 +63,12 @@ def build_model(config: TrainConfig, vocab_size: int):
         outputs = keras.layers.Dense(vocab_size, activation="softmax", name="softmax", dtype="float32")(x)
         loss = keras.losses.SparseCategoricalCrossentropy()
     model = keras.Model(inputs, outputs, name=f"charlm_{config.recipe}")
-    model.compile(optimizer=make_optimizer(config), loss=loss)
+    model.compile(optimizer=make_optimizer(config, precision), loss=loss)
     return model
 
 
-def make_optimizer(config: TrainConfig):
-    """The optimizer named in the config, with gradient clipping when asked, loss-scaled for mixed precision."""
+def make_optimizer(config: TrainConfig, precision: str | None = None):
+    """The optimizer named in the config, with gradient clipping when asked, loss-scaled for float16."""
     import keras
 
     clip = {"clipnorm": config.clipnorm} if config.clipnorm else {}
@@ -76,4 +79,4 @@ def make_optimizer(config: TrainConfig):
     else:
         optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9, **clip)
     # Dynamic loss scaling keeps small float16 gradients from flushing to zero.
-    return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer) if (precision or config.precision) == "mixed_float16" else optimizer

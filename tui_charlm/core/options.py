@@ -29,6 +29,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, type=kind, default=None, choices=field.metadata.get("choices"),
                                metavar=None if field.metadata.get("choices") else field.name.upper(),
                                help=f"{help_text} (default: {default})" if default is not None else help_text)
+    # The older spelling, kept as a shorthand.
+    group.add_argument("--mixed-precision", dest="precision", action="store_const", const="mixed_float16",
+                       help="same as --precision mixed_float16")
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:

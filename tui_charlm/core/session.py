@@ -15,7 +15,14 @@ from tui_charlm.core.checkpoints import RunDirectory, TrainingState, default_run
 from tui_charlm.core.config import TrainConfig
 from tui_charlm.core.corpus import EncodedCorpus, load_encoded
 from tui_charlm.core.dataset import split_ids
-from tui_charlm.core.devices import describe_training, make_strategy, strategy_scope, trains_on_gpu
+from tui_charlm.core.devices import (
+    cpu_has_bfloat16,
+    describe_training,
+    make_strategy,
+    resolve_precision,
+    strategy_scope,
+    trains_on_gpu,
+)
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.training import Trainer
 
@@ -51,7 +58,8 @@ def new_training(config: TrainConfig, *, run_dir: Path | None = None, offline: b
     corpus = load_config_corpus(config, offline=offline, log=log)
     vocab = corpus.vocab
     split = split_ids(corpus.ids, config)
-    config = dataclasses.replace(config, corpus=corpus_spec(corpus))
+    # 'auto' precision is settled here, so config.json says what the run computes in, wherever it resumes.
+    config = dataclasses.replace(config, corpus=corpus_spec(corpus), precision=resolve_precision(config.precision))
     strategy = make_strategy(config.strategy, log)
     run = RunDirectory.create(run_dir or default_run_dir(corpus.name), config, vocab, corpus_meta(corpus))
     return _trainer(run, fresh_model(config, len(vocab), strategy), split, TrainingState(), log=log)
@@ -66,9 +74,12 @@ def fresh_model(config: TrainConfig, vocab_size: int, strategy):
 
 
 def _trainer(run: RunDirectory, model, split, state: TrainingState, *, log: Log, resumed: bool = False) -> Trainer:
-    if run.config.mixed_precision and not trains_on_gpu(model):
-        log("Note: --mixed-precision on a CPU is slower than float32; it pays off on GPUs with tensor cores.")
-    return Trainer(run, model, split, state, device=describe_training(model, mixed_precision=run.config.mixed_precision),
+    if run.config.precision == "mixed_float16" and not trains_on_gpu(model):
+        log("Note: --precision mixed_float16 on a CPU is slower than float32; it pays off on GPUs with tensor cores.")
+    elif run.config.precision == "mixed_bfloat16" and not trains_on_gpu(model) and not cpu_has_bfloat16():
+        log("Note: this CPU has no bfloat16 hardware (AVX512-BF16 or AMX), so --precision mixed_bfloat16 is "
+            "slower than float32 on it.")
+    return Trainer(run, model, split, state, device=describe_training(model, precision=run.config.precision),
                    resumed=resumed, log=log)
 
 
@@ -83,6 +94,8 @@ def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, 
     run = RunDirectory.open(run_path)
     run.lock_for_training()
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if overrides.get("precision") == "auto":
+        overrides["precision"] = resolve_precision("auto")
     changed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and getattr(run.config, k) != v)
     if changed:
         flags = ", ".join("--" + k.replace("_", "-") for k in changed)
