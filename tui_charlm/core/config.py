@@ -49,11 +49,11 @@ class TrainConfig:
     # Width of the learned character embedding; 0 feeds one-hot vectors instead (the recipe).
     embedding_dim: int = _field(64, "character embedding width; 0 = one-hot input (the recipe)")
     # LSTM units per layer.
-    units: int = _field(256, "LSTM units per layer")
+    units: int = _field(448, "LSTM units per layer")
     # Number of stacked LSTM layers.
     layers: int = _field(1, "stacked LSTM layers")
-    # Dropout between layers (not recurrent dropout, which would rule out cuDNN).
-    dropout: float = _field(0.0, "dropout rate between layers")
+    # Dropout between layers and before the output (not recurrent dropout, which would rule out cuDNN).
+    dropout: float = _field(0.4, "dropout rate between layers and before the output layer")
     # Windows per batch.
     batch_size: int = _field(64, "windows per batch")
     # Batches run per TensorFlow call: fewer trips through Python (and its interpreter lock) between batches.
@@ -65,7 +65,7 @@ class TrainConfig:
     learning_rate: float = _field(0.005, "learning rate")
     # Learning-rate schedule over the run: the time budget when there is one, else the epochs.
     lr_schedule: str = _field(
-        "constant", "learning-rate schedule over the time budget if one is set, else over the epochs: "
+        "cooldown", "learning-rate schedule over the time budget if one is set, else over the epochs: "
         "'constant'; 'cosine' (decays to 2%% of --learning-rate); 'cooldown' (constant for 80%% of the run, "
         "then linear to 2%%)", choices=LR_SCHEDULES)
     # Clip each gradient update to this global norm; 0 disables clipping.
