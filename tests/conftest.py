@@ -57,8 +57,11 @@ def tiny_config(**overrides):
     # One batch per TensorFlow call, so tests can steer at any batch; test_training covers several per call.
     # float32 whatever the CPU ('auto' would pick bfloat16 on some); test_devices covers the other precisions.
     # No dropout: an 8-unit model has nothing to spare (the default's dropout is for a 448-unit one).
+    # A constant rate, so a run resumed with more epochs follows the same rates as one trained straight
+    # (a schedule spans the epochs asked for); test_training covers the schedules.
     values = dict(units=8, embedding_dim=4, seq_len=16, batch_size=8, epochs=1, learning_rate=0.01,
-                  threads=1, checkpoint_every=0, steps_per_execution=1, precision="float32", dropout=0.0)
+                  threads=1, checkpoint_every=0, steps_per_execution=1, precision="float32", dropout=0.0,
+                  lr_schedule="constant")
     recipe = overrides.pop("recipe", "default")
     if recipe == "seed":
         values = dict(units=8, seq_len=12, window_step=3, batch_size=16, epochs=1, threads=1, checkpoint_every=0,
