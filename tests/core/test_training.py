@@ -238,10 +238,8 @@ def test_several_batches_per_tensorflow_call_count_every_batch_and_resume_betwee
     assert RunDirectory.open(trainer.run.path).latest().state.step == 2 * per_epoch
 
 
-def test_cosine_schedule_decays_the_learning_rate_over_the_epochs(corpus_path, tmp_path):
-    from tui_charlm.core.config import COSINE_FLOOR
-
-    trainer = trainer_for(corpus_path, tmp_path, epochs=2, lr_schedule="cosine", learning_rate=0.01)
+def rates_while_training(trainer) -> list[float]:
+    """Train to the end; the learning rate each batch ran at."""
     rates = []
 
     def report(event):
@@ -249,33 +247,35 @@ def test_cosine_schedule_decays_the_learning_rate_over_the_epochs(corpus_path, t
             rates.append(float(trainer.model.optimizer.learning_rate.numpy()))
 
     trainer.fit(report)
+    return rates
+
+
+def test_cosine_schedule_decays_the_learning_rate_over_the_epochs(corpus_path, tmp_path):
+    from tui_charlm.core.config import LR_FLOOR
+
+    trainer = trainer_for(corpus_path, tmp_path, epochs=2, lr_schedule="cosine", learning_rate=0.01)
+    rates = rates_while_training(trainer)
     assert rates[0] == pytest.approx(0.01, rel=1e-3)  # the first batch runs at the full rate
     assert all(a > b for a, b in zip(rates, rates[1:]))  # then it only falls
-    assert COSINE_FLOOR * 0.01 <= rates[-1] < 0.0005  # to near the floor by the last batch
+    assert LR_FLOOR * 0.01 <= rates[-1] < 0.0005  # to near the floor by the last batch
     # a time budget spans the schedule instead: half-way through it, half-way down
     budgeted = trainer_for(corpus_path, tmp_path / "b", lr_schedule="cosine", learning_rate=0.01, time_budget=100)
-    middle = 0.01 * (COSINE_FLOOR + (1 - COSINE_FLOOR) / 2)
+    middle = 0.01 * (LR_FLOOR + (1 - LR_FLOOR) / 2)
     assert budgeted.learning_rate(50.0) == pytest.approx(middle) and budgeted.learning_rate(500) == pytest.approx(0.0002)
 
 
 def test_cooldown_schedule_holds_the_rate_then_decays_it_over_the_last_fifth(corpus_path, tmp_path):
-    from tui_charlm.core.config import COOLDOWN_START, COSINE_FLOOR
+    from tui_charlm.core.config import COOLDOWN_START, LR_FLOOR
 
     trainer = trainer_for(corpus_path, tmp_path, epochs=2, lr_schedule="cooldown", learning_rate=0.01)
-    rates = []
-
-    def report(event):
-        if isinstance(event, BatchFinished):
-            rates.append(float(trainer.model.optimizer.learning_rate.numpy()))
-
-    trainer.fit(report)
+    rates = rates_while_training(trainer)
     held = [rate for rate in rates if rate == pytest.approx(0.01, rel=1e-6)]
     # The rate for a batch is set before it runs: the batches before 80% of the steps keep the full rate.
     assert len(held) == int(COOLDOWN_START * len(rates)) + 1 or len(held) == int(COOLDOWN_START * len(rates))
     tail = rates[len(held):]
     assert tail and all(a > b for a, b in zip(tail, tail[1:]))  # then it only falls
-    assert COSINE_FLOOR * 0.01 <= rates[-1] < 0.002  # towards the floor by the last batch
+    assert LR_FLOOR * 0.01 <= rates[-1] < 0.002  # towards the floor by the last batch
     budgeted = trainer_for(corpus_path, tmp_path / "b", lr_schedule="cooldown", learning_rate=0.01, time_budget=100)
     assert budgeted.learning_rate(79.0) == pytest.approx(0.01)
-    assert budgeted.learning_rate(90.0) == pytest.approx(0.01 * (COSINE_FLOOR + (1 - COSINE_FLOOR) / 2))
-    assert budgeted.learning_rate(100.0) == pytest.approx(0.01 * COSINE_FLOOR)
+    assert budgeted.learning_rate(90.0) == pytest.approx(0.01 * (LR_FLOOR + (1 - LR_FLOOR) / 2))
+    assert budgeted.learning_rate(100.0) == pytest.approx(0.01 * LR_FLOOR)

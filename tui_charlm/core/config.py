@@ -21,7 +21,7 @@ STRATEGIES = ("default", "mirrored")
 # Keras dtype policies for every layer but the logits, or 'auto' (see devices.resolve_precision).
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # Where the cosine and cooldown schedules end, as a fraction of the starting learning rate.
-COSINE_FLOOR = 0.02
+LR_FLOOR = 0.02
 # The cooldown schedule holds the rate until this fraction of the run, then decays it linearly to the floor.
 COOLDOWN_START = 0.8
 

@@ -76,8 +76,8 @@ def replicas(model) -> int:
 
 
 def layer_dtype(precision: str) -> str | None:
-    """The dtype policy for every layer but the logits (None: Keras' float32 default); `precision` is resolved."""
-    return None if precision in ("float32", "auto") else precision
+    """The dtype policy for every layer but the logits (None: Keras' float32 default); `precision` is not 'auto'."""
+    return None if precision == "float32" else precision
 
 
 def cpu_has_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
@@ -97,7 +97,7 @@ def resolve_precision(precision: str) -> str:
     """'auto' made concrete for this machine: mixed_bfloat16 on a CPU with bfloat16 hardware and no GPU, else float32.
 
     On such CPUs oneDNN runs the LSTM's matrix products in bfloat16 at about
-    1.5x the float32 speed for 256 units (README, "Choosing the defaults");
+    1.3x the float32 speed (benchmarks/precision_speed.py);
     on a GPU, mixed_float16 stays the user's choice (--precision).
     """
     if precision != "auto":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from tui_charlm.core.config import TrainConfig
 
 
@@ -22,8 +24,9 @@ def build_model(config: TrainConfig, vocab_size: int):
     other models in the process); the variables, the output layer, and so
     the logits and the loss, stay float32. For float16 the optimizer also
     scales the loss so small gradients do not underflow (bfloat16 has
-    float32's range and needs no scaling). `precision` must be resolved
-    (not 'auto'). Build (and load) inside a strategy's scope to train under it.
+    float32's range and needs no scaling). 'auto' is settled for this
+    machine first (devices.resolve_precision). Build (and load) inside a
+    strategy's scope to train under it.
     """
     from tui_charlm.core.backend import import_tensorflow
     from tui_charlm.core.devices import layer_dtype, resolve_precision
@@ -32,8 +35,8 @@ def build_model(config: TrainConfig, vocab_size: int):
     import keras
 
     keras.utils.set_random_seed(config.seed)
-    precision = resolve_precision(config.precision)
-    dtype = layer_dtype(precision)
+    config = dataclasses.replace(config, precision=resolve_precision(config.precision))
+    dtype = layer_dtype(config.precision)
     inputs = keras.Input(shape=(None,), dtype="int32", name="char_ids")
     if config.embedding_dim == 0:
         x = keras.layers.Embedding(
@@ -63,11 +66,11 @@ def build_model(config: TrainConfig, vocab_size: int):
         outputs = keras.layers.Dense(vocab_size, activation="softmax", name="softmax", dtype="float32")(x)
         loss = keras.losses.SparseCategoricalCrossentropy()
     model = keras.Model(inputs, outputs, name=f"charlm_{config.recipe}")
-    model.compile(optimizer=make_optimizer(config, precision), loss=loss)
+    model.compile(optimizer=make_optimizer(config), loss=loss)
     return model
 
 
-def make_optimizer(config: TrainConfig, precision: str | None = None):
+def make_optimizer(config: TrainConfig):
     """The optimizer named in the config, with gradient clipping when asked, loss-scaled for float16."""
     import keras
 
@@ -79,4 +82,4 @@ def make_optimizer(config: TrainConfig, precision: str | None = None):
     else:
         optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9, **clip)
     # Dynamic loss scaling keeps small float16 gradients from flushing to zero.
-    return keras.optimizers.LossScaleOptimizer(optimizer) if (precision or config.precision) == "mixed_float16" else optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer) if config.precision == "mixed_float16" else optimizer

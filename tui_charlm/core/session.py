@@ -74,9 +74,10 @@ def fresh_model(config: TrainConfig, vocab_size: int, strategy):
 
 
 def _trainer(run: RunDirectory, model, split, state: TrainingState, *, log: Log, resumed: bool = False) -> Trainer:
-    if run.config.precision == "mixed_float16" and not trains_on_gpu(model):
+    on_cpu = run.config.precision != "float32" and not trains_on_gpu(model)
+    if on_cpu and run.config.precision == "mixed_float16":
         log("Note: --precision mixed_float16 on a CPU is slower than float32; it pays off on GPUs with tensor cores.")
-    elif run.config.precision == "mixed_bfloat16" and not trains_on_gpu(model) and not cpu_has_bfloat16():
+    elif on_cpu and run.config.precision == "mixed_bfloat16" and not cpu_has_bfloat16():
         log("Note: this CPU has no bfloat16 hardware (AVX512-BF16 or AMX), so --precision mixed_bfloat16 is "
             "slower than float32 on it.")
     return Trainer(run, model, split, state, device=describe_training(model, precision=run.config.precision),

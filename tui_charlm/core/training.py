@@ -89,16 +89,17 @@ class Trainer:
 
     def learning_rate(self, session_seconds: float) -> float:
         """The learning rate for the next batch under the config's schedule."""
-        from tui_charlm.core.config import COOLDOWN_START, COSINE_FLOOR
+        from tui_charlm.core.config import COOLDOWN_START, LR_FLOOR
 
         base = self.config.learning_rate
         if self.config.lr_schedule == "constant":
             return base
         fraction = self.schedule_fraction(session_seconds)
         if self.config.lr_schedule == "cooldown":
-            left = min(1.0, (1 - fraction) / (1 - COOLDOWN_START))
-            return base * (COSINE_FLOOR + (1 - COSINE_FLOOR) * left)
-        return base * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * fraction)))
+            left = min(1.0, (1 - fraction) / (1 - COOLDOWN_START))  # 1 until COOLDOWN_START, then down to 0
+        else:
+            left = 0.5 * (1 + math.cos(math.pi * fraction))
+        return base * (LR_FLOOR + (1 - LR_FLOOR) * left)
 
     def snapshot(self):
         """The current weights as a NumPy NetworkWeights snapshot (a copy, safe to hand to another thread)."""
