@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from versions import versions_line  # noqa: E402
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 # A small model that saves often: many checkpoints are in flight during the kills.
 TRAIN_FLAGS = ["--units", "32", "--embedding-dim", "16", "--seq-len", "32", "--batch-size", "16", "--threads", "1",
@@ -173,7 +175,7 @@ def main() -> int:
     if not args.no_record:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "a") as handle:
-            handle.write(f"# {time.strftime('%Y-%m-%d %H:%M')}\n# command: python benchmarks/fault_injection.py "
+            handle.write(f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};\n# command: python benchmarks/fault_injection.py "
                          f"--kills {args.kills} --seed {args.seed}\n{summary}\n\n")
     return 1 if corrupt or lost else 0
 

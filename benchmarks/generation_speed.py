@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from versions import versions_line  # noqa: E402
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 
@@ -126,7 +128,7 @@ def main() -> int:
         for mode in ("window", "stateful"):
             for streams in (1, 4):
                 rows.append((f"{mode} mode", streams, engine_rate(weights, vocab, seed_text, mode, streams, args.seconds)))
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  LSTM(128) recipe-seed model, vocab {len(vocab)}, "
+    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  LSTM(128) recipe-seed model, vocab {len(vocab)}, "
              f"trained {args.train_seconds:.0f}s; {args.seconds:.0f}s per row",
              "# command: python benchmarks/generation_speed.py "
              f"--train-seconds {args.train_seconds:g} --seconds {args.seconds:g}",

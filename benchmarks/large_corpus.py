@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from versions import versions_line  # noqa: E402
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 TARGET_BYTES = 2 << 30
 
@@ -85,7 +87,7 @@ def main() -> int:
         steps = [line for line in out.splitlines() if " batch " in line]
         last = steps[-1] if steps else "(no batch line)"
     gb = size / 1e9
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  nietzsche repeated to {gb:.2f} GB ({int(chars):,} chars, "
+    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  nietzsche repeated to {gb:.2f} GB ({int(chars):,} chars, "
              f"{vocab} distinct, ids as {kind})",
              f"# command: python benchmarks/large_corpus.py --size {args.size:g} --train-seconds {args.train_seconds:g}",
              f"encode (first run):  {float(encode_seconds):7.1f} s   peak memory {encode_peak:7.0f} MB",

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from versions import versions_line  # noqa: E402
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 
 
@@ -65,7 +67,7 @@ def main() -> int:
 
     precisions = args.precisions.split(",")
     widths = [int(units) for units in args.units.split(",")]
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {args.seconds:g}s per trial, {args.rounds} rounds; "
+    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  {args.seconds:g}s per trial, {args.rounds} rounds; "
              f"CPU bfloat16 hardware: {'yes' if cpu_has_bfloat16() else 'no'}",
              f"# command: python benchmarks/precision_speed.py --units {args.units} --precisions {args.precisions} "
              f"--seconds {args.seconds:g} --rounds {args.rounds}"]

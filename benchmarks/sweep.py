@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from versions import versions_line  # noqa: E402
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 
 
@@ -73,7 +75,7 @@ def main() -> int:
                    f"({time.time() - started:.0f}s wall; {fit})")
             print(row, flush=True)
             rows.append(row)
-    header = (f"# {time.strftime('%Y-%m-%d %H:%M')}  budget {args.budget:.0f}s  corpus {args.corpus.name} (lower-cased)\n"
+    header = (f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  budget {args.budget:.0f}s  corpus {args.corpus.name} (lower-cased)\n"
               f"# command: python benchmarks/sweep.py --budget {args.budget:.0f} {' '.join(args.configs)}\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as handle:

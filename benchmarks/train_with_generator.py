@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from versions import versions_line  # noqa: E402
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 
 
@@ -123,7 +125,7 @@ def main() -> int:
     alone = totals["alone"][0] / totals["alone"][1]
     beside = totals["with generator"][0] / totals["with generator"][1]
     ratio = beside / alone
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  default model ({config.units} units, batch {config.batch_size}, {config.steps_per_execution} batches per TensorFlow call), "
+    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  default model ({config.units} units, batch {config.batch_size}, {config.steps_per_execution} batches per TensorFlow call), "
              f"{args.rounds} rounds of {args.phase_seconds:.0f}s phases, generator thread: "
              f"{'plain' if args.plain_thread else 'not niced' if args.no_nice else 'make_room_for_training()'}"
              f"{f', switch interval {args.switch_interval}' if args.switch_interval else ''}",

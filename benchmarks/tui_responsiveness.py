@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from versions import versions_line  # noqa: E402
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 BIN = Path(sys.executable).parent
 
@@ -167,7 +169,7 @@ def main() -> int:
     command = (f"python benchmarks/tui_responsiveness.py --budget {args.budget:g} --rounds {args.rounds} "
                + (f"--train-options {shlex.quote(args.train_options)} " if args.train_options else "")
                + ("--throughput-only" if args.throughput_only else f"--presses {args.presses} --launches {args.launches}"))
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  default model on lower-cased nietzsche"
+    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  default model on lower-cased nietzsche"
              f"{' ' + args.train_options if args.train_options else ''}; 120x40 pseudo-terminal",
              f"# command: {command}"]
     if not args.throughput_only:

@@ -197,3 +197,28 @@ def test_fault_injection_script_loses_nothing(tmp_path):
     summary = result.stdout.strip().splitlines()[-1]
     assert summary.startswith("kills: 4,") and "corrupt runs: 0" in summary and "lost or failed resumes: 0" in summary
     assert " 0 (continued" not in summary  # at least one start resumed from a checkpoint
+
+
+def test_threads_take_effect_in_new_runs_and_resumes_and_each_epoch_accounts_for_its_time(tmp_path, corpus):
+    import re
+
+    run = tmp_path / "threads"
+    result = charlm("train", "--corpus", corpus, "--run-dir", run, "--epochs", "1", *TINY, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    first = next(line for line in result.stdout.splitlines() if line.startswith(f"training {run}"))
+    assert "1 thread)" in first  # as TensorFlow reports it in effect
+    # The progress line's chars/s and the session's, both wall-clock figures.
+    assert re.search(r"[\d,]+ chars/s \(session [\d,]+\)", result.stdout)
+    # Where the epoch's wall time went: the parts add up to no more than the whole.
+    line = re.search(r"^epoch 1 time: ([\d.]+)s, ([\d.]+)s \(\d+%\) in training calls; (.*)$", result.stdout, re.M)
+    assert line, result.stdout
+    parts = {name: float(value.rstrip("s")) for name, value in (p.rsplit(" ", 1) for p in line.group(3).split(", "))}
+    assert {"held-out", "samples", "checkpoints", "other"} <= set(parts)
+    assert float(line.group(2)) + sum(parts.values()) == pytest.approx(float(line.group(1)), abs=0.25)
+
+    resumed = charlm("train", "--resume", run, "--epochs", "2", tmp_path=tmp_path)  # the run's own --threads 1
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 thread)" in next(line for line in resumed.stdout.splitlines() if line.startswith("resuming"))
+    changed = charlm("train", "--resume", run, "--epochs", "3", "--threads", "2", tmp_path=tmp_path)
+    assert changed.returncode == 0, changed.stderr
+    assert "2 threads)" in next(line for line in changed.stdout.splitlines() if line.startswith("resuming"))

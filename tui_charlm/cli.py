@@ -21,6 +21,7 @@ from tui_charlm.core.events import (
     BatchFinished,
     CheckpointSaved,
     EpochFinished,
+    EpochTimed,
     SamplesWritten,
     TrainingFailed,
     TrainingFinished,
@@ -101,9 +102,12 @@ class PlainProgress:
                 self.last_line = now
                 self.say(f"epoch {event.epoch + 1} batch {event.batch}/{event.batches} step {event.step} "
                          f"loss {event.loss:.4f} ({to_bits(event.loss):.3f} bits) "
-                         f"{event.chars_per_second:,.0f} chars/s elapsed {event.elapsed:.0f}s")
+                         f"{event.chars_per_second:,.0f} chars/s (session {event.average_chars_per_second:,.0f}) "
+                         f"elapsed {event.elapsed:.0f}s")
         elif isinstance(event, EpochFinished):
             self.say(epoch_line(event))
+        elif isinstance(event, EpochTimed):
+            self.say(time_line(event))
         elif isinstance(event, CheckpointSaved):
             self.say(f"checkpoint ({event.reason}): {event.path}")
         elif isinstance(event, SamplesWritten):
@@ -124,6 +128,15 @@ def epoch_line(event: EpochFinished) -> str:
             f"held-out {event.val_loss:.4f} nats ({event.val_bits:.3f} bits), {event.seconds:.0f}s")
 
 
+def time_line(event: EpochTimed) -> str:
+    """Where an epoch's wall time went, e.g. 'epoch 3 time: 25.3s, 96% in training calls; held-out 0.6s, ...'."""
+    named = [f"{name} {seconds:.1f}s" for name, seconds in event.parts.items() if name != "training calls"]
+    what = f"epoch {event.epoch}" if event.finished else f"epoch {event.epoch} (part)"
+    inside = event.parts.get("training calls", 0.0)
+    return (f"{what} time: {event.seconds:.1f}s, {inside:.1f}s ({1 - event.outside_training:.0%}) in training "
+            f"calls; " + ", ".join(named + [f"other {event.other:.1f}s"]))
+
+
 class RichProgress(PlainProgress):
     """A live Rich progress bar for the epoch in progress, with loss, chars/s and ETA."""
 
@@ -135,6 +148,7 @@ class RichProgress(PlainProgress):
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss [cyan]{task.fields[loss]}"), TextColumn("{task.fields[rate]} chars/s"),
+            TextColumn("(session {task.fields[average]})"),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False,
         )
         self.progress.__enter__()
@@ -150,7 +164,7 @@ class RichProgress(PlainProgress):
     def __call__(self, event: object) -> None:
         if isinstance(event, BatchFinished):
             fields = dict(epoch=event.epoch + 1, loss=f"{event.loss:.3f} ({to_bits(event.loss):.2f} bits)",
-                          rate=f"{event.chars_per_second:,.0f}")
+                          rate=f"{event.chars_per_second:,.0f}", average=f"{event.average_chars_per_second:,.0f}")
             if self.task is None or self.progress.tasks[self.task].fields.get("epoch") != event.epoch + 1:
                 if self.task is not None:
                     self.progress.remove_task(self.task)

@@ -85,6 +85,13 @@ def test_tf_dataset_matches_numpy_batches(tmp_path, monkeypatch, in_graph, recip
     assert len(from_tf) == windows.num_batches(1) - 1
     for (x, y), (a, b) in zip(from_tf, windows.iterate(1, skip=1), strict=True):
         assert np.array_equal(x, a) and np.array_equal(y, b) and x.dtype == np.int32
+    # One pipeline through several epochs (what training keeps for a whole run): the same batches, epoch after
+    # epoch, the first resumed mid-way.
+    through = [(x.numpy(), y.numpy()) for x, y in windows.tf_dataset(1, skip=1, until_epoch=4)]
+    expected = [*windows.iterate(1, skip=1), *windows.iterate(2), *windows.iterate(3)]
+    assert len(through) == len(expected) == sum(windows.num_batches(e) for e in (1, 2, 3)) - 1
+    for (x, y), (a, b) in zip(through, expected, strict=True):
+        assert np.array_equal(x, a) and np.array_equal(y, b) and x.dtype == np.int32
 
 
 @pytest.mark.parametrize("shuffle", [True, False])

@@ -121,3 +121,79 @@ def test_a_path_is_a_path_even_when_it_climbs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "here")
     corpus = load_corpus("../outside.txt", log=lambda _: None)
     assert corpus.source == "file" and corpus.path.resolve() == (tmp_path / "outside.txt").resolve()
+
+
+def defaults_config(corpus_path, **overrides):
+    """A tiny model trained as the defaults train: cooldown schedule, dropout, several batches per call and the
+    precision 'auto' settles on (bfloat16 on a CPU with bfloat16 hardware)."""
+    return tiny_config(corpus=str(corpus_path), units=16, epochs=2, lr_schedule="cooldown", dropout=0.4,
+                       precision="auto", steps_per_execution=4, **overrides)
+
+
+def stop_when(stop, condition):
+    return lambda event: stop.set() if condition(event) else None
+
+
+@pytest.mark.parametrize("where", ["epoch end", "mid-epoch"])
+def test_resume_is_exact_under_the_default_schedule_dropout_and_precision(corpus_path, tmp_path, where):
+    import threading
+
+    straight = new_training(defaults_config(corpus_path), run_dir=tmp_path / "straight", log=lambda _: None)
+    assert straight.model.get_layer("dropout_out").rate == 0.4
+    straight.fit()
+
+    stop = threading.Event()
+    first = new_training(defaults_config(corpus_path), run_dir=tmp_path / "resumed", log=lambda _: None)
+    per_epoch = first.train_windows.num_batches(0)
+    if where == "epoch end":
+        first.fit(stop_when(stop, lambda e: isinstance(e, EpochFinished)), stop_event=stop)
+        assert RunDirectory.open(tmp_path / "resumed").latest().state.step == per_epoch
+    else:  # stopped after a call in the middle of the second epoch, so the schedule is part-way down
+        first.fit(stop_when(stop, lambda e: getattr(e, "step", 0) > per_epoch * 3 // 2), stop_event=stop)
+        assert 0 < RunDirectory.open(tmp_path / "resumed").latest().state.batch_in_epoch < per_epoch
+    second = resume_training(tmp_path / "resumed", log=lambda _: None)
+    second.fit()
+
+    assert second.state.step == straight.state.step == 2 * per_epoch
+    # bfloat16 rounds each product to 8 bits of mantissa, but the same inputs round the same way: only a reloaded
+    # optimizer state's float rounding remains, as in float32.
+    for a, b in zip(straight.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=RESUME_TOLERANCE, atol=RESUME_TOLERANCE)
+
+
+def test_a_time_budget_counts_the_whole_run_and_its_schedule_goes_on_after_a_resume(corpus_path, tmp_path):
+    import threading
+
+    from tui_charlm.core.config import COOLDOWN_START
+    from tui_charlm.core.events import BatchFinished, TrainingFinished
+
+    budget = 4.0
+    config = tiny_config(corpus=str(corpus_path), epochs=100_000, lr_schedule="cooldown", time_budget=budget)
+    first = new_training(config, run_dir=tmp_path / "run", log=lambda _: None)
+    stop = threading.Event()
+    # Stopped (as by Ctrl+C) once the cooldown has begun: past 80% of the budget.
+    first.fit(stop_when(stop, lambda e: isinstance(e, BatchFinished) and e.elapsed > (COOLDOWN_START + 0.05) * budget),
+              stop_event=stop)
+    stopped_at = RunDirectory.open(tmp_path / "run").latest().state.elapsed
+    assert COOLDOWN_START * budget < stopped_at < budget
+
+    second = resume_training(tmp_path / "run", log=lambda _: None)
+    rates, events = [], []
+
+    def report(event):
+        events.append(event)
+        if isinstance(event, BatchFinished):
+            rates.append(float(second.model.optimizer.learning_rate.numpy()))
+
+    outcome = second.fit(report)
+    assert isinstance(outcome, TrainingFinished) and outcome.reason == "time budget"
+    # The schedule goes on from where the run stopped: already cooling down, not back at the full rate.
+    assert rates and rates[0] < config.learning_rate * 0.95
+    # The session trained only what was left of the budget.
+    assert budget <= second.state.elapsed < budget + 1.0
+
+    notes = []
+    third = resume_training(tmp_path / "run", log=notes.append)
+    steps = third.state.step
+    assert third.fit().reason == "time budget" and third.state.step == steps  # nothing left to train
+    assert any("--time-budget" in note for note in notes)

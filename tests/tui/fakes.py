@@ -96,7 +96,7 @@ class FakeBackend:
 
         if self.frozen:
             time.sleep(0.3)  # past the reporter's coalescing interval, so this batch is shown at once
-            report(BatchFinished(0, 5, self.batches_per_epoch, 205, 1.61, 12_345.0, 65.0))
+            report(BatchFinished(0, 5, self.batches_per_epoch, 205, 1.61, 12_345.0, 11_900.0, 65.0))
             stop_event.wait()
             save("stopped")
             report(TrainingFinished("stopped", 0, 205, None))
@@ -110,7 +110,8 @@ class FakeBackend:
                     failure = TrainingFailed(f"The loss became nan at step {step}; training stopped.", step, None)
                     report(failure)
                     return failure
-                report(BatchFinished(epoch, batch, self.batches_per_epoch, step, loss, 10_000.0, step * self.delay))
+                report(BatchFinished(epoch, batch, self.batches_per_epoch, step, loss, 10_000.0, 9_500.0,
+                                     step * self.delay))
                 if step % 5 == 0:
                     weight_box.publish(random_weights(step))
                 if pause_event.is_set():

@@ -51,14 +51,16 @@ def _nothing():
     yield
 
 
-def import_tensorflow(threads: int = 0, *, quiet: bool = True):
-    """Import TensorFlow once, with C++ logging quietened and the thread count set.
+def import_tensorflow(threads: int | None = None, *, quiet: bool = True):
+    """Import TensorFlow once, with C++ logging quietened; with `threads`, set its thread counts.
 
-    `quiet` hides the start-up chatter by pointing fd 2 elsewhere while the
-    libraries load; pass False where another thread owns the terminal through
-    fd 2 (a full-screen UI). Thread counts can only be set before
-    TensorFlow's runtime starts; a later call with a different count keeps
-    the first one.
+    The run's set-up (core/session.py) passes the run's --threads before
+    anything runs on TensorFlow; every other caller passes nothing and only
+    imports. Thread counts take effect only before TensorFlow's runtime
+    starts (the device line shows the count in effect). `quiet` hides the
+    start-up chatter by pointing fd 2 elsewhere while the libraries load;
+    pass False where another thread owns the terminal through fd 2 (a
+    full-screen UI).
     """
     global _configured_threads
     # TensorFlow prints start-up chatter (CUDA probing, oneDNN notices) on
@@ -71,16 +73,17 @@ def import_tensorflow(threads: int = 0, *, quiet: bool = True):
             with _quiet_stderr() if quiet else _nothing():
                 import tensorflow as tf
                 import keras  # noqa: F401  (loads the rest of the C++ runtime while stderr is quiet)
-
         if _configured_threads is None:
             from tui_charlm.core.devices import split_cpu
 
             split_cpu(tf)
-            if threads > 0:
-                try:
-                    tf.config.threading.set_intra_op_parallelism_threads(threads)
-                    tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-                except RuntimeError:
-                    pass  # the runtime already started (another caller used TensorFlow first)
-            _configured_threads = threads
+            _configured_threads = 0
+        if threads is not None and threads != _configured_threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+                _configured_threads = threads
+            except RuntimeError:
+                pass  # the runtime already started in this process (a second run in one process): keep its count
     return tf
+

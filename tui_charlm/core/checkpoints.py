@@ -72,6 +72,9 @@ class TrainingState:
     step: int = 0  # optimizer steps taken
     elapsed: float = 0.0  # training seconds, across sessions, pauses excluded
     batch_size: int = 0  # windows per batch (all replicas) that batch_in_epoch counts; 0 = not recorded
+    # Where each dropout layer's random stream stands (Keras does not save it with the model), so a resumed
+    # run draws the same dropout masks as one trained straight.
+    random_states: dict[str, list[int]] = field(default_factory=dict)
     history: History = field(default_factory=History)
 
     def to_json(self) -> str:
@@ -95,6 +98,11 @@ class Checkpoint:
     @property
     def model_path(self) -> Path:
         return self.path / "model.keras"
+
+
+def checkpoint_folder_name(step: int) -> str:
+    """The folder name of the checkpoint written at `step` (names sort by step)."""
+    return f"step-{step:08d}"
 
 
 def default_run_dir(corpus_name: str, root: Path | None = None) -> Path:
@@ -247,7 +255,7 @@ class RunDirectory:
         """
         from tui_charlm.core.backend import import_tensorflow
 
-        import_tensorflow(self.config.threads)
+        import_tensorflow()
         import keras
 
         errors = []
@@ -265,7 +273,7 @@ class RunDirectory:
 
     def save_checkpoint(self, model, state: TrainingState) -> Path:
         """Write a checkpoint atomically, point latest.json at it, and prune old ones."""
-        name = f"step-{state.step:08d}"
+        name = checkpoint_folder_name(state.step)
         final = self.checkpoints_dir / name
         tmp = self.checkpoints_dir / f".tmp-{name}-{os.getpid()}"
         try:

@@ -76,8 +76,10 @@ class TrainConfig:
     val_max_chars: int = _field(200_000, "held-out characters scored each epoch, at most")
     # Number of epochs to train (counted across resumes).
     epochs: int = _field(50, "epochs to train, counted across resumes")
-    # Stop after this many seconds of training in this session; 0 means no limit.
-    time_budget: float = _field(0.0, "stop after this many seconds of training; 0 = no limit")
+    # Stop when the run has trained this many seconds in all (across resumes, like epochs); 0 means no limit.
+    time_budget: float = _field(
+        0.0, "stop when the run has trained this many seconds, counted across resumes like --epochs (the "
+        "learning-rate schedule spans it; resume a finished run with a larger budget to go on); 0 = no limit")
     # Also checkpoint mid-epoch when this many seconds passed since the last save; 0 = only at epoch ends.
     checkpoint_every: float = _field(300.0, "also checkpoint mid-epoch every this many seconds; 0 = epoch ends only")
     # Seed for weight initialisation and data order.

@@ -132,20 +132,33 @@ class Windows:
         for starts in self.batch_starts(epoch)[skip:]:
             yield self.gather(starts)
 
-    def tf_dataset(self, epoch: int, skip: int = 0):
+    def batch_matrix(self, epoch: int, skip: int = 0) -> np.ndarray:
+        """The start positions of `epoch`'s training batches as one (batches, batch size) array, from batch `skip`.
+
+        Only for shuffled (training) windows, whose batches are all full.
+        """
+        batches = self.batch_starts(epoch)[skip:]
+        width = len(batches[0]) if batches else self.batch_size
+        return np.stack(batches).astype(np.int64) if batches else np.zeros((0, width), np.int64)
+
+    def tf_dataset(self, epoch: int, skip: int = 0, *, until_epoch: int | None = None):
         """A prefetching tf.data pipeline over the same batches as `iterate(epoch, skip)`.
 
-        The epoch's window order is computed once in NumPy; the windows
-        themselves are gathered by TensorFlow ops inside the pipeline, so no
-        Python runs per batch. (A Python generator here would need the
-        interpreter lock for every batch, and would stall training whenever
-        another thread, a generator streaming text, say, holds it.)
+        With `until_epoch`, the pipeline runs on through every epoch before
+        that one, so training keeps one iterator for the whole run:
+        tf.data's iterators can take many seconds, idle, to be torn down
+        (Keras' `fit` makes and drops one or two per epoch), which left the
+        CPU doing nothing at epoch ends. Each epoch's window order is
+        computed in NumPy when the pipeline reaches it (one short Python
+        call per epoch); the windows themselves are gathered by TensorFlow
+        ops inside the pipeline, so no Python runs per batch. (A Python
+        generator here would need the interpreter lock for every batch, and
+        would stall training whenever another thread, a generator streaming
+        text, say, holds it.)
         """
         import tensorflow as tf
 
         seq_len, every_position = self.seq_len, self.every_position
-        batches = self.batch_starts(epoch)[skip:]
-        starts = np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, np.int64)
         if len(self.ids) <= IN_GRAPH_CHARS:
             if getattr(self, "_ids_tensor", None) is None:
                 self._ids_tensor = tf.constant(self.ids)
@@ -168,7 +181,21 @@ class Windows:
             block = windows(batch_starts)
             return (block[:, :-1], block[:, 1:]) if every_position else (block[:, :-1], block[:, -1])
 
-        dataset = tf.data.Dataset.from_tensor_slices(starts).batch(self.batch_size).map(gather)
-        # A known length lets Keras size its progress and end the epoch without a warning.
-        count = len(batches)
-        return dataset.apply(tf.data.experimental.assert_cardinality(count)).prefetch(2)
+        if until_epoch is None:
+            batches = self.batch_starts(epoch)[skip:]
+            starts = np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, np.int64)
+            dataset = tf.data.Dataset.from_tensor_slices(starts).batch(self.batch_size)
+            # A known length lets Keras size its progress and end the epoch without a warning.
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
+        else:
+            def epoch_matrix(number):
+                number = int(number)
+                return self.batch_matrix(number, skip if number == epoch else 0)
+
+            def epoch_batches(number):
+                matrix = tf.numpy_function(epoch_matrix, [number], tf.int64, stateful=False)
+                matrix.set_shape([None, None])
+                return tf.data.Dataset.from_tensor_slices(matrix)
+
+            dataset = tf.data.Dataset.range(epoch, until_epoch).flat_map(epoch_batches)
+        return dataset.map(gather).prefetch(2)

@@ -137,7 +137,8 @@ def describe_training(model, *, precision: str = "float32") -> str:
     """What trains `model`, for the status line and the CLI: device(s), strategy, cuDNN and precision.
 
     e.g. 'CPU', 'GPU: NVIDIA H100 80GB HBM3 (cuDNN)', '2 GPUs mirrored: NVIDIA H100 80GB HBM3
-    (cuDNN, mixed fp16)', '2 logical CPUs mirrored', 'CPU (mixed bf16)'.
+    (cuDNN, mixed fp16)', '2 logical CPUs mirrored', 'CPU (mixed bf16)', 'CPU (1 thread)' (--threads, as
+    TensorFlow reports it in effect).
     """
     from tui_charlm.core.backend import import_tensorflow
 
@@ -152,6 +153,9 @@ def describe_training(model, *, precision: str = "float32") -> str:
         tags.append("cuDNN" if not reasons else f"no cuDNN: {', '.join(reasons)}")
     if precision_tag(precision):
         tags.append(precision_tag(precision))
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    if threads:
+        tags.append(f"{threads} thread{'s' if threads > 1 else ''}")
     if on_gpu:
         where = gpu_name(tf)
         if mirrored and len(devices) > 1:

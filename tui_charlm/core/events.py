@@ -34,14 +34,15 @@ class TrainingStarted:
 
 @dataclass(frozen=True)
 class BatchFinished:
-    """One optimizer step finished."""
+    """One TensorFlow call finished: up to --steps-per-execution optimizer steps."""
 
     epoch: int  # the epoch in progress, counting from 0
     batch: int  # batches done in this epoch, counting from 1
     batches: int  # batches in this epoch
     step: int  # global optimizer steps so far
-    loss: float  # this batch's mean loss, nats per char
-    chars_per_second: float  # scored characters per second, smoothed
+    loss: float  # mean loss of the call's batches, nats per char
+    chars_per_second: float  # scored characters per second of wall time over the last few seconds
+    average_chars_per_second: float  # the same over this session (pauses excluded): every second counts
     elapsed: float  # training seconds so far, across resumes, pauses excluded
 
 
@@ -62,6 +63,26 @@ class EpochFinished:
     @property
     def val_bits(self) -> float:
         return self.val_loss / LN2
+
+
+@dataclass(frozen=True)
+class EpochTimed:
+    """Where the wall time of an epoch went (pauses excluded): inside training calls, and everything else."""
+
+    epoch: int  # the epoch, counting from 1
+    finished: bool  # False for the part of an epoch a run trained before it stopped
+    seconds: float  # wall time since the previous epoch's account (or since training started)
+    parts: dict[str, float]  # 'training calls', 'held-out', 'samples', 'checkpoints', 'snapshots', 'set-up'
+
+    @property
+    def other(self) -> float:
+        """Seconds not in any named part."""
+        return max(0.0, self.seconds - sum(self.parts.values()))
+
+    @property
+    def outside_training(self) -> float:
+        """Fraction of the wall time spent outside training calls."""
+        return 1.0 - self.parts.get("training calls", 0.0) / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -117,5 +138,5 @@ class TrainingFailed:
     checkpoint: Path | None  # the last good checkpoint, if any
 
 
-TrainingEvent = (TrainingStarted | BatchFinished | EpochFinished | CheckpointSaved | SamplesWritten | TrainingPaused
+TrainingEvent = (TrainingStarted | BatchFinished | EpochFinished | EpochTimed | CheckpointSaved | SamplesWritten | TrainingPaused
                  | TrainingResumed | TrainingFinished | TrainingFailed)

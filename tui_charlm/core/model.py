@@ -31,7 +31,7 @@ def build_model(config: TrainConfig, vocab_size: int):
     from tui_charlm.core.backend import import_tensorflow
     from tui_charlm.core.devices import layer_dtype, resolve_precision
 
-    import_tensorflow(config.threads)
+    import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(config.seed)
@@ -83,3 +83,34 @@ def make_optimizer(config: TrainConfig):
         optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9, **clip)
     # Dynamic loss scaling keeps small float16 gradients from flushing to zero.
     return keras.optimizers.LossScaleOptimizer(optimizer) if config.precision == "mixed_float16" else optimizer
+
+
+def prepare_to_train(model, config: TrainConfig, batch_size: int) -> None:
+    """Build what Keras builds on a first `fit` (optimizer, loss and metric state) and its training function.
+
+    The trainer drives `model.train_function` itself rather than `fit`
+    (see training.py); this is the set-up `fit` does first.
+    """
+    import numpy as np
+
+    inputs = np.zeros((batch_size, config.seq_len), np.int32)
+    targets = inputs if config.predicts_every_position else inputs[:, 0]
+    build = getattr(model, "_maybe_symbolic_build", None) or model._symbolic_build  # Keras-private; fit calls it
+    build(data_batch=(inputs, targets, None))
+    model.make_train_function()
+
+
+def random_states(model) -> dict[str, list[int]]:
+    """Each dropout layer's random-stream state, by layer name (Keras does not save these with a model)."""
+    return {layer.name: [int(v) for v in layer.seed_generator.state.numpy()]
+            for layer in model.layers if getattr(layer, "seed_generator", None) is not None}
+
+
+def restore_random_states(model, states: dict[str, list[int]]) -> None:
+    """Put back the dropout streams `random_states` recorded, so a resumed run draws the same masks."""
+    import numpy as np
+
+    for layer in model.layers:
+        generator = getattr(layer, "seed_generator", None)
+        if generator is not None and layer.name in states:
+            generator.state.assign(np.asarray(states[layer.name], dtype=generator.state.dtype))

@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
+from tui_charlm.core.backend import import_tensorflow
 from tui_charlm.core.checkpoints import RunDirectory, TrainingState, default_run_dir
 from tui_charlm.core.config import TrainConfig
 from tui_charlm.core.corpus import EncodedCorpus, load_encoded
@@ -56,6 +57,8 @@ def new_training(config: TrainConfig, *, run_dir: Path | None = None, offline: b
                  log: Log = print) -> Trainer:
     """Load the corpus, check it, create a run directory and build a fresh model."""
     corpus = load_config_corpus(config, offline=offline, log=log)
+    # TensorFlow starts here, once, with the run's thread counts (they cannot change once it runs).
+    import_tensorflow(config.threads)
     vocab = corpus.vocab
     split = split_ids(corpus.ids, config)
     # 'auto' precision is settled here, so config.json says what the run computes in, wherever it resumes.
@@ -95,7 +98,7 @@ def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, 
     run = RunDirectory.open(run_path)
     run.lock_for_training()
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if overrides.get("precision") == "auto":
+    if overrides.get("precision") == "auto":  # (this probes for a GPU: import only, threads are set below)
         overrides["precision"] = resolve_precision("auto")
     changed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and getattr(run.config, k) != v)
     if changed:
@@ -103,6 +106,8 @@ def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, 
         raise CharlmError(f"{flags} cannot change when resuming {run.path}: the model was built with other values; "
                           f"start a new run instead.")
     config = dataclasses.replace(run.config, **{k: v for k, v in overrides.items() if k in RESUMABLE})
+    # TensorFlow starts here, once, with the run's thread counts (its own, or --threads given now).
+    import_tensorflow(config.threads)
     corpus = load_config_corpus(config, offline=offline, max_vocab=max(config.max_vocab, len(run.vocab)), log=log)
     missing = corpus.missing_from(run.vocab)
     if missing:
@@ -120,4 +125,11 @@ def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, 
     if model is None:
         log(f"{run.path} has no checkpoint yet; starting it again from its saved configuration.")
         return _trainer(run, fresh_model(config, len(run.vocab), strategy), split, TrainingState(), log=log)
+    from tui_charlm.core.model import restore_random_states
+
+    restore_random_states(model, checkpoint.state.random_states)
+    if config.time_budget and checkpoint.state.elapsed >= config.time_budget:
+        log(f"Note: {run.path} has trained {checkpoint.state.elapsed:.0f} s, all of its --time-budget of "
+            f"{config.time_budget:g} s (the budget counts every session of a run); resume with a larger "
+            f"--time-budget to train on.")
     return _trainer(run, model, split, checkpoint.state, log=log, resumed=True)

@@ -1,26 +1,35 @@
-"""The trainer: `model.fit` in the caller's thread, steered by threading.Events.
+"""The trainer: one training loop in the caller's thread, steered by threading.Events.
 
-One `fit` call per epoch over that epoch's deterministic window order, so a
-run resumed from a mid-epoch checkpoint skips exactly the batches already
-trained and continues the same loss curve. Between batches the trainer
-reports progress, honours pause / stop / save-now requests, enforces the
-time budget and stops on a non-finite loss without saving the bad weights.
+The loop drives Keras' own compiled training function (several batches per
+TensorFlow call) over one tf.data iterator that runs through every epoch of
+the session. Keras' `fit` makes a fresh iterator per epoch, and tearing a
+tf.data iterator down can sit idle for many seconds, so a `fit` per epoch
+left the CPU doing nothing at every epoch end. Each epoch's window order is
+deterministic, so a run resumed from a mid-epoch checkpoint skips exactly
+the batches already trained and continues the same loss curve. Between
+TensorFlow calls the trainer reports progress, honours pause / stop /
+save-now requests, enforces the time budget and stops on a non-finite loss
+without saving the bad weights.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
+from collections import deque
+from contextlib import contextmanager
 from typing import Callable
 
-from tui_charlm.core.checkpoints import RunDirectory, TrainingState
+from tui_charlm.core.checkpoints import RunDirectory, TrainingState, checkpoint_folder_name
 from tui_charlm.core.dataset import Split, Windows
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import (
     BatchFinished,
     CheckpointSaved,
     EpochFinished,
+    EpochTimed,
     SamplesWritten,
     TrainingFailed,
     TrainingFinished,
@@ -33,8 +42,10 @@ Report = Callable[[object], None]
 # After each epoch, like the recipe: this many chars at each of these temperatures, into samples.txt.
 SAMPLE_CHARS = 200
 SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
-# Weight of the newest batch in the smoothed chars/s figure.
-_RATE_SMOOTHING = 0.1
+# Windows per held-out batch (a multiple of the replicas): large batches score faster, and the mean is the same.
+HELDOUT_BATCH_WINDOWS = 1024
+# The chars/s figure covers this many seconds of wall time, everything between TensorFlow calls included.
+RATE_WINDOW_SECONDS = 10.0
 
 
 class Trainer:
@@ -54,7 +65,12 @@ class Trainer:
         self.replicas = replicas(model)
         self.train_windows = Windows(split.train, self.config, shuffle=True, replicas=self.replicas)
         heldout = split.heldout[: self.config.val_max_chars]
-        self.heldout_windows = Windows(heldout, self.config, shuffle=False, replicas=self.replicas)
+        # Scoring needs no gradients, so held-out batches are large: fewer calls, about 40% less time per epoch.
+        scoring = dataclasses.replace(self.config, batch_size=max(self.config.batch_size,
+                                                                 HELDOUT_BATCH_WINDOWS // self.replicas))
+        self.heldout_windows = Windows(heldout, scoring, shuffle=False, replicas=self.replicas)
+        # Held-out windows are few (at most val_max_chars): gathered once, scored batch by batch every epoch.
+        self.heldout_batches = list(self.heldout_windows.iterate(0))
         self._continue_epoch_in_new_batches()
         latest = run.latest() if resumed else None
         self.last_checkpoint = latest.path if latest else None
@@ -80,26 +96,35 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------
 
-    def schedule_fraction(self, session_seconds: float) -> float:
-        """How far through its schedule the run is, 0..1: this session's time budget if set, else the epochs."""
+    def schedule_fraction(self, elapsed: float) -> float:
+        """How far through its schedule the run is, 0..1: the run's time budget if set, else its epochs.
+
+        Both count the whole run across resumes (`elapsed` is the run's
+        training seconds, `state.step` its steps), so a resumed run goes on
+        with the rates it would have had.
+        """
         if self.config.time_budget:
-            return min(1.0, session_seconds / self.config.time_budget)
+            return min(1.0, elapsed / self.config.time_budget)
         total = self.config.epochs * max(1, self.train_windows.num_batches(0))
         return min(1.0, self.state.step / total)
 
-    def learning_rate(self, session_seconds: float) -> float:
-        """The learning rate for the next batch under the config's schedule."""
+    def learning_rate(self, elapsed: float) -> float:
+        """The learning rate for the next batch under the config's schedule, `elapsed` training seconds in."""
         from tui_charlm.core.config import COOLDOWN_START, LR_FLOOR
 
         base = self.config.learning_rate
         if self.config.lr_schedule == "constant":
             return base
-        fraction = self.schedule_fraction(session_seconds)
+        fraction = self.schedule_fraction(elapsed)
         if self.config.lr_schedule == "cooldown":
             left = min(1.0, (1 - fraction) / (1 - COOLDOWN_START))  # 1 until COOLDOWN_START, then down to 0
         else:
             left = 0.5 * (1 + math.cos(math.pi * fraction))
         return base * (LR_FLOOR + (1 - LR_FLOOR) * left)
+
+    def budget_spent(self, elapsed: float) -> bool:
+        """True when the run has trained for its whole --time-budget (counted across resumes)."""
+        return bool(self.config.time_budget) and elapsed >= self.config.time_budget
 
     def snapshot(self):
         """The current weights as a NumPy NetworkWeights snapshot (a copy, safe to hand to another thread)."""
@@ -130,164 +155,231 @@ class Trainer:
             pass  # samples are a log for reading; a full disk is reported by the checkpoint that follows
         return SamplesWritten(state.epoch, state.step, seed, samples)
 
+    def heldout_loss(self) -> float:
+        """Mean loss per char on the held-out windows, batch by batch (no tf.data iterator to tear down)."""
+        total = count = 0.0
+        for inputs, targets in self.heldout_batches:
+            loss = self.model.test_on_batch(inputs, targets)
+            total += float(loss) * len(inputs)
+            count += len(inputs)
+        return total / max(count, 1.0)
+
     def fit(self, report: Report = lambda event: None, *, stop_event: threading.Event | None = None,
             pause_event: threading.Event | None = None, save_event: threading.Event | None = None,
             weight_box=None, snapshot_every: int = 20):
         """Train until the epochs are done, the time budget is spent, or `stop_event` is set.
 
-        `pause_event` set means paused (checked between batches); setting
-        `save_event` writes a checkpoint at the next batch boundary. With a
-        `weight_box` (generation.WeightBox), a snapshot of the weights is
-        published before the first batch, every `snapshot_every` batches and
-        at each epoch end, for generator threads to pick up. Returns the
+        `pause_event` set means paused (checked between TensorFlow calls);
+        setting `save_event` writes a checkpoint at the next call boundary.
+        With a `weight_box` (generation.WeightBox), a snapshot of the weights
+        is published before the first batch, every `snapshot_every` batches
+        and at each epoch end, for generator threads to pick up. Returns the
         final TrainingFinished or TrainingFailed event, also reported.
         """
-        import keras
-
         stop_event = stop_event or threading.Event()
         pause_event = pause_event or threading.Event()
         save_event = save_event or threading.Event()
-        config, state = self.config, self.state
+        config, state, model = self.config, self.state, self.model
         clock = _Clock(state.elapsed)
-        outcome: dict[str, object] = {}
-        last_save = [time.perf_counter()]
-        trainer = self
+        rate = _Rate(RATE_WINDOW_SECONDS)
+        spent = _TimeSpent()
+        last_save = time.perf_counter()
+        steps = max(1, int(model.steps_per_execution))
 
         def save(reason: str) -> None:
-            path = trainer.run.save_checkpoint(trainer.model, trainer.state)
-            trainer.last_checkpoint = path
-            last_save[0] = time.perf_counter()
-            report(CheckpointSaved(path, trainer.state.epoch, trainer.state.step, reason))
+            nonlocal last_save
+            with spent.on("checkpoints"):
+                from tui_charlm.core.model import random_states
 
-        class BatchHook(keras.callbacks.Callback):
-            """Runs between TensorFlow calls (each `steps_per_execution` batches): report, then pause / save / stop.
+                state.random_states = random_states(model)
+                path = self.run.save_checkpoint(model, state)
+            self.last_checkpoint = path
+            last_save = time.perf_counter()
+            report(CheckpointSaved(path, state.epoch, state.step, reason))
 
-            Keras numbers batches within this fit() call; begin and end give
-            how many batches the call ran (fewer at the end of an epoch).
-            """
+        def publish() -> None:
+            if weight_box is not None:
+                with spent.on("snapshots"):
+                    weight_box.publish(self.snapshot())
 
-            def __init__(self, epoch: int, batches: int, skip: int):
-                super().__init__()
-                self.epoch, self.batches, self.done = epoch, batches, skip
-                self.begin = 0
-                self.rate = 0.0
-                self.tick = time.perf_counter()
-                self.first = True  # the first call of a fit() includes graph tracing: keep it out of chars/s
+        def fail(message: str) -> TrainingFailed:
+            failure = TrainingFailed(message, state.step, self.last_checkpoint)
+            report(failure)
+            return failure
 
-            def on_train_batch_begin(self, batch, logs=None):
-                # Reset the running mean so logs["loss"] is the mean over this call's batches alone.
-                self.model.reset_metrics()
-                self.begin = batch
-                if config.lr_schedule != "constant":
-                    self.model.optimizer.learning_rate = trainer.learning_rate(clock.session())
-
-            def on_train_batch_end(self, batch, logs=None):
-                loss = float((logs or {}).get("loss", math.nan))
-                # Keras may number a short last call as a full one when the dataset's length is unknown.
-                ran = max(1, min(batch - self.begin + 1, self.batches - self.done))
-                now = time.perf_counter()
-                if not math.isfinite(loss):
-                    outcome["failed"] = (
-                        f"The loss became {loss} by step {state.step + ran}; training stopped and the bad weights "
-                        f"were not saved. Try a lower --learning-rate or a --clipnorm."
-                    )
-                    self.model.stop_training = True
-                    return
-                before = state.step
-                self.done += ran
-                state.step += ran
-                state.batch_in_epoch = self.done
-                state.epoch_loss_sum += loss * ran
-                state.elapsed = clock.elapsed()
-                state.history.add_batch(state.step, loss)
-                seconds = max(now - self.tick, 1e-9)
-                instant = ran * trainer.train_windows.targets_per_batch() / seconds
-                if not self.first or self.rate == 0.0:
-                    self.rate = instant if self.rate == 0.0 or self.first else (
-                        (1 - _RATE_SMOOTHING) * self.rate + _RATE_SMOOTHING * instant)
-                self.first = False
-                report(BatchFinished(self.epoch, self.done, self.batches, state.step, loss, self.rate, state.elapsed))
-                every = max(snapshot_every, 1)
-                if weight_box is not None and state.step // every != before // every:
-                    weight_box.publish(trainer.snapshot())
-                if pause_event.is_set():
-                    clock.pause()
-                    report(TrainingPaused(state.step))
-                    while pause_event.is_set() and not stop_event.is_set():
-                        if save_event.is_set():
-                            save_event.clear()
-                            save("requested")
-                        stop_event.wait(0.05)
-                    clock.resume()
-                    report(TrainingResumed(state.step))
-                if save_event.is_set():
-                    save_event.clear()
-                    save("requested")
-                elif config.checkpoint_every and time.perf_counter() - last_save[0] >= config.checkpoint_every:
-                    save("interval")
-                if stop_event.is_set():
-                    outcome["stopped"] = "stopped"
-                    self.model.stop_training = True
-                elif config.time_budget and clock.session() >= config.time_budget:
-                    outcome["stopped"] = "time budget"
-                    self.model.stop_training = True
-                self.tick = time.perf_counter()
-
-        if weight_box is not None:
-            weight_box.publish(self.snapshot())
+        publish()
         report(TrainingStarted(self.run.path, state.epoch, state.step, self.train_windows.num_batches(state.epoch),
-                               int(self.model.count_params()), self.device, self.resumed))
+                               int(model.count_params()), self.device, self.resumed))
+        reason = None
+        if state.epoch >= config.epochs:
+            reason = "completed"
+        elif self.budget_spent(state.elapsed):
+            reason = "time budget"
         try:
-            while state.epoch < config.epochs and not outcome:
-                epoch = state.epoch
-                batches = self.train_windows.num_batches(epoch)
-                skip = min(state.batch_in_epoch, batches)
-                started = time.perf_counter()
-                if skip < batches:
-                    hook = BatchHook(epoch, batches, skip)
-                    self.model.fit(self.train_windows.tf_dataset(epoch, skip), epochs=1, verbose=0, shuffle=False,
-                                   callbacks=[hook])
-                if "failed" in outcome:
-                    failure = TrainingFailed(str(outcome["failed"]), state.step, self.last_checkpoint)
-                    report(failure)
-                    return failure
-                if outcome:
-                    break
-                val_loss = float(self.model.evaluate(self.heldout_windows.tf_dataset(0), verbose=0))
+            batches_left = None
+            if reason is None:
+                with spent.on("set-up"):
+                    batches_left = self._batch_iterator()
+            while reason is None:
+                batches = self.train_windows.num_batches(state.epoch)
+                if state.batch_in_epoch < batches:
+                    ran = min(steps, batches - state.batch_in_epoch)
+                    if config.lr_schedule != "constant":
+                        model.optimizer.learning_rate = self.learning_rate(clock.elapsed())
+                    with spent.on("training calls"):
+                        loss = self._train_call(batches_left, ran, steps)
+                    if not math.isfinite(loss):
+                        return fail(f"The loss became {loss} by step {state.step + ran}; training stopped and the "
+                                    f"bad weights were not saved. Try a lower --learning-rate or a --clipnorm.")
+                    before = state.step
+                    state.step += ran
+                    state.batch_in_epoch += ran
+                    state.epoch_loss_sum += loss * ran
+                    state.elapsed = clock.elapsed()
+                    state.history.add_batch(state.step, loss)
+                    rate.add(ran * self.train_windows.targets_per_batch())
+                    report(BatchFinished(state.epoch, state.batch_in_epoch, batches, state.step, loss, rate.recent(),
+                                         rate.total / max(clock.session(), 1e-9), state.elapsed))
+                    every = max(snapshot_every, 1)
+                    if state.step // every != before // every:
+                        publish()
+                    if pause_event.is_set():
+                        clock.pause()
+                        report(TrainingPaused(state.step))
+                        with spent.on("paused"):
+                            while pause_event.is_set() and not stop_event.is_set():
+                                if save_event.is_set():
+                                    save_event.clear()
+                                    save("requested")
+                                stop_event.wait(0.05)
+                        clock.resume()
+                        rate.restart()
+                        report(TrainingResumed(state.step))
+                    if save_event.is_set():
+                        save_event.clear()
+                        save("requested")
+                    elif config.checkpoint_every and time.perf_counter() - last_save >= config.checkpoint_every:
+                        save("interval")
+                    if stop_event.is_set():
+                        reason = "stopped"
+                    elif self.budget_spent(clock.elapsed()):
+                        reason = "time budget"
+                    if reason is not None or state.batch_in_epoch < batches:
+                        continue
+                with spent.on("held-out"):
+                    val_loss = self.heldout_loss()
                 train_loss = state.epoch_loss_sum / max(batches, 1)
                 state.epoch += 1
                 state.batch_in_epoch = 0
                 state.epoch_loss_sum = 0.0
                 state.elapsed = clock.elapsed()
-                seconds = time.perf_counter() - started
+                seconds = spent.seconds()
                 state.history.epochs.append({"epoch": state.epoch, "step": state.step, "train_loss": train_loss,
                                              "val_loss": val_loss, "seconds": seconds})
                 report(EpochFinished(state.epoch, state.step, train_loss, val_loss, seconds))
-                if weight_box is not None:
-                    weight_box.publish(self.snapshot())
-                if math.isfinite(val_loss):
-                    report(self.write_samples())
                 if not math.isfinite(val_loss):
-                    failure = TrainingFailed(f"The held-out loss became {val_loss} after epoch {state.epoch}; "
-                                             f"the bad weights were not saved.", state.step, self.last_checkpoint)
-                    report(failure)
-                    return failure
+                    return fail(f"The held-out loss became {val_loss} after epoch {state.epoch}; "
+                                f"the bad weights were not saved.")
+                publish()
+                with spent.on("samples"):
+                    samples = self.write_samples()
+                report(samples)
                 save("epoch")
-                if stop_event.is_set():
-                    outcome["stopped"] = "stopped"
-                elif config.time_budget and clock.session() >= config.time_budget:
-                    outcome["stopped"] = "time budget"
-            reason = str(outcome.get("stopped", "completed"))
+                report(spent.close(state.epoch, finished=True))
+                if state.epoch >= config.epochs:
+                    reason = "completed"
+                elif stop_event.is_set():
+                    reason = "stopped"
+                elif self.budget_spent(clock.elapsed()):
+                    reason = "time budget"
             state.elapsed = clock.elapsed()
-            if self.last_checkpoint is None or self.last_checkpoint.name != f"step-{state.step:08d}":
+            if self.last_checkpoint is None or self.last_checkpoint.name != checkpoint_folder_name(state.step):
                 save(reason)
+            if spent.seconds() > 0.5 or state.batch_in_epoch:
+                report(spent.close(state.epoch + 1, finished=False))
             finished = TrainingFinished(reason, state.epoch, state.step, self.last_checkpoint)
             report(finished)
             return finished
         except CharlmError as error:
-            failure = TrainingFailed(str(error), state.step, self.last_checkpoint)
-            report(failure)
-            return failure
+            return fail(str(error))
+
+    def _batch_iterator(self):
+        """One iterator over every batch left in the run (epochs state.epoch .. config.epochs - 1)."""
+        from tui_charlm.core.model import prepare_to_train
+
+        state = self.state
+        dataset = self.train_windows.tf_dataset(state.epoch, state.batch_in_epoch, until_epoch=self.config.epochs)
+        prepare_to_train(self.model, self.config, self.train_windows.batch_size)
+        return iter(self.model.distribute_strategy.experimental_distribute_dataset(dataset))
+
+    def _train_call(self, batches, ran: int, steps: int) -> float:
+        """Train `ran` batches from the iterator in one TensorFlow call; their mean loss.
+
+        A full call runs Keras' compiled multi-batch training function. A
+        shorter one (the last batches of an epoch) runs them one by one
+        through the same compiled step, so a call never reaches into the
+        next epoch. (Mirrored training runs one batch per call, so it never
+        takes that path.)
+        """
+        model = self.model
+        if ran == steps:
+            model.reset_metrics()  # so the loss is the mean over this call's batches alone
+            return float(model.train_function(batches)["loss"])
+        losses = [float(model.train_on_batch(*next(batches))) for _ in range(ran)]
+        return sum(losses) / len(losses)
+
+
+class _Rate:
+    """Scored chars per second of wall time: over the last few seconds, and over the session."""
+
+    def __init__(self, window: float):
+        self.window = window
+        self.total = 0
+        self.marks: deque[tuple[float, int]] = deque([(time.perf_counter(), 0)])
+
+    def add(self, chars: int) -> None:
+        now = time.perf_counter()
+        self.total += chars
+        self.marks.append((now, chars))
+        while len(self.marks) > 2 and now - self.marks[1][0] >= self.window:
+            self.marks.popleft()
+
+    def restart(self) -> None:
+        """Start the recent window afresh (after a pause, whose seconds are not training time)."""
+        self.marks = deque([(time.perf_counter(), 0)])
+
+    def recent(self) -> float:
+        """Chars per second since the oldest mark in the window: everything between calls counts."""
+        first, last = self.marks[0][0], self.marks[-1][0]
+        chars = sum(count for _, count in list(self.marks)[1:])
+        return chars / max(last - first, 1e-9)
+
+
+class _TimeSpent:
+    """Where the wall time of a stretch of training went, part by part; the rest is 'other'."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.parts: dict[str, float] = {}
+
+    @contextmanager
+    def on(self, part: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.parts[part] = self.parts.get(part, 0.0) + time.perf_counter() - began
+
+    def seconds(self) -> float:
+        """Wall seconds since the stretch began, pauses excluded."""
+        return time.perf_counter() - self.start - self.parts.get("paused", 0.0)
+
+    def close(self, epoch: int, *, finished: bool) -> EpochTimed:
+        """The stretch's account as an event; the next stretch starts now."""
+        seconds = self.seconds()
+        parts = {name: value for name, value in self.parts.items() if name != "paused"}
+        self.start, self.parts = time.perf_counter(), {}
+        return EpochTimed(epoch, finished, seconds, parts)
 
 
 class _Clock:

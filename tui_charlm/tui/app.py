@@ -85,7 +85,7 @@ class CoalescingReporter:
         if self.pending and self.last is not None:
             last = self.last
             self.post(BatchesReported(self.pending, last.epoch, last.batch, last.batches, last.step,
-                                      last.chars_per_second, last.elapsed))
+                                      last.chars_per_second, last.average_chars_per_second, last.elapsed))
             self.pending = []
         self.last_post = time.monotonic()
 
@@ -166,6 +166,7 @@ class CharLMApp(App[None]):
         self.training_worker: Worker | None = None
         self.last_loss: float | None = None
         self.last_rate = 0.0
+        self.average_rate = 0.0
         self.elapsed = 0.0
         self.epoch = 0
         self.note = ""
@@ -298,6 +299,7 @@ class CharLMApp(App[None]):
         self.loss_plot.add_batches(message.losses)
         self.last_loss = message.losses[-1][1]
         self.last_rate = message.chars_per_second
+        self.average_rate = message.average_chars_per_second
         self.elapsed = message.elapsed
         if self.info:
             # Training seconds per step so far (epoch-end scoring included) times the steps left in the epoch.
@@ -370,7 +372,8 @@ class CharLMApp(App[None]):
             size = f"{info.corpus_chars / 1e6:.2f}M chars" if info.corpus_chars >= 1e5 else f"{info.corpus_chars:,} chars"
             status.show_run(self.state, f"{info.corpus_name} ({size})", f"{info.parameters:,} params", info.device,
                             self.note)
-        status.show_figures(self.format_loss(self.last_loss), f"{self.last_rate:,.0f}", format_duration(self.elapsed))
+        status.show_figures(self.format_loss(self.last_loss), f"{self.last_rate:,.0f}", f"{self.average_rate:,.0f}",
+                            format_duration(self.elapsed))
         if self.sub_title != self.state:
             self.sub_title = self.state
 

@@ -95,8 +95,9 @@ class CoreBackend:
 
         options = self.options
         status("loading TensorFlow")
-        # The app already sends fd 2 to a log file, so stderr need not be silenced here.
-        import_tensorflow(int(options.overrides.get("threads") or 0), quiet=False)
+        # The app already sends fd 2 to a log file, so stderr need not be silenced here. Thread counts are
+        # the run's, set when the run is set up (core/session.py), before anything runs on TensorFlow.
+        import_tensorflow(quiet=False)
         if options.load is not None:
             # Nothing trains: generation runs in NumPy on the CPU whatever the machine has.
             return self._prepare_load(status, notice, "CPU (generation only)")

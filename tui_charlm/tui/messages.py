@@ -39,7 +39,8 @@ class BatchesReported(Message):
     batch: int  # batches done in it
     batches: int
     step: int
-    chars_per_second: float
+    chars_per_second: float  # over the last few seconds of wall time, everything between batches included
+    average_chars_per_second: float  # over the session (pauses excluded)
     elapsed: float
 
 

@@ -11,6 +11,10 @@ STATE_STYLES = {"loading": "bold blue", "training": "bold green", "paused": "bol
                 "stopped": "bold", "finished": "bold green", "failed": "bold red", "generating": "bold cyan"}
 
 
+# The status bar shows the session's average chars/s beside the recent figure from this width on.
+WIDE_FIGURES = 100
+
+
 def format_duration(seconds: float) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
@@ -54,5 +58,10 @@ class StatusBar(Vertical):
         self.progress.update(total=max(batches, 1), progress=batch)
         self.eta.update(f" ETA {format_duration(eta)}" if eta is not None else " ETA --:--", layout=False)
 
-    def show_figures(self, loss: str, rate: str, elapsed: str) -> None:
-        self.figures.update(f" loss {loss} · {rate} chars/s · {elapsed}", layout=False)
+    def show_figures(self, loss: str, rate: str, average: str, elapsed: str) -> None:
+        """Loss, chars/s over the last seconds and over the session (both wall-clock: every second counts).
+
+        The session's average needs room: below WIDE_FIGURES columns only the recent rate is shown.
+        """
+        session = f" (avg {average})" if self.size.width >= WIDE_FIGURES else ""
+        self.figures.update(f" loss {loss} · {rate} chars/s{session} · {elapsed}", layout=False)
