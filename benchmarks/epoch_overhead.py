@@ -53,14 +53,16 @@ def run_once(budget: float, corpus: Path, run_dir: Path, extra: list[str]) -> di
         match = TIME_LINE.match(line)
         if match:
             named = (item.rsplit(" ", 1) for item in match.group(5).split(", "))
-            parts = {name: float(seconds.rstrip("s")) for name, seconds in named if name != "other"}
+            parts = {name: float(seconds.rstrip("s")) for name, seconds in named}
             epochs.append({"epoch": int(match.group(1)), "finished": match.group(2) is None,
                            "seconds": float(match.group(3)), "training": float(match.group(4)), "parts": parts})
     process.wait()
     wall = time.perf_counter() - began
     if process.returncode != 0:
         raise SystemExit(f"charlm train failed ({process.returncode}):\n" + "\n".join(lines[-30:]))
-    return {"epochs": epochs, "wall": wall, "startup": started_at or 0.0, "log": lines}
+    losses = re.findall(r"^epoch \d+ done: train ([\d.]+) nats .* held-out ([\d.]+) nats", "\n".join(lines), re.M)
+    return {"epochs": epochs, "wall": wall, "startup": started_at or 0.0, "log": lines,
+            "last_losses": f"{float(losses[-1][0]):.3f} / {float(losses[-1][1]):.3f}" if losses else "-"}
 
 
 def score(run_dir: Path) -> tuple[float, float]:
@@ -108,8 +110,8 @@ def main() -> int:
              f"# default model, lower-cased {args.corpus.name}; session = the epoch time lines summed (training "
              f"start to the last save); process = the whole `charlm train` process, start-up included",
              "| round | process wall | start-up | session | full epochs | epoch wall (min-max) | training calls |"
-             " outside training calls | worst full epoch | held-out | samples | checkpoints | other | window | stateful |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             " outside training calls | worst full epoch | held-out | samples | checkpoints | other | last epoch train / held-out | window | stateful |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     outside = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,13 +122,13 @@ def main() -> int:
             window, stateful = score(run_dir) if args.eval else (float("nan"), float("nan"))
             outside.append(summary["outside"])
             parts = summary["parts"]
-            other = summary["session"] - sum(parts.values())
             row = (f"| {round_number} | {result['wall']:.1f}s | {result['startup']:.1f}s | {summary['session']:.1f}s | "
                    f"{summary['full_epochs']} | {summary['shortest_epoch']:.1f}-{summary['longest_epoch']:.1f}s | "
                    f"{summary['training']:.1f}s | **{summary['outside']:.2%}** | {summary['worst_epoch']:.2%} | "
                    f"{parts.get('held-out', 0):.1f}s | {parts.get('samples', 0):.1f}s | "
-                   f"{parts.get('checkpoints', 0):.1f}s | {other + parts.get('set-up', 0) + parts.get('snapshots', 0):.1f}s | "
-                   f"{window:.4f} | {stateful:.4f} |")
+                   f"{parts.get('checkpoints', 0):.1f}s | "
+                   f"{parts.get('other', 0) + parts.get('set-up', 0) + parts.get('snapshots', 0):.1f}s | "
+                   f"{result['last_losses']} | {window:.4f} | {stateful:.4f} |")
             lines.append(row)
             print(row, flush=True)
     verdict = "met" if max(outside) <= TARGET else "MISSED"

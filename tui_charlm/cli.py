@@ -7,6 +7,7 @@ output goes to a file or a pipe it prints plain lines a log can keep.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -176,11 +177,22 @@ class RichProgress(PlainProgress):
 
 
 def _install_stop_signals(stop_event: threading.Event, received: list[int]) -> None:
-    """First Ctrl+C, SIGTERM or SIGHUP: stop at the next batch and checkpoint. A second Ctrl+C aborts."""
+    """First Ctrl+C, SIGTERM or SIGHUP: stop at the next batch and checkpoint.
+
+    A second Ctrl+C aborts; a SIGTERM after the first signal exits at once
+    (the checkpoint is already written, or abandoned whole: it is written
+    into a hidden folder and renamed into place only when complete). A
+    repeated SIGHUP is the same hang-up reported twice (the kernel signals
+    the session leader and the terminal's foreground group) and is ignored.
+    """
 
     def handler(signum, frame):
-        if received and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if received:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            if signum == signal.SIGTERM:
+                os._exit(128 + received[0])
+            return
         received.append(signum)
         stop_event.set()
         print(f"\n{signal.Signals(signum).name}: stopping after this batch and saving a checkpoint "
@@ -192,6 +204,29 @@ def _install_stop_signals(stop_event: threading.Event, received: list[int]) -> N
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tui_charlm.core.hangup import GuardedStream, watch_for_hangup
+
+    stop_event = threading.Event()
+    lost: list[int] = []  # the exit status, once the terminal or the output pipe has gone away
+
+    def output_lost(status: int) -> None:
+        # Over SSH without nohup the terminal can vanish: stop, save, and exit rather than crash on a write.
+        lost.append(status)
+        stop_event.set()
+
+    real = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = GuardedStream(sys.stdout, output_lost), GuardedStream(sys.stderr, output_lost)
+    done = threading.Event()
+    try:
+        watch_for_hangup(real[0].fileno() if real[0] is not None else -1, output_lost, done)
+        return _train(args, stop_event, lost)
+    finally:
+        done.set()
+        if not lost:  # else keep the guards: Python's own last flush of a dead stream would change the exit status
+            sys.stdout, sys.stderr = real
+
+
+def _train(args: argparse.Namespace, stop_event: threading.Event, lost: list[int]) -> int:
     from tui_charlm.core.session import new_training, resume_training
 
     use_rich = sys.stdout.isatty() and not args.plain
@@ -206,7 +241,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = make_config(args.recipe, **config_overrides(args))
         trainer = new_training(config, run_dir=args.run_dir, offline=args.offline, log=log)
-    stop_event = threading.Event()
     received: list[int] = []
     _install_stop_signals(stop_event, received)
     progress = RichProgress() if use_rich else PlainProgress()
@@ -218,6 +252,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 1
     if received:
         return 128 + received[0]
+    if lost:
+        return lost[0]
     return 0
 
 

@@ -100,6 +100,9 @@ def test_counted_batches_match_the_built_ones(shuffle, length, seq_len, batch):
     windows = Windows(np.zeros(length, np.uint8), tiny_config(seq_len=seq_len, batch_size=batch), shuffle=shuffle)
     for epoch in range(4):
         assert windows.num_batches(epoch) == len(windows.batch_starts(epoch))
+        if shuffle:  # the training pipeline's one-array form holds the same batches
+            matrix = windows.batch_matrix(epoch, skip=1)
+            assert [list(row) for row in matrix] == [list(b) for b in windows.batch_starts(epoch)[1:]]
 
 
 @pytest.mark.parametrize("shuffle", [True, False])

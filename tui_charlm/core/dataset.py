@@ -135,11 +135,17 @@ class Windows:
     def batch_matrix(self, epoch: int, skip: int = 0) -> np.ndarray:
         """The start positions of `epoch`'s training batches as one (batches, batch size) array, from batch `skip`.
 
-        Only for shuffled (training) windows, whose batches are all full.
+        The same batches as `batch_starts`, without a list of one array per
+        batch (a corpus of a billion chars has millions of batches). Only for
+        shuffled (training) windows, whose batches are all the same size.
         """
-        batches = self.batch_starts(epoch)[skip:]
-        width = len(batches[0]) if batches else self.batch_size
-        return np.stack(batches).astype(np.int64) if batches else np.zeros((0, width), np.int64)
+        assert self.shuffle, "held-out windows end in a short batch: use batch_starts"
+        starts = self.starts(epoch).astype(np.int64)
+        starts = starts[:len(starts) - len(starts) % self.replicas]
+        full = len(starts) // self.batch_size
+        if full == 0:  # fewer windows than one batch: they make the only batch
+            return starts[None, :][skip:]
+        return starts[:full * self.batch_size].reshape(full, self.batch_size)[skip:]
 
     def tf_dataset(self, epoch: int, skip: int = 0, *, until_epoch: int | None = None):
         """A prefetching tf.data pipeline over the same batches as `iterate(epoch, skip)`.
@@ -198,4 +204,9 @@ class Windows:
                 return tf.data.Dataset.from_tensor_slices(matrix)
 
             dataset = tf.data.Dataset.range(epoch, until_epoch).flat_map(epoch_batches)
-        return dataset.map(gather).prefetch(2)
+        # Nothing here is left for tf.data to tune (the map runs in order, the prefetch is fixed), and its
+        # autotuning thread sleeps in ever longer waits (up to a minute) that tearing the iterator down sits
+        # out, idle: off, the pipeline trains at the same speed and is torn down at once.
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return dataset.map(gather).prefetch(2).with_options(options)

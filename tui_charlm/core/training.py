@@ -215,6 +215,8 @@ class Trainer:
             reason = "completed"
         elif self.budget_spent(state.elapsed):
             reason = "time budget"
+        elif stop_event.is_set():
+            reason = "stopped"  # asked before the first batch (a hang-up while loading, say): save and stop
         try:
             batches_left = None
             if reason is None:

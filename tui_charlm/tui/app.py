@@ -160,6 +160,8 @@ class CharLMApp(App[None]):
         self.stop_event = threading.Event()
         self.pause_event = threading.Event()
         self.save_event = threading.Event()
+        # Set when the training worker has returned (its last checkpoint written), or when none will run.
+        self.training_done = threading.Event()
         self.generation: GenerationLoop | None = None
         self.layout_version = 0
         self.quitting = False
@@ -218,18 +220,22 @@ class CharLMApp(App[None]):
         """Load (TensorFlow, corpus, model), then train; report only through messages."""
         post = self.post_message
         try:
-            info = self.backend.prepare(lambda text: post(StatusChanged(text)), lambda text: post(NoticeReported(text)))
-        except CharlmError as error:
-            post(PreparationFailed(str(error)))
-            return
-        post(RunPrepared(info))
-        if not self.backend.can_train:
-            self.backend.publish_weights(self.weight_box)
-            return
-        reporter = CoalescingReporter(post)
-        self.backend.fit(reporter, stop_event=self.stop_event, pause_event=self.pause_event,
-                         save_event=self.save_event, weight_box=self.weight_box)
-        reporter.flush()
+            try:
+                info = self.backend.prepare(lambda text: post(StatusChanged(text)),
+                                            lambda text: post(NoticeReported(text)))
+            except CharlmError as error:
+                post(PreparationFailed(str(error)))
+                return
+            post(RunPrepared(info))
+            if not self.backend.can_train:
+                self.backend.publish_weights(self.weight_box)
+                return
+            reporter = CoalescingReporter(post)
+            self.backend.fit(reporter, stop_event=self.stop_event, pause_event=self.pause_event,
+                             save_event=self.save_event, weight_box=self.weight_box)
+            reporter.flush()
+        finally:
+            self.training_done.set()
 
     @work(thread=True, exclusive=True, group="generation", exit_on_error=False)
     def run_generation(self) -> None:

@@ -7,13 +7,16 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.hangup import HANGUP_STATUS, GuardedStream, terminal_hung_up, watch_for_hangup
 from tui_charlm.core.options import add_config_options, config_overrides
 from tui_charlm.core.sampling import check_temperature
+from tui_charlm.tui.shutdown import SAVE_SECONDS, Shutdown
 
 
 def parse_temperatures(text: str) -> list[float]:
@@ -48,12 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @contextmanager
-def stderr_to_log(path: Path):
+def stderr_to_log(path: Path, on_lost: Callable[[int], None]):
     """Give Textual its own handle on the terminal and send fd 2 (C++ and library chatter) to a log file.
 
     Textual draws on sys.__stderr__. TensorFlow's C++ runtime writes start-up
     and device notices straight to file descriptor 2, which would scribble
-    over the screen; with fd 2 pointing at a log, nothing can.
+    over the screen; with fd 2 pointing at a log, nothing can. Textual's
+    handle is guarded: when the terminal goes away, its first failed write
+    calls `on_lost` and the rest are dropped (a write that raised would end
+    Textual's output thread and leave the app hanging on its next write).
     """
     try:
         terminal_fd = os.dup(2)
@@ -66,7 +72,7 @@ def stderr_to_log(path: Path):
     log = open(path, "w", encoding="utf-8")
     original = sys.__stderr__
     os.dup2(log.fileno(), 2)
-    sys.__stderr__ = terminal
+    sys.__stderr__ = GuardedStream(terminal, on_lost)
     try:
         yield path
     finally:
@@ -74,7 +80,18 @@ def stderr_to_log(path: Path):
         os.dup2(saved_fd, 2)
         os.close(saved_fd)
         log.close()
-        terminal.close()
+        try:
+            terminal.close()
+        except OSError:
+            pass  # the terminal is gone: what was left to write goes nowhere
+
+
+def say(text: str, *, error: bool = False) -> None:
+    """Print a closing line, if there is still a terminal (or pipe) to print it on."""
+    try:
+        print(text, file=sys.stderr if error else sys.stdout, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,30 +122,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                          train=not args.no_train, run_dir=args.run_dir, offline=args.offline)
     app = CharLMApp(CoreBackend(options), temperatures=args.temperatures, chars_per_second=args.chars_per_second,
                     seed_text=args.seed_text, rng_seed=args.rng_seed)
-
-    def stop_on_signal(signum, frame):
-        # Hang-up (SSH gone) or termination: stop training, checkpoint, exit, as `q` does.
-        app.call_later(app.action_quit)
-
+    # A hang-up (SSH gone), a terminal that fails or closes, or termination: stop training, checkpoint, exit.
+    log_path = Path(tempfile.gettempdir()) / f"charlm-tui-{os.getpid()}.log"
+    shutdown = Shutdown(app, log_path)
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), stop_on_signal)
-    log_path = Path(tempfile.gettempdir()) / f"charlm-tui-{os.getpid()}.log"
-    with stderr_to_log(log_path):
-        app.run()
+            signal.signal(getattr(signal, name), shutdown.on_signal)
+    watching = threading.Event()
+    with stderr_to_log(log_path, shutdown.request):
+        if sys.__stdin__ is not None:
+            watch_for_hangup(sys.__stdin__.fileno(), shutdown.request, watching)
+        try:
+            app.run()
+        finally:
+            watching.set()
+    if shutdown.status is None and sys.__stdin__ is not None and os.isatty(sys.__stdin__.fileno()) \
+            and terminal_hung_up(sys.__stdin__.fileno()):
+        shutdown.status = HANGUP_STATUS  # it went while the app was closing
+    if shutdown.status is not None:
+        app.training_done.wait(SAVE_SECONDS)  # the hang-up checkpoint comes first
     failed = app.state == "failed" or app.return_code not in (None, 0)
     if app.info is not None and app.info.run_dir is not None:
-        print(f"run directory: {app.info.run_dir}")
-    if failed:
+        say(f"run directory: {app.info.run_dir}")
+    if failed and shutdown.status is None:
         if app.note:
-            print(f"charlm-tui: {app.note}", file=sys.stderr)
-        print(f"charlm-tui: diagnostics are in {log_path}", file=sys.stderr)
+            say(f"charlm-tui: {app.note}", error=True)
+        say(f"charlm-tui: diagnostics are in {log_path}", error=True)
         return 1
     try:
         log_path.unlink()
     except OSError:
         pass
-    return 0
+    return 0 if shutdown.status is None else shutdown.status
 
 
 if __name__ == "__main__":

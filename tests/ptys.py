@@ -1,0 +1,80 @@
+"""Programs on real pseudo-terminals: start one, read its screen, type, close the terminal under it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from contextlib import contextmanager
+
+
+def read_until(master: int, needle: bytes, output: bytearray, timeout: float) -> bool:
+    """Read the terminal into `output` until `needle` shows up (True) or `timeout` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if needle in output:
+            return True
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                output.extend(os.read(master, 1 << 16))
+            except OSError:
+                return needle in output
+    return needle in output
+
+
+def _controlling_terminal() -> None:  # runs in the child, before exec
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+@contextmanager
+def on_pty(command: list[str], env: dict[str, str], *, columns: int = 80, rows: int = 24, controlling: bool = False):
+    """Run `command` on a new pseudo-terminal: yields (process, master fd, output so far).
+
+    With `controlling`, the terminal is the process's controlling terminal,
+    as a login shell's is: closing it sends the process SIGHUP. Without, the
+    process only finds its reads and writes failing. Killed on the way out
+    if still running.
+    """
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=dict(env, TERM="xterm-256color"),
+                               start_new_session=not controlling,
+                               preexec_fn=_controlling_terminal if controlling else None)
+    os.close(slave)
+    state = {"master": master}
+    try:
+        yield process, state, bytearray()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if state["master"] is not None:
+            os.close(state["master"])
+
+
+def close_terminal(state: dict) -> None:
+    """Close the master side, as a dropped connection or a killed tmux session does."""
+    os.close(state["master"])
+    state["master"] = None
+
+
+def wait_for_exit(process, master: int | None, output: bytearray, timeout: float = 60) -> bool:
+    """Keep reading the terminal (a full one blocks the program) until it exits; True if it did in time."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if master is None:
+            time.sleep(0.05)
+        else:
+            read_until(master, b"\x00never", output, timeout=0.2)
+    return process.poll() is not None
+
+
+PYTHON = sys.executable
