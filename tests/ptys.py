@@ -8,7 +8,6 @@ import pty
 import select
 import struct
 import subprocess
-import sys
 import termios
 import time
 from contextlib import contextmanager
@@ -75,6 +74,3 @@ def wait_for_exit(process, master: int | None, output: bytearray, timeout: float
         else:
             read_until(master, b"\x00never", output, timeout=0.2)
     return process.poll() is not None
-
-
-PYTHON = sys.executable
