@@ -143,7 +143,14 @@ def training_pair(budget: float, settings: list[str], app_first: bool = False) -
         def run_app():
             terminal = Terminal([str(BIN / "charlm-tui"), *settings, "--time-budget", str(budget), "--run-dir",
                                  str(in_app)])
-            terminal.wait_for(b"FINISHED", timeout=budget * 3 + 120)
+            # Wait the way a person does, not by polling: the app's training competes for the same two cores, and
+            # re-reading a growing screen log every few milliseconds took a large share of one (the headless side
+            # has no such watcher).
+            deadline = time.perf_counter() + budget * 3 + 120
+            while b"FINISHED" not in terminal.output[-4096:] and time.perf_counter() < deadline:
+                if not terminal.read(0.25):
+                    break
+                del terminal.output[:-8192]  # only the screen's tail matters here
             terminal.close()
 
         for run in (run_app, run_headless) if app_first else (run_headless, run_app):
