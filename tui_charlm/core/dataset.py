@@ -151,7 +151,8 @@ class Windows:
         """A prefetching tf.data pipeline over the same batches as `iterate(epoch, skip)`.
 
         With `until_epoch`, the pipeline runs on through every epoch before
-        that one, so training keeps one iterator for the whole run:
+        that one (training windows only), so training keeps one iterator for
+        the whole run:
         tf.data's iterators can take many seconds, idle, to be torn down
         (Keras' `fit` makes and drops one or two per epoch), which left the
         CPU doing nothing at epoch ends. Each epoch's window order is
@@ -187,23 +188,17 @@ class Windows:
             block = windows(batch_starts)
             return (block[:, :-1], block[:, 1:]) if every_position else (block[:, :-1], block[:, -1])
 
-        if until_epoch is None:
-            batches = self.batch_starts(epoch)[skip:]
-            starts = np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, np.int64)
-            dataset = tf.data.Dataset.from_tensor_slices(starts).batch(self.batch_size)
-            # A known length lets Keras size its progress and end the epoch without a warning.
-            dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
-        else:
-            def epoch_matrix(number):
-                number = int(number)
-                return self.batch_matrix(number, skip if number == epoch else 0)
+        def epoch_matrix(number):
+            number = int(number)
+            return self.batch_matrix(number, skip if number == epoch else 0)
 
-            def epoch_batches(number):
-                matrix = tf.numpy_function(epoch_matrix, [number], tf.int64, stateful=False)
-                matrix.set_shape([None, None])
-                return tf.data.Dataset.from_tensor_slices(matrix)
+        def epoch_batches(number):
+            matrix = tf.numpy_function(epoch_matrix, [number], tf.int64, stateful=False)
+            matrix.set_shape([None, None])
+            return tf.data.Dataset.from_tensor_slices(matrix)
 
-            dataset = tf.data.Dataset.range(epoch, until_epoch).flat_map(epoch_batches)
+        last = epoch + 1 if until_epoch is None else until_epoch
+        dataset = tf.data.Dataset.range(epoch, last).flat_map(epoch_batches)
         # Nothing here is left for tf.data to tune (the map runs in order, the prefetch is fixed), and its
         # autotuning thread sleeps in ever longer waits (up to a minute) that tearing the iterator down sits
         # out, idle: off, the pipeline trains at the same speed and is torn down at once.
