@@ -218,7 +218,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     sys.stdout, sys.stderr = GuardedStream(sys.stdout, output_lost), GuardedStream(sys.stderr, output_lost)
     done = threading.Event()
     try:
-        watch_for_hangup(real[0].fileno() if real[0] is not None else -1, output_lost, done)
+        try:
+            watch_for_hangup(real[0].fileno(), output_lost, done)
+        except (AttributeError, OSError, ValueError):
+            pass  # stdout is not a file (embedded in another program): nothing to watch
         return _train(args, stop_event, lost)
     finally:
         done.set()
