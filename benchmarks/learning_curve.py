@@ -4,7 +4,7 @@ For each budget (seconds of training) and each recipe, a fresh run is
 trained with `charlm train --time-budget B` on the lower-cased nietzsche text
 (first 90% train, last 10% held out), then scored with `charlm eval` (the
 yardstick in the README: 20,000 60-char windows drawn with
-default_rng(0), and the whole held-out text read in order). Budgets run
+default_rng(0), and the held-out text read in order with carried state). Budgets run
 from short to long, the two recipes alternating, so slow and busy spells of
 a shared machine fall on both.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import pytest
 
 from tests.conftest import CHARLM, cli_env, make_text
 
-TINY = ["--units", "8", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1"]
+TINY = ["--units", "8", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1",
+        "--precision", "float32"]
 
 
 def charlm(*args, tmp_path, timeout=240):
@@ -37,14 +39,24 @@ def run_dir(tmp_path, corpus):
     return run
 
 
-def test_train_writes_a_run_and_prints_plain_progress(run_dir):
-    assert (run_dir / "run.json").is_file() and (run_dir / "latest.json").is_file()
+def test_train_writes_a_complete_run_with_the_options_given(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["units"], config["seq_len"], config["epochs"]) == (8, 16, 2)
+    latest = json.loads((run_dir / "latest.json").read_text())
+    state = json.loads((run_dir / "checkpoints" / latest["checkpoint"] / "state.json").read_text())
+    assert state["epoch"] == 2 and [e["epoch"] for e in state["history"]["epochs"]] == [1, 2]
+    assert (run_dir / "checkpoints" / latest["checkpoint"] / "model.keras").is_file()
+    assert "=== epoch 2" in (run_dir / "samples.txt").read_text()
 
 
-def test_train_output_is_plain_lines_when_not_a_terminal(tmp_path, corpus):
+def test_train_prints_plain_progress_lines_when_not_a_terminal(tmp_path, corpus):
     result = charlm("train", "--corpus", corpus, "--run-dir", tmp_path / "r", "--epochs", "1", *TINY, tmp_path=tmp_path)
     assert result.returncode == 0
+    # at least the epoch's last batch, with loss, both rates and the time so far
+    assert re.search(r"^epoch 1 batch (\d+)/\1 step \d+ loss [\d.]+ \([\d.]+ bits\) [\d,]+ chars/s "
+                     r"\(session [\d,]+\) elapsed \d+s$", result.stdout, re.M), result.stdout
     assert "epoch 1 done: train" in result.stdout and "held-out" in result.stdout and "bits" in result.stdout
+    assert re.search(r"^epoch 1 time: [\d.]+s, [\d.]+s \(\d+%\) in training calls; ", result.stdout, re.M)
     assert "\x1b[" not in result.stdout  # no terminal control codes in a log
 
 
@@ -63,11 +75,36 @@ def test_generate_reports_unknown_seed_chars(run_dir, tmp_path):
     assert result.returncode == 0 and "never saw" in result.stderr
 
 
-def test_eval_prints_both_numbers(run_dir, tmp_path):
-    result = charlm("eval", run_dir, "--positions", "200", tmp_path=tmp_path)
+def test_eval_scores_the_held_out_text_as_keras_does(run_dir, corpus, tmp_path):
+    # Every 60-char window of the held-out tenth (more positions asked than there are), and the whole
+    # held-out text read in order: both computed here from the checkpoint with Keras itself.
+    result = charlm("eval", run_dir, "--positions", "100000", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "window loss (200 positions, 60-char context)" in result.stdout
-    assert "stateful loss" in result.stdout and "bits/char" in result.stdout
+    window = float(re.search(r"window loss \(([\d,]+) positions, 60-char context\): ([\d.]+) nats", result.stdout)[2])
+    stateful = float(re.search(r"stateful loss .*?: ([\d.]+) nats/char \(([\d.]+) bits", result.stdout)[1])
+
+    import keras
+    import numpy as np
+
+    chars = json.loads((run_dir / "vocab.json").read_text())["chars"]
+    text = corpus.read_text()
+    ids = np.array([chars.index(c) for c in text])
+    heldout = ids[len(ids) - round(len(ids) * 0.1):]
+    latest = json.loads((run_dir / "latest.json").read_text())["checkpoint"]
+    model = keras.saving.load_model(run_dir / "checkpoints" / latest / "model.keras", compile=False)
+
+    def nll(logits, targets):
+        logits = logits.astype(np.float64)
+        top = logits.max(axis=-1, keepdims=True)
+        log_probs = logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+        return -np.take_along_axis(log_probs, targets[..., None], axis=-1).mean()
+
+    starts = np.arange(len(heldout) - 61)
+    windows = heldout[starts[:, None] + np.arange(60)]
+    expected_window = nll(model.predict(windows, verbose=0)[:, -1], heldout[starts + 60])
+    expected_stateful = nll(model.predict(heldout[None, :-1], verbose=0)[0], heldout[1:])
+    assert window == pytest.approx(expected_window, abs=2e-4)
+    assert stateful == pytest.approx(expected_stateful, abs=2e-4)
 
 
 def test_corpora_lists_what_is_available(tmp_path):

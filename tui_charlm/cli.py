@@ -299,6 +299,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.length < 1:
         raise CharlmError("--length must be at least 1.")
+    if args.rng_seed is not None and args.rng_seed < 0:
+        raise CharlmError("--rng-seed must be zero or positive.")
     temperatures = args.temperature or list(RECIPE_TEMPERATURES)
     settings = [SamplingSettings(t, args.top_k, args.top_p) for t in temperatures]
     if args.seed_file:
@@ -356,7 +358,7 @@ def stream_to_terminal(generator, settings, length: int) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from tui_charlm.core.dataset import split_ids
-    from tui_charlm.core.evaluation import evaluate
+    from tui_charlm.core.evaluation import PIECE_CHARS, WARMUP, evaluate
     from tui_charlm.core.session import load_config_corpus
 
     if args.positions < 1 or args.context < 1:
@@ -369,6 +371,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if missing:
         raise CharlmError(f"The corpus of {run.path} now has characters the model never saw ({missing[:5]}); "
                           "it has changed since training.")
+    recorded = run.meta.get("corpus", {})
+    if recorded.get("sha256") and recorded["sha256"] != corpus.sha256:
+        print(f"charlm: note: corpus {corpus.name!r} has changed since {run.path} was trained (then "
+              f"{_chars(recorded.get('chars'))}, sha256 {str(recorded['sha256'])[:12]}; now {len(corpus):,} chars, "
+              f"sha256 {corpus.sha256[:12]}): the held-out part scored is not the text training held out.",
+              file=sys.stderr)
     heldout = split_ids(corpus.ids_in(run.vocab), config).heldout
     if len(heldout) < args.context + 2:
         raise CharlmError(f"The held-out text ({len(heldout)} chars) is shorter than one {args.context}-char window.")
@@ -379,9 +387,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if result.stateful_loss is None:
         print("stateful loss: not reported (a window model, trained on fixed windows from a zero state)")
     else:
-        print(f"stateful loss (whole held-out text in order): "
+        print(f"stateful loss (held-out text in order, in {PIECE_CHARS:,}-char pieces each warmed on the "
+              f"{WARMUP} chars before): "
               f"{result.stateful_loss:.4f} nats/char ({result.stateful_bits:.4f} bits/char)")
     return 0
+
+
+def _chars(count) -> str:
+    return f"{count:,} chars" if isinstance(count, int) else "of unrecorded length"
 
 
 # -- corpora ---------------------------------------------------------------------

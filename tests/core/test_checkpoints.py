@@ -101,13 +101,47 @@ def test_all_checkpoints_corrupt_is_a_clear_error(trained):
 
 def test_interrupted_save_leftovers_are_ignored_and_cleaned(trained):
     run = RunDirectory.open(trained.run.path)
+    newest = run.latest()
+    # A save killed before its rename: a full copy of the newest checkpoint claiming a later step, which
+    # latest.json even names. Loading must not take it (it may be half-written); the next save removes it.
     leftover = run.checkpoints_dir / ".tmp-step-99999999-12345"
-    leftover.mkdir()
-    (leftover / "model.keras").write_bytes(b"half")
-    assert run.latest().path.name != leftover.name
+    shutil.copytree(newest.path, leftover)
+    state = json.loads((leftover / "state.json").read_text())
+    (leftover / "state.json").write_text(json.dumps({**state, "step": 99999999}))
+    (run.path / "latest.json").write_text(json.dumps({"checkpoint": leftover.name, "step": 99999999}))
+    assert run.latest().path == newest.path
     resumed = resume_training(run.path, {"epochs": 3}, log=lambda _: None)
+    assert resumed.state.step == newest.state.step
     resumed.fit()
     assert not leftover.exists()
+
+
+def test_saves_keep_the_three_newest_checkpoints(trained):
+    run = RunDirectory.open(trained.run.path)
+    resumed = resume_training(run.path, {"epochs": 6}, log=lambda _: None)
+    resumed.fit()
+    steps = [int(p.name.split("-")[1]) for p in run.checkpoints()]
+    # six epochs were saved (two, then four more); the newest three remain, newest first
+    assert len(steps) == 3 and steps == sorted(steps, reverse=True) and steps[0] == resumed.state.step
+    epochs = sorted(json.loads((p / "state.json").read_text())["epoch"] for p in run.checkpoints())
+    assert epochs == [4, 5, 6]
+
+
+def test_a_checkpoint_moved_aside_for_a_resave_is_put_back_or_dropped(trained):
+    run = RunDirectory.open(trained.run.path)
+    newest = run.latest()
+    # The process died between moving the old copy of a step aside and putting the new one in place:
+    # the moved copy is the only one of that step, and the next save puts it back.
+    orphan = run.checkpoints_dir / f".old-{newest.path.name}-12345"
+    newest.path.rename(orphan)
+    # And one whose replacement did land: superseded, removed.
+    older = run.checkpoints()[0]
+    superseded = run.checkpoints_dir / f".old-{older.name}-12346"
+    shutil.copytree(older, superseded)
+    resumed = resume_training(run.path, {"epochs": 3}, log=lambda _: None)
+    resumed.fit()
+    assert newest.path.is_dir() and (newest.path / "model.keras").is_file()
+    assert not orphan.exists() and not superseded.exists()
 
 
 def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_again(trained):

@@ -109,7 +109,8 @@ def test_mirrored_strategy_over_two_logical_cpus_trains_checkpoints_and_resumes(
     # Back on one device (this process has one CPU): the 5 global batches of epoch 2 are 10 of the smaller
     # batch, and the run finishes from there.
     resumed = resume_training(tmp_path / "run", {"strategy": "default"}, log=lambda _: None)
-    assert resumed.replicas == 1 and resumed.device.startswith("CPU") and "mirrored" not in resumed.device
+    assert resumed.replicas == 1 and "mirrored" not in resumed.device
+    assert resumed.device.startswith("GPU: " if visible_gpus() else "CPU")
     assert (resumed.state.batch_in_epoch, resumed.state.batch_size) == (10, per_device)
     events = []
     outcome = resumed.fit(events.append)
@@ -126,7 +127,8 @@ def test_mixed_float16_trains_on_cpu_with_float32_logits_checkpoints_and_resumes
     layers = {layer.name: layer for layer in trainer.model.layers}
     assert layers["lstm_0"].compute_dtype == "float16" and layers["lstm_0"].variable_dtype == "float32"
     assert layers["logits"].compute_dtype == "float32"
-    assert "mixed fp16" in trainer.device and any("slower" in note for note in notes)
+    # on a CPU the user is told float16 is slower there (a GPU with tensor cores is where it pays off)
+    assert "mixed fp16" in trainer.device and any("slower" in note for note in notes) == (not visible_gpus())
     box, events = WeightBox(), []
     outcome = trainer.fit(events.append, weight_box=box)
     assert isinstance(outcome, TrainingFinished)
@@ -154,8 +156,9 @@ def test_mixed_bfloat16_learns_with_float32_variables_and_logits_and_resumes_as_
     assert layers["logits"].compute_dtype == "float32"
     # bfloat16 has float32's exponent range: no loss scaling.
     assert not isinstance(trainer.model.optimizer, keras.optimizers.LossScaleOptimizer)
-    assert without_threads(trainer.device) == "CPU (mixed bf16)"
-    assert any("no bfloat16 hardware" in note for note in notes) == (not cpu_has_bfloat16())
+    gpu = bool(visible_gpus())
+    assert "mixed bf16" in trainer.device and (gpu or without_threads(trainer.device) == "CPU (mixed bf16)")
+    assert any("no bfloat16 hardware" in note for note in notes) == (not gpu and not cpu_has_bfloat16())
     events = []
     assert isinstance(trainer.fit(events.append), TrainingFinished)
     losses = [e.val_loss for e in events if isinstance(e, EpochFinished)]
@@ -168,14 +171,24 @@ def test_mixed_bfloat16_learns_with_float32_variables_and_logits_and_resumes_as_
         resume_training(tmp_path / "run", {"precision": "float32"}, log=lambda _: None)
 
 
+def visible_gpus() -> list:
+    from tui_charlm.core.backend import import_tensorflow
+
+    return import_tensorflow().config.list_physical_devices("GPU")
+
+
 def test_auto_precision_is_settled_for_this_machine_when_the_run_starts(corpus_path, tmp_path):
     trainer = new_training(tiny_config(corpus=str(corpus_path), precision="auto"), run_dir=tmp_path / "run",
                            log=lambda _: None)
-    expected = "mixed_bfloat16" if cpu_has_bfloat16() else "float32"  # no GPU on this machine
+    gpu = bool(visible_gpus())
+    expected = "mixed_bfloat16" if cpu_has_bfloat16() and not gpu else "float32"  # a GPU keeps float32
     assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == expected
     lstm = {layer.name: layer for layer in trainer.model.layers}["lstm_0"]
     assert lstm.compute_dtype == ("bfloat16" if expected == "mixed_bfloat16" else "float32")
-    assert without_threads(trainer.device) == ("CPU (mixed bf16)" if expected == "mixed_bfloat16" else "CPU")
+    if gpu:
+        assert trainer.device.startswith("GPU: ") and "cuDNN" in trainer.device
+    else:
+        assert without_threads(trainer.device) == ("CPU (mixed bf16)" if expected == "mixed_bfloat16" else "CPU")
     # The book's recipe computes in float32, as the book does, on any machine.
     assert make_config("seed").precision == "float32"
 
@@ -209,7 +222,10 @@ def test_the_models_keep_to_the_cudnn_kernels_conditions(corpus_path, tmp_path):
                                run_dir=tmp_path / recipe, log=lambda _: None)
         lstms = [layer for layer in trainer.model.layers if type(layer).__name__ == "LSTM"]
         assert lstms and all(cudnn_conditions(layer) == [] for layer in lstms)
-        assert without_threads(trainer.device) == "CPU"  # no GPU here: no cuDNN claim either
+        if visible_gpus():
+            assert "(cuDNN" in trainer.device and "no cuDNN" not in trainer.device
+        else:
+            assert without_threads(trainer.device) == "CPU"  # no GPU: no cuDNN claim either
     assert cudnn_conditions(keras.layers.LSTM(4, recurrent_dropout=0.1)) == ["recurrent dropout"]
     assert cudnn_conditions(keras.layers.LSTM(4, activation="relu", unroll=True)) == ["activation is not tanh",
                                                                                       "unrolled"]

@@ -30,14 +30,26 @@ def fake():
     return FakeBackend()
 
 
-def tiny_core_app(tmp_path, *, rng_seed: int = 0, chars_per_second: float = 100):
-    """The real app on the real core: a tiny model on a small made-up corpus, training into tmp_path/run."""
+TINY_OVERRIDES = dict(units=8, embedding_dim=4, seq_len=16, batch_size=8, epochs=1000, threads=1, checkpoint_every=0)
+
+
+def tiny_core_app(tmp_path, *, rng_seed: int = 0, chars_per_second: float = 100, **options):
+    """The real app on the real core: a tiny model on a small made-up corpus, training into tmp_path/run.
+
+    `options` go to TuiOptions (resume=, load=, train=); `overrides` in them replace the tiny model's options.
+    """
     from tests.conftest import make_text
     from tui_charlm.tui.app import CharLMApp
     from tui_charlm.tui.backend import CoreBackend, TuiOptions
 
     corpus = tmp_path / "tiny.txt"
-    corpus.write_text(make_text(5000))
-    options = TuiOptions(overrides=dict(corpus=str(corpus), units=8, embedding_dim=4, seq_len=16, batch_size=8,
-                                        epochs=1000, threads=1, checkpoint_every=0), run_dir=tmp_path / "run")
-    return CharLMApp(CoreBackend(options), rng_seed=rng_seed, chars_per_second=chars_per_second)
+    if not corpus.exists():
+        corpus.write_text(make_text(5000))
+    given = options.pop("overrides", {})
+    if options.get("resume") or options.get("load"):
+        overrides = given  # an existing run: its own options, and only what the test changes
+    else:
+        overrides = dict(TINY_OVERRIDES, corpus=str(corpus), **given)
+        options.setdefault("run_dir", tmp_path / "run")
+    return CharLMApp(CoreBackend(TuiOptions(overrides=overrides, **options)), rng_seed=rng_seed,
+                     chars_per_second=chars_per_second)

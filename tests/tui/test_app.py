@@ -321,5 +321,9 @@ async def test_the_generation_mode_is_shown_and_can_be_switched_from_the_palette
     async with app.run_test() as pilot:
         await started(pilot)
         await wait_for(pilot, lambda: str(app.seed_pane.border_subtitle) == "stateful generation")
-        app.action_generation_mode("window")
+        await pilot.press("ctrl+p")  # Textual's command palette, then the words of the command, then Enter
+        await pilot.pause(0.3)
+        await pilot.press(*["space" if c == " " else c for c in "generation mode window"])
+        await pilot.pause(0.6)
+        await pilot.press("enter")
         await wait_for(pilot, lambda: str(app.seed_pane.border_subtitle) == "window generation")

@@ -29,6 +29,7 @@ directory locked.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -82,10 +83,42 @@ class TrainingState:
 
     @classmethod
     def from_json(cls, text: str) -> TrainingState:
+        """Inverse of to_json; ValueError for anything that is not a state this code wrote."""
         data = json.loads(text)
-        history = History(**data.pop("history", {}))
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(history=history, **known)
+        if not isinstance(data, dict):
+            raise ValueError("state.json is not a JSON object")
+        history = data.get("history", {})
+        if not (isinstance(history, dict) and _all_numbers(history.get("batches", []), pairs=True)
+                and isinstance(history.get("epochs", []), list)
+                and all(isinstance(e, dict) and {"step", "val_loss"} <= e.keys() and _all_numbers(e.values())
+                        for e in history.get("epochs", []))):
+            raise ValueError("state.json has a damaged loss history")
+        values = {}
+        for name in ("epoch", "batch_in_epoch", "step", "batch_size"):
+            value = data.get(name, 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"state.json has {name} {json.dumps(value)[:40]}, not a whole number")
+            values[name] = value
+        for name in ("epoch_loss_sum", "elapsed"):
+            value = data.get(name, 0.0)
+            if not _all_numbers([value]) or not math.isfinite(value):
+                raise ValueError(f"state.json has {name} {json.dumps(value)[:40]}, not a number")
+            values[name] = float(value)
+        states = data.get("random_states", {})
+        if not (isinstance(states, dict) and all(isinstance(v, list) and all(isinstance(i, int) for i in v)
+                                                 for v in states.values())):
+            raise ValueError("state.json has damaged random states")
+        return cls(history=History(batches=[list(b) for b in history.get("batches", [])],
+                                   epochs=list(history.get("epochs", []))), random_states=states, **values)
+
+
+def _all_numbers(values, *, pairs: bool = False) -> bool:
+    """True if every item is a JSON number (or, with `pairs`, a list of two numbers)."""
+    if not isinstance(values, (list, type({}.values()))):
+        return False
+    if pairs:
+        return all(isinstance(v, list) and len(v) == 2 and _all_numbers(v) for v in values)
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 @dataclass(frozen=True)
@@ -115,6 +148,18 @@ def default_run_dir(corpus_name: str, root: Path | None = None) -> Path:
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path
+
+
+def _read(path: Path, parse):
+    """parse(text of `path`), or a CharlmError that names the file and what is wrong with it."""
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CharlmError(f"{path.parent} is damaged: {path.name} is missing.") from None
+    except OSError as error:
+        raise CharlmError(f"Cannot read {path}: {error.strerror or error}.") from None
+    except (CharlmError, ValueError) as error:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+        raise CharlmError(f"{path} is damaged: {str(error).rstrip('.')}.") from None
 
 
 # Run-directory locks this process holds (a FileLock releases when garbage-collected, so keep them here).
@@ -210,13 +255,16 @@ class RunDirectory:
             raise CharlmError(f"{path} is not a usable run directory: run.json is unreadable ({error}).") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise CharlmError(f"{path} is not a charlm run directory (run.json is of another format).")
-        if int(meta.get("version", 0)) > FORMAT_VERSION:
-            raise CharlmError(f"{path} was written by a newer tui_charlm (format {meta.get('version')}); upgrade to use it.")
-        try:
-            config = TrainConfig.from_dict(json.loads((path / "config.json").read_text(encoding="utf-8")))
-            vocab = Vocabulary.from_json((path / "vocab.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, TypeError) as error:
-            raise CharlmError(f"{path} is damaged: config.json or vocab.json is unreadable ({error}).") from None
+        version = meta.get("version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise CharlmError(f"{path / 'run.json'} is damaged: its version is {json.dumps(version)[:40]}, "
+                              f"not a whole number.")
+        if version > FORMAT_VERSION:
+            raise CharlmError(f"{path} was written by a newer tui_charlm (format {version}); upgrade to use it.")
+        if not isinstance(meta.get("corpus", {}), dict):
+            meta["corpus"] = {}  # only informative (the corpus identity); the config names the corpus
+        config = _read(path / "config.json", lambda text: TrainConfig.from_dict(json.loads(text)))
+        vocab = _read(path / "vocab.json", Vocabulary.from_json)
         return cls(path, config, vocab, meta)
 
     # -- checkpoints -------------------------------------------------------
@@ -266,10 +314,22 @@ class RunDirectory:
             except Exception as error:  # a damaged file can fail in many ways; try an older one
                 errors.append(f"{folder.name}: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
                 continue
+            self._check_model_fits(model)
             return model, Checkpoint(folder, state)
         if errors:
             raise CharlmError(f"No checkpoint in {self.path} could be loaded ({'; '.join(errors[:3])}).")
         return None, None
+
+    def _check_model_fits(self, model) -> None:
+        """Refuse a model that vocab.json or config.json does not describe (an edited or mixed-up run)."""
+        outputs = model.output_shape[-1]
+        if outputs != len(self.vocab):
+            raise CharlmError(f"{self.path / 'vocab.json'} does not match the model: it lists {len(self.vocab)} "
+                              f"characters, the model predicts {outputs}.")
+        units = [layer.units for layer in model.layers if type(layer).__name__ == "LSTM"]
+        if units != [self.config.units] * self.config.layers:
+            raise CharlmError(f"{self.path / 'config.json'} does not match the model: it says {self.config.layers} "
+                              f"x {self.config.units} LSTM units, the model has {' + '.join(map(str, units)) or 'none'}.")
 
     def save_checkpoint(self, model, state: TrainingState) -> Path:
         """Write a checkpoint atomically, point latest.json at it, and prune old ones."""
@@ -304,6 +364,19 @@ class RunDirectory:
 
     def _prune(self, keep: Path) -> None:
         """Delete all but the newest checkpoints, and leftovers of interrupted saves."""
+        for leftover in self.checkpoints_dir.glob(".old-step-*"):
+            # A checkpoint moved aside to be replaced by a new save of the same step. If that process died
+            # before the new one was in place, this is the only copy: put it back; else it is superseded.
+            original = self.checkpoints_dir / leftover.name[len(".old-"):].rsplit("-", 1)[0]
+            if leftover.name.endswith(f"-{os.getpid()}"):
+                continue
+            if original.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                try:
+                    os.replace(leftover, original)
+                except OSError:
+                    pass
         folders = [p for p in self.checkpoints() if p != keep]
         for old in folders[KEEP_CHECKPOINTS - 1:]:
             shutil.rmtree(old, ignore_errors=True)

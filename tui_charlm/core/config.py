@@ -24,6 +24,8 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 LR_FLOOR = 0.02
 # The cooldown schedule holds the rate until this fraction of the run, then decays it linearly to the floor.
 COOLDOWN_START = 0.8
+# More TensorFlow threads than any machine has cores is a typo.
+MAX_THREADS = 4096
 
 
 def _field(default: Any, help: str, **extra: Any) -> Any:
@@ -68,6 +70,9 @@ class TrainConfig:
         "cooldown", "learning-rate schedule over the time budget if one is set, else over the epochs: "
         "'constant'; 'cosine' (decays to 2%% of --learning-rate); 'cooldown' (constant for 80%% of the run, "
         "then linear to 2%%)", choices=LR_SCHEDULES)
+    # Decoupled weight decay (as AdamW: each step shrinks every variable by rate x this); 0 disables it.
+    weight_decay: float = _field(0.0, "decoupled weight decay, as AdamW (each step shrinks every variable by "
+                                      "learning rate x this); 0 = none")
     # Clip each gradient update to this global norm; 0 disables clipping.
     clipnorm: float = _field(1.0, "gradient clipping norm; 0 = none")
     # Fraction of the corpus, taken from its end, held out for validation.
@@ -109,6 +114,10 @@ class TrainConfig:
         for name in ("window_step", "embedding_dim", "threads"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.replace('_', '-')} must not be negative")
+        if not 0 <= self.seed < 2**32:
+            problems.append("seed must be a whole number from 0 to 4294967295")
+        if self.threads > MAX_THREADS:
+            problems.append(f"threads must be at most {MAX_THREADS}")
         if not 0.0 <= self.dropout < 1.0:
             problems.append("dropout must be in [0, 1)")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
@@ -121,12 +130,16 @@ class TrainConfig:
             problems.append(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if not (self.clipnorm >= 0 and math.isfinite(self.clipnorm)):
             problems.append("clipnorm must be zero or positive")
+        if not (0 <= self.weight_decay < 1):
+            problems.append("weight-decay must be in [0, 1)")
         if not 0.0 < self.val_fraction < 1.0:
             problems.append("val-fraction must be between 0 and 1")
         for name in ("time_budget", "checkpoint_every"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 problems.append(f"{name.replace('_', '-')} must be zero or positive")
+        if self.val_max_chars <= self.seq_len:
+            problems.append(f"val-max-chars must be more than seq-len ({self.seq_len}): at least one held-out window")
         if problems:
             raise CharlmError("Invalid training options: " + "; ".join(problems) + ".")
 
@@ -145,13 +158,39 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Rebuild from config.json, ignoring keys a newer version may have added."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+    def from_dict(cls, data: Any) -> TrainConfig:
+        """Rebuild from config.json, ignoring keys a newer version may have added.
+
+        Raises CharlmError, naming the field, for anything that is not a
+        config: a value of the wrong type, or one the options would refuse.
+        """
+        if not isinstance(data, dict):
+            raise CharlmError(f"the configuration must be a JSON object, not {type(data).__name__}")
+        values = {}
+        for spec in dataclasses.fields(cls):
+            if spec.name in data:
+                values[spec.name] = _checked(spec.name, data[spec.name], type(spec.default))
         if "precision" not in data:  # written before --precision existed: float32 unless --mixed-precision
-            values["precision"] = "mixed_float16" if data.get("mixed_precision") else "float32"
+            values["precision"] = "mixed_float16" if data.get("mixed_precision") is True else "float32"
         return cls(**values)
+
+
+def _checked(name: str, value: Any, kind: type) -> Any:
+    """`value` if it has the JSON type of a field whose default is of type `kind` (ints pass as floats)."""
+    if kind is type(None):  # optional strings (the corpus)
+        ok = value is None or isinstance(value, str)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise CharlmError(f"{name.replace('_', '-')} is {json.dumps(value)[:40]}, not a {_TYPE_NAMES.get(kind, 'string')}")
+    return float(value) if kind is float else value
+
+
+_TYPE_NAMES = {float: "number", int: "whole number", bool: "true or false", str: "string", type(None): "string or null"}
 
 
 # The book's recipe, field for field; anything not named keeps the default.

@@ -145,9 +145,10 @@ def _first_pass(path: Path, codec: str, lowercase: bool, max_vocab: int, label: 
             carried = len(decoder.getstate()[0])  # bytes of a char split across the previous chunk's end
             try:
                 text = decoder.decode(data, final=final)
-            except UnicodeDecodeError as error:
+            except UnicodeError as error:  # UnicodeDecodeError, or a UTF-16/32 text with no byte-order mark
+                where = f" at byte offset {offset - carried + error.start}" if hasattr(error, "start") else f" ({error})"
                 raise CharlmError(
-                    f"The {label} is not valid {codec} at byte offset {offset - carried + error.start}; "
+                    f"The {label} is not valid {codec}{where}; "
                     f"if it uses another encoding, pass it with --encoding (for example --encoding latin-1)."
                 ) from None
             offset += len(data)

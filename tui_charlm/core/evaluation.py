@@ -7,12 +7,13 @@ Two numbers:
   replace=False)`; for each, give the model the 60 chars from that position
   (from a zero state) and score the char that follows. Every model family
   can be compared on this one.
-* stateful: the whole held-out text read in order, carrying the LSTM state,
+* stateful: the held-out text read in order, carrying the LSTM state,
   scoring every next char. The fairer number for sequence models; not
   reported for the recipe's window models, which never saw long contexts.
-  Long texts are read as parallel chunks, each warmed up on the
-  `WARMUP` chars before it (not scored), which changes the figure by far
-  less than its last reported digit.
+  The text is cut into pieces of PIECE_CHARS chars read side by side as
+  one batch (a step per char of one piece, not of the whole text); each
+  piece starts from a zero state warmed up on the WARMUP chars before it
+  (read, not scored).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tui_charlm.core.sampling import log_softmax
 
 LN2 = math.log(2.0)
 WARMUP = 256
+PIECE_CHARS = 4000
 _CHUNK = 4096  # windows scored per batch
 
 
@@ -67,8 +69,13 @@ def window_loss(network: Network, heldout: np.ndarray, *, context: int = 60, pos
     return total / count, count
 
 
-def stateful_loss(network: Network, heldout: np.ndarray, *, chunk_chars: int = 4000) -> float:
-    """Mean NLL of every next char, reading the held-out text in order with carried state."""
+def stateful_loss(network: Network, heldout: np.ndarray, *, chunk_chars: int = PIECE_CHARS) -> float:
+    """Mean NLL of every next char: the held-out text in `chunk_chars` pieces, each read in order with carried state.
+
+    The pieces run side by side as one batch; each starts from a zero state
+    warmed up on the WARMUP chars before it (read, not scored; the first
+    piece has none before it), so each char is scored once.
+    """
     ids = np.asarray(heldout, dtype=np.int64)
     n_targets = len(ids) - 1
     n_chunks = max(1, n_targets // chunk_chars)

@@ -74,13 +74,15 @@ def make_optimizer(config: TrainConfig):
     """The optimizer named in the config, with gradient clipping when asked, loss-scaled for float16."""
     import keras
 
-    clip = {"clipnorm": config.clipnorm} if config.clipnorm else {}
+    extra = {"clipnorm": config.clipnorm} if config.clipnorm else {}
+    if config.weight_decay:
+        extra["weight_decay"] = config.weight_decay
     if config.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, **clip)
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, **extra)
     elif config.optimizer == "rmsprop":
-        optimizer = keras.optimizers.RMSprop(learning_rate=config.learning_rate, **clip)
+        optimizer = keras.optimizers.RMSprop(learning_rate=config.learning_rate, **extra)
     else:
-        optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9, **clip)
+        optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9, **extra)
     # Dynamic loss scaling keeps small float16 gradients from flushing to zero.
     return keras.optimizers.LossScaleOptimizer(optimizer) if config.precision == "mixed_float16" else optimizer
 

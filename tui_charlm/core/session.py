@@ -60,6 +60,9 @@ def new_training(config: TrainConfig, *, run_dir: Path | None = None, offline: b
     # TensorFlow starts here, once, with the run's thread counts (they cannot change once it runs).
     import_tensorflow(config.threads)
     vocab = corpus.vocab
+    if len(vocab) < 2:
+        raise CharlmError(f"Corpus {corpus.name!r} holds only one distinct character ({vocab.chars[0]!r}): there "
+                          f"is nothing to predict; give a text with words in it.")
     split = split_ids(corpus.ids, config)
     # 'auto' precision is settled here, so config.json says what the run computes in, wherever it resumes.
     config = dataclasses.replace(config, corpus=corpus_spec(corpus), precision=resolve_precision(config.precision))

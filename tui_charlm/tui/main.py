@@ -104,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--load opens a run for generation only; add --no-train, or use --resume RUN_DIR to train it")
     if args.resume and (args.load or args.run_dir):
         parser.error("--resume continues in its own directory; it cannot be combined with --load or --run-dir")
-    if args.chars_per_second < 0:
-        parser.error("--chars-per-second must be zero or positive")
+    if not args.chars_per_second >= 0 or args.chars_per_second == float("inf"):
+        parser.error("--chars-per-second must be zero or a positive number")
+    if args.rng_seed is not None and args.rng_seed < 0:
+        parser.error("--rng-seed must be zero or positive")
     from tui_charlm.tui.app import CharLMApp
     from tui_charlm.tui.backend import CoreBackend, TuiOptions
 

@@ -1,0 +1,107 @@
+"""The real app on the real core, for what goes wrong and for the other ways in: a tiny model each time.
+
+A training failure (the loss becomes NaN; the disk fills up), `--resume` and
+`--load RUN --no-train`, each seen on the screen a user looks at.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+
+import pytest
+
+from tests.conftest import cli_env, make_text, tiny_config
+from tests.ptys import on_pty, read_until, wait_for_exit
+from tests.tui.conftest import tiny_core_app, wait_for
+from tests.tui.test_app import status_text
+from tui_charlm.core.checkpoints import RunDirectory
+from tui_charlm.core.session import new_training
+from tui_charlm.tui.widgets.generation_pane import GenerationPane
+from tui_charlm.tui.widgets.loss_plot import LossPlot
+
+pytestmark = pytest.mark.slow
+
+
+def notifications(app) -> str:
+    return " ".join(str(n.message) for n in app._notifications)
+
+
+@pytest.fixture
+def trained_run(tmp_path):
+    """A tiny run trained for two epochs by the core, as `charlm train` would leave it."""
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text(make_text(5000))
+    trainer = new_training(tiny_config(corpus=str(corpus), epochs=2), run_dir=tmp_path / "trained", log=lambda _: None)
+    trainer.fit()
+    return trainer.run.path, trainer.state.step
+
+
+async def test_a_loss_that_becomes_nan_is_shown_and_generation_goes_on(tmp_path):
+    # A learning rate no model survives: the first update sends the weights past float32's range.
+    app = tiny_core_app(tmp_path, overrides=dict(learning_rate=1e38, clipnorm=0.0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state == "failed", timeout=120)
+        assert "FAILED" in status_text(app)
+        assert "The loss became nan" in notifications(app) and "--learning-rate" in notifications(app)
+        chars = [len(p.chars) for p in app.query(GenerationPane)]  # streams go on from the last good weights
+        await wait_for(pilot, lambda: [len(p.chars) for p in app.query(GenerationPane)] > chars, timeout=30)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, timeout=30)
+    # the bad weights were never saved: the run has no checkpoint at all
+    assert RunDirectory.open(tmp_path / "run").latest() is None
+
+
+async def test_resume_continues_the_run_where_it_stopped(trained_run):
+    run_dir, step = trained_run
+    app = tiny_core_app(run_dir.parent, resume=run_dir, overrides=dict(epochs=3))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state in ("training", "finished"), timeout=120)
+        # the curve so far is drawn, and training goes on from the saved step to the third epoch
+        assert len(app.query_one(LossPlot).val_steps) >= 2 and app.info.step == step and app.info.epoch == 2
+        await wait_for(pilot, lambda: app.state == "finished", timeout=120)
+        assert "finished" in status_text(app).lower() and "epoch 3" in app.note
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, timeout=30)
+    latest = RunDirectory.open(run_dir).latest()
+    assert latest.state.epoch == 3 and latest.state.step > step
+
+
+async def test_load_no_train_generates_from_the_run_and_trains_nothing(trained_run):
+    run_dir, step = trained_run
+    app = tiny_core_app(run_dir.parent, load=run_dir, train=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state == "generating", timeout=120)
+        await wait_for(pilot, lambda: all(len(p.chars) > 10 for p in app.query(GenerationPane)), timeout=60)
+        assert set(app.query(GenerationPane).first().text) <= set(app.info.vocab.chars)
+        assert "GENERATING" in status_text(app) and "generation only" in status_text(app)
+        await pilot.press("space")  # nothing to pause: it says so and keeps generating
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, timeout=30)
+    assert RunDirectory.open(run_dir).latest().state.step == step  # the run is untouched
+
+
+def _small_files() -> None:  # runs in the child: writes beyond 40 KB fail with EFBIG instead of killing it
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no ptys or file-size limits")
+def test_a_checkpoint_that_cannot_be_written_is_shown_and_quits_with_status_1(tmp_path):
+    # The disk "fills" at 40 KB a file: the run's small files are written, its first checkpoint
+    # (a model.keras of about 60 KB) fails, as it would on a full disk, and the app says so.
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text(make_text(5000))
+    command = [sys.executable, "-m", "tui_charlm.tui.main", "--corpus", str(corpus), "--run-dir", str(tmp_path / "run"),
+               "--units", "48", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--epochs", "5",
+               "--threads", "1", "--checkpoint-every", "0"]
+    with on_pty(command, cli_env(tmp_path), columns=120, rows=40, preexec=_small_files) as (process, state, output):
+        assert read_until(state["master"], b"Could not save", output, timeout=120), output.decode(errors="replace")
+        assert b"FAILED" in output
+        os.write(state["master"], b"q")
+        assert wait_for_exit(process, state["master"], output, timeout=60)
+    text = output.decode(errors="replace")
+    assert process.returncode == 1 and "Traceback" not in text
+    assert "charlm-tui: Could not save a checkpoint" in text and "File too large" in text
