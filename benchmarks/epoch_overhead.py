@@ -39,11 +39,30 @@ TARGET = 0.05
 
 def run_once(budget: float, corpus: Path, run_dir: Path, extra: list[str]) -> dict:
     """One `charlm train` run; its epoch accounts, the process's wall time and when training began."""
-    command = [sys.executable, "-m", "tui_charlm.cli", "train", "--corpus", str(corpus), "--lowercase",
-               "--time-budget", str(budget), "--epochs", "100000", "--run-dir", str(run_dir), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "tui_charlm.cli",
+        "train",
+        "--corpus",
+        str(corpus),
+        "--lowercase",
+        "--time-budget",
+        str(budget),
+        "--epochs",
+        "100000",
+        "--run-dir",
+        str(run_dir),
+        *extra,
+    ]
     began = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**__import__("os").environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**__import__("os").environ, "PYTHONUNBUFFERED": "1"},
+    )
     epochs, started_at, lines = [], None, []
     for line in process.stdout:
         line = line.rstrip("\n")
@@ -54,21 +73,34 @@ def run_once(budget: float, corpus: Path, run_dir: Path, extra: list[str]) -> di
         if match:
             named = (item.rsplit(" ", 1) for item in match.group(5).split(", "))
             parts = {name: float(seconds.rstrip("s")) for name, seconds in named}
-            epochs.append({"epoch": int(match.group(1)), "finished": match.group(2) is None,
-                           "seconds": float(match.group(3)), "training": float(match.group(4)), "parts": parts})
+            epochs.append(
+                {
+                    "epoch": int(match.group(1)),
+                    "finished": match.group(2) is None,
+                    "seconds": float(match.group(3)),
+                    "training": float(match.group(4)),
+                    "parts": parts,
+                }
+            )
     process.wait()
     wall = time.perf_counter() - began
     if process.returncode != 0:
         raise SystemExit(f"charlm train failed ({process.returncode}):\n" + "\n".join(lines[-30:]))
     losses = re.findall(r"^epoch \d+ done: train ([\d.]+) nats .* held-out ([\d.]+) nats", "\n".join(lines), re.M)
-    return {"epochs": epochs, "wall": wall, "startup": started_at or 0.0, "log": lines,
-            "last_losses": f"{float(losses[-1][0]):.3f} / {float(losses[-1][1]):.3f}" if losses else "-"}
+    return {
+        "epochs": epochs,
+        "wall": wall,
+        "startup": started_at or 0.0,
+        "log": lines,
+        "last_losses": f"{float(losses[-1][0]):.3f} / {float(losses[-1][1]):.3f}" if losses else "-",
+    }
 
 
 def score(run_dir: Path) -> tuple[float, float]:
     """(window, stateful) held-out loss from `charlm eval`."""
-    scored = subprocess.run([sys.executable, "-m", "tui_charlm.cli", "eval", str(run_dir)], capture_output=True,
-                            text=True)
+    scored = subprocess.run(
+        [sys.executable, "-m", "tui_charlm.cli", "eval", str(run_dir)], capture_output=True, text=True
+    )
     if scored.returncode != 0:
         raise SystemExit(f"charlm eval failed:\n{scored.stderr[-2000:]}")
     window = float(re.search(r"window loss .*?: ([\d.]+) nats", scored.stdout).group(1))
@@ -85,10 +117,16 @@ def summarise(result: dict) -> dict:
         for name, seconds in epoch["parts"].items():
             parts[name] = parts.get(name, 0.0) + seconds
     worst = max((1 - e["training"] / e["seconds"] for e in epochs if e["finished"] and e["seconds"] > 0), default=0.0)
-    return {"session": session, "training": training, "outside": 1 - training / session if session else 0.0,
-            "parts": parts, "full_epochs": sum(e["finished"] for e in epochs), "worst_epoch": worst,
-            "longest_epoch": max((e["seconds"] for e in epochs if e["finished"]), default=0.0),
-            "shortest_epoch": min((e["seconds"] for e in epochs if e["finished"]), default=0.0)}
+    return {
+        "session": session,
+        "training": training,
+        "outside": 1 - training / session if session else 0.0,
+        "parts": parts,
+        "full_epochs": sum(e["finished"] for e in epochs),
+        "worst_epoch": worst,
+        "longest_epoch": max((e["seconds"] for e in epochs if e["finished"]), default=0.0),
+        "shortest_epoch": min((e["seconds"] for e in epochs if e["finished"]), default=0.0),
+    }
 
 
 def main() -> int:
@@ -105,13 +143,16 @@ def main() -> int:
         return 0
     command = f"python benchmarks/epoch_overhead.py --budget {args.budget:g} --rounds {args.rounds}"
     command += " --eval" * args.eval + (f" --train-flags '{args.train_flags}'" if args.train_flags else "")
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()}",
-             f"# command: {command}",
-             f"# default model, lower-cased {args.corpus.name}; session = the epoch time lines summed (training "
-             f"start to the last save); process = the whole `charlm train` process, start-up included",
-             "| round | process wall | start-up | session | full epochs | epoch wall (min-max) | training calls |"
-             " outside training calls | worst full epoch | held-out | samples | checkpoints | other | last epoch train / held-out | window | stateful |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()}",
+        f"# command: {command}",
+        f"# default model, lower-cased {args.corpus.name}; session = the epoch time lines summed (training "
+        f"start to the last save); process = the whole `charlm train` process, start-up included",
+        "| round | process wall | start-up | session | full epochs | epoch wall (min-max) | training calls |"
+        " outside training calls | worst full epoch | held-out | samples | checkpoints | other"
+        " | last epoch train / held-out | window | stateful |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     print("\n".join(lines), flush=True)
     outside = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,18 +163,22 @@ def main() -> int:
             window, stateful = score(run_dir) if args.eval else (float("nan"), float("nan"))
             outside.append(summary["outside"])
             parts = summary["parts"]
-            row = (f"| {round_number} | {result['wall']:.1f}s | {result['startup']:.1f}s | {summary['session']:.1f}s | "
-                   f"{summary['full_epochs']} | {summary['shortest_epoch']:.1f}-{summary['longest_epoch']:.1f}s | "
-                   f"{summary['training']:.1f}s | **{summary['outside']:.2%}** | {summary['worst_epoch']:.2%} | "
-                   f"{parts.get('held-out', 0):.1f}s | {parts.get('samples', 0):.1f}s | "
-                   f"{parts.get('checkpoints', 0):.1f}s | "
-                   f"{parts.get('other', 0) + parts.get('set-up', 0) + parts.get('snapshots', 0):.1f}s | "
-                   f"{result['last_losses']} | {window:.4f} | {stateful:.4f} |")
+            row = (
+                f"| {round_number} | {result['wall']:.1f}s | {result['startup']:.1f}s | {summary['session']:.1f}s | "
+                f"{summary['full_epochs']} | {summary['shortest_epoch']:.1f}-{summary['longest_epoch']:.1f}s | "
+                f"{summary['training']:.1f}s | **{summary['outside']:.2%}** | {summary['worst_epoch']:.2%} | "
+                f"{parts.get('held-out', 0):.1f}s | {parts.get('samples', 0):.1f}s | "
+                f"{parts.get('checkpoints', 0):.1f}s | "
+                f"{parts.get('other', 0) + parts.get('set-up', 0) + parts.get('snapshots', 0):.1f}s | "
+                f"{result['last_losses']} | {window:.4f} | {stateful:.4f} |"
+            )
             lines.append(row)
             print(row, flush=True)
     verdict = "met" if max(outside) <= TARGET else "MISSED"
-    lines.append(f"outside training calls: {', '.join(f'{o:.2%}' for o in outside)} of the session "
-                 f"(target <= {TARGET:.0%} in every round: {verdict})")
+    lines.append(
+        f"outside training calls: {', '.join(f'{o:.2%}' for o in outside)} of the session "
+        f"(target <= {TARGET:.0%} in every round: {verdict})"
+    )
     print(lines[-1])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as handle:

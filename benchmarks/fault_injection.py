@@ -32,16 +32,58 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from versions import versions_line  # noqa: E402
+
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 # A small model that saves often: many checkpoints are in flight during the kills.
-TRAIN_FLAGS = ["--units", "32", "--embedding-dim", "16", "--seq-len", "32", "--batch-size", "16", "--threads", "1",
-               "--steps-per-execution", "1", "--checkpoint-every", "0.5", "--epochs", "100000"]
+TRAIN_FLAGS = [
+    "--units",
+    "32",
+    "--embedding-dim",
+    "16",
+    "--seq-len",
+    "32",
+    "--batch-size",
+    "16",
+    "--threads",
+    "1",
+    "--steps-per-execution",
+    "1",
+    "--checkpoint-every",
+    "0.5",
+    "--epochs",
+    "100000",
+]
 
 
 def sample_text(chars: int) -> str:
     if CORPUS.is_file():
         return CORPUS.read_text(encoding="utf-8")[:chars]
-    words = "the of and to in is that it for as with was on be by this not are from or have an they which".split()
+    words = [
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "that",
+        "it",
+        "for",
+        "as",
+        "with",
+        "was",
+        "on",
+        "be",
+        "by",
+        "this",
+        "not",
+        "are",
+        "from",
+        "or",
+        "have",
+        "an",
+        "they",
+        "which",
+    ]
     rng = random.Random(0)
     return " ".join(rng.choice(words) for _ in range(chars // 4))[:chars]
 
@@ -50,8 +92,13 @@ class Training:
     """`charlm train` in a subprocess, its output collected by a thread."""
 
     def __init__(self, args: list[str], env: dict[str, str]):
-        self.process = subprocess.Popen([sys.executable, "-m", "tui_charlm.cli", "train", *args], env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tui_charlm.cli", "train", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -74,8 +121,10 @@ def wait_for_save(run: Path, training: Training, limit: float) -> None:
     while time.monotonic() < deadline and training.process.poll() is None:
         try:
             # this process's own save in progress (a killed one may have left its temporary folder behind)
-            if any(p.name.startswith(".tmp-") and p.name.endswith(f"-{training.process.pid}")
-                   for p in checkpoints.iterdir()):
+            if any(
+                p.name.startswith(".tmp-") and p.name.endswith(f"-{training.process.pid}")
+                for p in checkpoints.iterdir()
+            ):
                 return
         except OSError:
             pass
@@ -112,7 +161,7 @@ def main() -> int:
     corpus = tmp / "corpus.txt"
     corpus.write_text(sample_text(200_000), encoding="utf-8")
     run = tmp / "run"
-    from tui_charlm.core.backend import import_tensorflow
+    from tui_charlm.core.tf_startup import import_tensorflow
 
     import_tensorflow(1)
     kills = resumes = corrupt = lost = 0
@@ -150,8 +199,11 @@ def main() -> int:
                 break
             expected = step if status == "ok" else None
             where = "while saving" if mid_save else "at a random moment"
-            print(f"kill {kills:>2} {where:<19} {head[:60] or '(before training started)'}; newest checkpoint: "
-                  f"{'none yet' if step is None else f'step {step}'}", flush=True)
+            print(
+                f"kill {kills:>2} {where:<19} {head[:60] or '(before training started)'}; newest checkpoint: "
+                f"{'none yet' if step is None else f'step {step}'}",
+                flush=True,
+            )
         # One last start must resume and train on.
         final = Training(["--resume", str(run)], env) if (run / "run.json").exists() else None
         if final is not None:
@@ -168,15 +220,20 @@ def main() -> int:
                 print("  the final resume did not train:\n    " + "\n    ".join(final.lines[-5:]), flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    summary = (f"kills: {kills}, successful resumes: {resumes} (continued from the newest checkpoint), "
-               f"lost or failed resumes: {lost}, corrupt runs: {corrupt} "
-               f"({time.monotonic() - started_at:.0f} s)")
+    summary = (
+        f"kills: {kills}, successful resumes: {resumes} (continued from the newest checkpoint), "
+        f"lost or failed resumes: {lost}, corrupt runs: {corrupt} "
+        f"({time.monotonic() - started_at:.0f} s)"
+    )
     print(summary)
     if not args.no_record:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "a") as handle:
-            handle.write(f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};\n# command: python benchmarks/fault_injection.py "
-                         f"--kills {args.kills} --seed {args.seed}\n{summary}\n\n")
+            handle.write(
+                f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};\n"
+                f"# command: python benchmarks/fault_injection.py "
+                f"--kills {args.kills} --seed {args.seed}\n{summary}\n\n"
+            )
     return 1 if corrupt or lost else 0
 
 

@@ -29,6 +29,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from versions import versions_line  # noqa: E402
+
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 
@@ -46,8 +47,13 @@ def book_model(weights, vocab_size: int):
     """The book's exact Keras model (LSTM(128) on one-hot input, Dense softmax) holding our trained weights."""
     import keras
 
-    model = keras.Sequential([keras.Input(shape=(60, vocab_size)), keras.layers.LSTM(128),
-                              keras.layers.Dense(vocab_size, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(60, vocab_size)),
+            keras.layers.LSTM(128),
+            keras.layers.Dense(vocab_size, activation="softmax"),
+        ]
+    )
     layer = weights.lstm[0]
     # One-hot input times the kernel is our identity embedding times the kernel.
     model.layers[0].set_weights([weights.embedding @ layer.kernel, layer.recurrent_kernel, layer.bias])
@@ -78,7 +84,7 @@ def recipe_loop_rate(model, vocab_size: int, seed_ids: list[int], seconds: float
         for t, char_id in enumerate(window):
             x[0, t, char_id] = 1.0
         preds = model.predict(x, verbose=0)[0]
-        window = window[1:] + [recipe_sample(preds, temperature, rng)]
+        window = [*window[1:], recipe_sample(preds, temperature, rng)]
         count += 1
     return count / (time.perf_counter() - start)
 
@@ -88,8 +94,14 @@ def engine_rate(weights, vocab, seed_text: str, mode: str, streams: int, seconds
     from tui_charlm.core.generation import Generator
     from tui_charlm.core.sampling import SamplingSettings
 
-    generator = Generator(weights, vocab, [SamplingSettings(t) for t in TEMPERATURES[:streams]],
-                          seed_text=seed_text, mode=mode, rng_seed=0)
+    generator = Generator(
+        weights,
+        vocab,
+        [SamplingSettings(t) for t in TEMPERATURES[:streams]],
+        seed_text=seed_text,
+        mode=mode,
+        rng_seed=0,
+    )
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         generator.step()
@@ -110,14 +122,15 @@ def main() -> int:
     from tui_charlm.core.session import new_training
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = make_config("seed", corpus=str(CORPUS), time_budget=args.train_seconds, epochs=1000,
-                             checkpoint_every=0)
+        config = make_config(
+            "seed", corpus=str(CORPUS), time_budget=args.train_seconds, epochs=1000, checkpoint_every=0
+        )
         trainer = new_training(config, run_dir=Path(tmp) / "run", log=lambda _: None)
         trainer.fit()
         vocab = trainer.run.vocab
         weights = trainer.snapshot()
         text = CORPUS.read_text(encoding="utf-8").lower()
-        seed_text = text[len(text) // 2: len(text) // 2 + 60]
+        seed_text = text[len(text) // 2 : len(text) // 2 + 60]
         seed_ids = list(vocab.encode(seed_text))
         model = book_model(weights, len(vocab))
         check_same_model(model, weights, vocab, seed_text)
@@ -127,18 +140,24 @@ def main() -> int:
         rows.append(("recipe predict loop (4 temperatures in turn)", 4, recipe))
         for mode in ("window", "stateful"):
             for streams in (1, 4):
-                rows.append((f"{mode} mode", streams, engine_rate(weights, vocab, seed_text, mode, streams, args.seconds)))
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  LSTM(128) recipe-seed model, vocab {len(vocab)}, "
-             f"trained {args.train_seconds:.0f}s; {args.seconds:.0f}s per row",
-             "# command: python benchmarks/generation_speed.py "
-             f"--train-seconds {args.train_seconds:g} --seconds {args.seconds:g}",
-             f"{'generator':<46} {'streams':>7} {'chars/s':>12} {'x recipe':>10}"]
+                rows.append(
+                    (f"{mode} mode", streams, engine_rate(weights, vocab, seed_text, mode, streams, args.seconds))
+                )
+    lines = [
+        f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  LSTM(128) recipe-seed model, vocab {len(vocab)}, "
+        f"trained {args.train_seconds:.0f}s; {args.seconds:.0f}s per row",
+        "# command: python benchmarks/generation_speed.py "
+        f"--train-seconds {args.train_seconds:g} --seconds {args.seconds:g}",
+        f"{'generator':<46} {'streams':>7} {'chars/s':>12} {'x recipe':>10}",
+    ]
     for name, streams, rate in rows:
         lines.append(f"{name:<46} {streams:>7} {rate:>12,.0f} {rate / recipe:>10,.0f}")
     stateful = max(r for n, s, r in rows if n == "stateful mode" and s == 1) / recipe
     window = max(r for n, s, r in rows if n == "window mode" and s == 1) / recipe
-    lines.append(f"targets: stateful >= 1000x ({'met' if stateful >= 1000 else 'MISSED'}: {stateful:,.0f}x), "
-                 f"window >= 30x ({'met' if window >= 30 else 'MISSED'}: {window:,.0f}x)")
+    lines.append(
+        f"targets: stateful >= 1000x ({'met' if stateful >= 1000 else 'MISSED'}: {stateful:,.0f}x), "
+        f"window >= 30x ({'met' if window >= 30 else 'MISSED'}: {window:,.0f}x)"
+    )
     report = "\n".join(lines)
     print(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)

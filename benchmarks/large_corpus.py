@@ -29,14 +29,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from versions import versions_line  # noqa: E402
+
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 TARGET_BYTES = 2 << 30
 
 ENCODE = """
 import sys, time
-from tui_charlm.core.corpus import load_encoded
+from tui_charlm.core.corpus import load_corpus
 started = time.perf_counter()
-corpus = load_encoded(sys.argv[1], log=lambda _: None)
+corpus = load_corpus(sys.argv[1], log=lambda _: None)
 print(f"{time.perf_counter() - started:.2f} {len(corpus)} {len(corpus.vocab)} {type(corpus.ids).__name__}")
 """
 
@@ -77,25 +78,40 @@ def main() -> int:
                 handle.write(chunk)
                 written += len(chunk)
         python = [sys.executable, "-c", ENCODE, str(big)]
-        out, wall, encode_peak = peak_of(python, env)
+        out, _wall, encode_peak = peak_of(python, env)
         encode_seconds, chars, vocab, kind = out.split()[-4:]
-        out, reuse_wall, reuse_peak = peak_of(python, env)
+        out, _reuse_wall, reuse_peak = peak_of(python, env)
         reuse_seconds = out.split()[-4]
-        train = [sys.executable, "-m", "tui_charlm.cli", "train", "--corpus", str(big), "--run-dir",
-                 str(Path(tmp) / "run"), "--time-budget", str(args.train_seconds), "--checkpoint-every", "0"]
+        train = [
+            sys.executable,
+            "-m",
+            "tui_charlm.cli",
+            "train",
+            "--corpus",
+            str(big),
+            "--run-dir",
+            str(Path(tmp) / "run"),
+            "--time-budget",
+            str(args.train_seconds),
+            "--checkpoint-every",
+            "0",
+        ]
         out, train_wall, train_peak = peak_of(train, env)
         steps = [line for line in out.splitlines() if " batch " in line]
         last = steps[-1] if steps else "(no batch line)"
     gb = size / 1e9
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  nietzsche repeated to {gb:.2f} GB ({int(chars):,} chars, "
-             f"{vocab} distinct, ids as {kind})",
-             f"# command: python benchmarks/large_corpus.py --size {args.size:g} --train-seconds {args.train_seconds:g}",
-             f"encode (first run):  {float(encode_seconds):7.1f} s   peak memory {encode_peak:7.0f} MB",
-             f"open (cache reused): {float(reuse_seconds):7.2f} s   peak memory {reuse_peak:7.0f} MB",
-             f"train {args.train_seconds:g} s (default model), whole process: peak memory {train_peak:7.0f} MB "
-             f"({train_wall:.0f} s wall including start-up); last progress line: {last.strip()}",
-             f"target: peak memory under {TARGET_BYTES / 2**30:.0f} GB: "
-             f"{'met' if max(encode_peak, reuse_peak, train_peak) * 2**20 < TARGET_BYTES else 'MISSED'}"]
+    lines = [
+        f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  "
+        f"nietzsche repeated to {gb:.2f} GB ({int(chars):,} chars, "
+        f"{vocab} distinct, ids as {kind})",
+        f"# command: python benchmarks/large_corpus.py --size {args.size:g} --train-seconds {args.train_seconds:g}",
+        f"encode (first run):  {float(encode_seconds):7.1f} s   peak memory {encode_peak:7.0f} MB",
+        f"open (cache reused): {float(reuse_seconds):7.2f} s   peak memory {reuse_peak:7.0f} MB",
+        f"train {args.train_seconds:g} s (default model), whole process: peak memory {train_peak:7.0f} MB "
+        f"({train_wall:.0f} s wall including start-up); last progress line: {last.strip()}",
+        f"target: peak memory under {TARGET_BYTES / 2**30:.0f} GB: "
+        f"{'met' if max(encode_peak, reuse_peak, train_peak) * 2**20 < TARGET_BYTES else 'MISSED'}",
+    ]
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

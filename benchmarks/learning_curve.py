@@ -32,6 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from versions import versions_line  # noqa: E402
+
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 RECIPES = ("seed", "default")
 SAMPLE_SEED = "the philosopher "
@@ -44,9 +45,23 @@ def charlm(*args: str) -> subprocess.CompletedProcess:
 
 
 def train_and_score(recipe: str, budget: float, corpus: Path, run_dir: Path, extra: list[str]) -> dict:
-    train = charlm("train", "--recipe", recipe, "--corpus", str(corpus), "--lowercase", "--time-budget", str(budget),
-                   "--epochs", "100000", "--checkpoint-every", "0", "--run-dir", str(run_dir),
-                   *(extra if recipe == "default" else []))
+    train = charlm(
+        "train",
+        "--recipe",
+        recipe,
+        "--corpus",
+        str(corpus),
+        "--lowercase",
+        "--time-budget",
+        str(budget),
+        "--epochs",
+        "100000",
+        "--checkpoint-every",
+        "0",
+        "--run-dir",
+        str(run_dir),
+        *(extra if recipe == "default" else []),
+    )
     if train.returncode != 0:
         raise SystemExit(f"training {recipe} for {budget:g}s failed:\n{train.stdout[-2000:]}\n{train.stderr[-2000:]}")
     scored = charlm("eval", str(run_dir))
@@ -56,11 +71,16 @@ def train_and_score(recipe: str, budget: float, corpus: Path, run_dir: Path, ext
     stateful = re.search(r"stateful loss .*?: ([\d.]+) nats", scored.stdout)
     epochs = re.findall(r"epoch (\d+) done: train ([\d.]+) .* held-out ([\d.]+)", train.stdout)
     rates = re.findall(r"\(session ([\d,]+)\)", train.stdout)  # chars/s over the whole session, end to end
-    return {"recipe": recipe, "budget": budget, "window": window,
-            "stateful": float(stateful.group(1)) if stateful else float("nan"),
-            "epochs": int(epochs[-1][0]) if epochs else 0, "rate": rates[-1] if rates else "?",
-            # the last epoch's training loss and held-out loss (the trainer's own, every position): the gap is overfitting
-            "last_epoch": f"train {epochs[-1][1]} / held-out {epochs[-1][2]}" if epochs else "no full epoch"}
+    return {
+        "recipe": recipe,
+        "budget": budget,
+        "window": window,
+        "stateful": float(stateful.group(1)) if stateful else float("nan"),
+        "epochs": int(epochs[-1][0]) if epochs else 0,
+        "rate": rates[-1] if rates else "?",
+        # the last epoch's training loss and held-out loss (the trainer's own, every position): the gap is overfitting
+        "last_epoch": f"train {epochs[-1][1]} / held-out {epochs[-1][2]}" if epochs else "no full epoch",
+    }
 
 
 def plot(rows: list[dict], path: Path) -> bool:
@@ -92,7 +112,9 @@ def main() -> int:
     parser.add_argument("--budgets", default="60,150,300,600", help="comma-separated seconds of training")
     parser.add_argument("--recipes", default=",".join(RECIPES), help="which to train: seed,default (default both)")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
-    parser.add_argument("--default-flags", default="", help="extra `charlm train` flags for the default, e.g. '--units 256'")
+    parser.add_argument(
+        "--default-flags", default="", help="extra `charlm train` flags for the default, e.g. '--units 256'"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "learning_curve.txt")
     args = parser.parse_args()
     if not args.corpus.is_file():
@@ -106,16 +128,30 @@ def main() -> int:
             for recipe in [r for r in RECIPES if r in args.recipes.split(",")]:
                 row = train_and_score(recipe, budget, args.corpus, Path(tmp) / f"{recipe}-{budget:g}", extra)
                 rows.append(row)
-                print(f"{recipe:<8} {budget:>5.0f}s  epochs {row['epochs']:>3}  chars/s {row['rate']:>7}  "
-                      f"window {row['window']:.4f}  stateful {row['stateful']:.4f}  last epoch {row['last_epoch']}",
-                      flush=True)
+                print(
+                    f"{recipe:<8} {budget:>5.0f}s  epochs {row['epochs']:>3}  chars/s {row['rate']:>7}  "
+                    f"window {row['window']:.4f}  stateful {row['stateful']:.4f}  last epoch {row['last_epoch']}",
+                    flush=True,
+                )
         longest = Path(tmp) / f"default-{budgets[-1]:g}"
-        sample = charlm("generate", str(longest), "--temperature", "0.5", "--length", "600", "--rng-seed", "0",
-                        "--seed-text", SAMPLE_SEED).stdout.strip()
+        sample = charlm(
+            "generate",
+            str(longest),
+            "--temperature",
+            "0.5",
+            "--length",
+            "600",
+            "--rng-seed",
+            "0",
+            "--seed-text",
+            SAMPLE_SEED,
+        ).stdout.strip()
 
     def row_for(recipe: str, budget: float) -> dict:
-        return next((r for r in rows if r["recipe"] == recipe and r["budget"] == budget),
-                    {"window": float("nan"), "stateful": float("nan"), "epochs": "-", "last_epoch": "not trained"})
+        return next(
+            (r for r in rows if r["recipe"] == recipe and r["budget"] == budget),
+            {"window": float("nan"), "stateful": float("nan"), "epochs": "-", "last_epoch": "not trained"},
+        )
 
     def loss(recipe: str, budget: float) -> float:
         return row_for(recipe, budget)["window"]
@@ -125,26 +161,37 @@ def main() -> int:
         command += f" --recipes {args.recipes}"
     if extra:
         command += f" --default-flags '{args.default_flags}'"
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  lower-cased {args.corpus.name}, last 10% held out; "
-             f"window = 60-char yardstick, stateful = held-out text read in order (nats/char)",
-             f"# command: {command}",
-             "| training time | recipe: window | default: window | default: stateful | default: epochs, last epoch's losses |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  lower-cased {args.corpus.name}, last 10% held out; "
+        f"window = 60-char yardstick, stateful = held-out text read in order (nats/char)",
+        f"# command: {command}",
+        "| training time | recipe: window | default: window | default: stateful"
+        " | default: epochs, last epoch's losses |",
+        "|---|---|---|---|---|",
+    ]
     for budget in budgets:
         seed, default = row_for("seed", budget), row_for("default", budget)
-        lines.append(f"| {budget:g} s | {seed['window']:.4f} | {default['window']:.4f} | {default['stateful']:.4f} | "
-                     f"{default['epochs']}, {default['last_epoch']} |")
+        lines.append(
+            f"| {budget:g} s | {seed['window']:.4f} | {default['window']:.4f} | {default['stateful']:.4f} | "
+            f"{default['epochs']}, {default['last_epoch']} |"
+        )
     recipe_best = loss("seed", budgets[-1])
     first = budgets[0]
-    lines.append(f"default at {first:g} s: {loss('default', first):.4f} vs the recipe at {budgets[-1]:g} s: "
-                 f"{recipe_best:.4f} (target: default within 60 s at or below it: "
-                 f"{'met' if first <= 60 and loss('default', first) <= recipe_best else 'MISSED'})")
+    lines.append(
+        f"default at {first:g} s: {loss('default', first):.4f} vs the recipe at {budgets[-1]:g} s: "
+        f"{recipe_best:.4f} (target: default within 60 s at or below it: "
+        f"{'met' if first <= 60 and loss('default', first) <= recipe_best else 'MISSED'})"
+    )
     if 600 in budgets:
-        lines.append(f"default at 600 s: {loss('default', 600):.4f} (target <= {TARGET_600:.2f}: "
-                     f"{'met' if loss('default', 600) <= TARGET_600 else 'MISSED'})")
+        lines.append(
+            f"default at 600 s: {loss('default', 600):.4f} (target <= {TARGET_600:.2f}: "
+            f"{'met' if loss('default', 600) <= TARGET_600 else 'MISSED'})"
+        )
     if 60 in budgets:
-        lines.append(f"default at 60 s: {loss('default', 60):.4f} (target <= {TARGET_60:.2f}: "
-                     f"{'met' if loss('default', 60) <= TARGET_60 else 'MISSED'})")
+        lines.append(
+            f"default at 60 s: {loss('default', 60):.4f} (target <= {TARGET_60:.2f}: "
+            f"{'met' if loss('default', 60) <= TARGET_60 else 'MISSED'})"
+        )
     lines.append(f"sample, default after {budgets[-1]:g} s, T=0.5, seed {SAMPLE_SEED!r}:")
     lines.append(sample)
     text = "\n".join(lines)

@@ -27,6 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from versions import versions_line  # noqa: E402
+
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 
 
@@ -36,8 +37,15 @@ def trial(units: int, precision: str, seconds: float, tmp: Path, index: int) -> 
     from tui_charlm.core.events import BatchFinished
     from tui_charlm.core.session import new_training
 
-    config = make_config(corpus=str(CORPUS), lowercase=True, units=units, precision=precision, epochs=100_000,
-                         time_budget=seconds, checkpoint_every=0)
+    config = make_config(
+        corpus=str(CORPUS),
+        lowercase=True,
+        units=units,
+        precision=precision,
+        epochs=100_000,
+        time_budget=seconds,
+        checkpoint_every=0,
+    )
     trainer = new_training(config, run_dir=tmp / f"run{index}", log=lambda _: None)
     marks: list[tuple[float, int]] = []
 
@@ -67,10 +75,12 @@ def main() -> int:
 
     precisions = args.precisions.split(",")
     widths = [int(units) for units in args.units.split(",")]
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  {args.seconds:g}s per trial, {args.rounds} rounds; "
-             f"CPU bfloat16 hardware: {'yes' if cpu_has_bfloat16() else 'no'}",
-             f"# command: python benchmarks/precision_speed.py --units {args.units} --precisions {args.precisions} "
-             f"--seconds {args.seconds:g} --rounds {args.rounds}"]
+    lines = [
+        f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  {args.seconds:g}s per trial, {args.rounds} rounds; "
+        f"CPU bfloat16 hardware: {'yes' if cpu_has_bfloat16() else 'no'}",
+        f"# command: python benchmarks/precision_speed.py --units {args.units} --precisions {args.precisions} "
+        f"--seconds {args.seconds:g} --rounds {args.rounds}",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         index = 0
         for units in widths:
@@ -86,8 +96,10 @@ def main() -> int:
             for precision in precisions:
                 median = statistics.median(rates[precision])
                 each = ", ".join(f"{rate:,.0f}" for rate in rates[precision])
-                lines.append(f"LSTM({units}) {precision:<15} median {median:>8,.0f} chars/s  "
-                             f"x{median / base:.2f} of {precisions[0]}  (rounds: {each})")
+                lines.append(
+                    f"LSTM({units}) {precision:<15} median {median:>8,.0f} chars/s  "
+                    f"x{median / base:.2f} of {precisions[0]}  (rounds: {each})"
+                )
     text = "\n".join(lines) + "\n\n"
     print(text, end="")
     args.out.parent.mkdir(parents=True, exist_ok=True)

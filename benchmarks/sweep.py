@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from versions import versions_line  # noqa: E402
+
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 
 
@@ -50,9 +51,24 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for index, spec in enumerate(args.configs):
             run_dir = Path(tmp) / f"run{index}"
-            command = [sys.executable, "-m", "tui_charlm.cli", "train", "--corpus", str(args.corpus), "--lowercase",
-                       "--time-budget", str(args.budget), "--epochs", "10000", "--checkpoint-every", "0",
-                       "--run-dir", str(run_dir), *flags(spec)]
+            command = [
+                sys.executable,
+                "-m",
+                "tui_charlm.cli",
+                "train",
+                "--corpus",
+                str(args.corpus),
+                "--lowercase",
+                "--time-budget",
+                str(args.budget),
+                "--epochs",
+                "10000",
+                "--checkpoint-every",
+                "0",
+                "--run-dir",
+                str(run_dir),
+                *flags(spec),
+            ]
             started = time.time()
             train = subprocess.run(command, capture_output=True, text=True)
             if train.returncode != 0:
@@ -60,23 +76,38 @@ def main() -> int:
                 rows.append(f"{spec:<45} FAILED (exit {train.returncode})")
                 continue
             epochs = re.findall(r"epoch (\d+) done: train ([\d.]+) .* held-out ([\d.]+)", train.stdout)
-            evaluation = subprocess.run([sys.executable, "-m", "tui_charlm.cli", "eval", str(run_dir)],
-                                        capture_output=True, text=True, check=True).stdout
+            evaluation = subprocess.run(
+                [sys.executable, "-m", "tui_charlm.cli", "eval", str(run_dir)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             window = float(re.search(r"window loss .*?: ([\d.]+) nats", evaluation).group(1))
             stateful = re.search(r"stateful loss .*?: ([\d.]+) nats", evaluation)
             rate = re.findall(r"([\d,]+) chars/s", train.stdout)
             # The last epoch's train and held-out losses, and the best held-out epoch, show over- or under-fitting.
-            fit = (f"last train {float(epochs[-1][1]):.3f} held-out {float(epochs[-1][2]):.3f}, best held-out "
-                   f"{min(float(e[2]) for e in epochs):.3f} at epoch "
-                   f"{min(epochs, key=lambda e: float(e[2]))[0]}") if epochs else "no epoch finished"
-            row = (f"{spec:<45} epochs {epochs[-1][0] if epochs else 0:>4}  "
-                   f"chars/s {rate[-1] if rate else '?':>8}  window {window:.4f}  "
-                   f"stateful {float(stateful.group(1)) if stateful else float('nan'):.4f}  "
-                   f"({time.time() - started:.0f}s wall; {fit})")
+            fit = (
+                (
+                    f"last train {float(epochs[-1][1]):.3f} held-out {float(epochs[-1][2]):.3f}, best held-out "
+                    f"{min(float(e[2]) for e in epochs):.3f} at epoch "
+                    f"{min(epochs, key=lambda e: float(e[2]))[0]}"
+                )
+                if epochs
+                else "no epoch finished"
+            )
+            row = (
+                f"{spec:<45} epochs {epochs[-1][0] if epochs else 0:>4}  "
+                f"chars/s {rate[-1] if rate else '?':>8}  window {window:.4f}  "
+                f"stateful {float(stateful.group(1)) if stateful else float('nan'):.4f}  "
+                f"({time.time() - started:.0f}s wall; {fit})"
+            )
             print(row, flush=True)
             rows.append(row)
-    header = (f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  budget {args.budget:.0f}s  corpus {args.corpus.name} (lower-cased)\n"
-              f"# command: python benchmarks/sweep.py --budget {args.budget:.0f} {' '.join(args.configs)}\n")
+    header = (
+        f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  budget {args.budget:.0f}s  "
+        f"corpus {args.corpus.name} (lower-cased)\n"
+        f"# command: python benchmarks/sweep.py --budget {args.budget:.0f} {' '.join(args.configs)}\n"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as handle:
         handle.write(header + "\n".join(rows) + "\n\n")

@@ -24,6 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from versions import versions_line  # noqa: E402
+
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 
 
@@ -32,10 +33,17 @@ def main() -> int:
     parser.add_argument("--phase-seconds", type=float, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-nice", action="store_true", help="do not lower the generator thread's priority")
-    parser.add_argument("--plain-thread", action="store_true",
-                        help="a plain generator thread: no make_room_for_training() (for comparison)")
-    parser.add_argument("--yield-seconds", type=float, default=0.0,
-                        help="sleep this long after each step (releases the interpreter lock)")
+    parser.add_argument(
+        "--plain-thread",
+        action="store_true",
+        help="a plain generator thread: no make_room_for_training() (for comparison)",
+    )
+    parser.add_argument(
+        "--yield-seconds",
+        type=float,
+        default=0.0,
+        help="sleep this long after each step (releases the interpreter lock)",
+    )
     parser.add_argument("--switch-interval", type=float, help="override sys.setswitchinterval (seconds)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "train_with_generator.txt")
     args = parser.parse_args()
@@ -67,8 +75,13 @@ def main() -> int:
                 sys.setswitchinterval(args.switch_interval)
         while box.latest() is None:
             time.sleep(0.01)
-        generator = Generator(box.latest(), trainer.run.vocab, [SamplingSettings(t) for t in (0.2, 0.5, 1.0, 1.2)],
-                              seed_text="the philosopher ", rng_seed=0)
+        generator = Generator(
+            box.latest(),
+            trainer.run.vocab,
+            [SamplingSettings(t) for t in (0.2, 0.5, 1.0, 1.2)],
+            seed_text="the philosopher ",
+            rng_seed=0,
+        )
         while not finished.is_set():
             if not generating.is_set():
                 generating.wait(0.05)
@@ -81,8 +94,9 @@ def main() -> int:
 
     # Phases: alone, with generator, alone, with generator, ... ; the first
     # seconds (graph tracing) are discarded.
-    schedule = [("warm-up", False)] + [(kind, kind == "with generator")
-                                       for _ in range(args.rounds) for kind in ("alone", "with generator")]
+    schedule = [("warm-up", False)] + [
+        (kind, kind == "with generator") for _ in range(args.rounds) for kind in ("alone", "with generator")
+    ]
     phase = {"index": 0, "start": None, "chars": 0, "step0": 0}
     totals: dict[str, list[float]] = {"alone": [0.0, 0.0], "with generator": [0.0, 0.0]}
     gen_counts = [0, 0.0]
@@ -125,17 +139,22 @@ def main() -> int:
     alone = totals["alone"][0] / totals["alone"][1]
     beside = totals["with generator"][0] / totals["with generator"][1]
     ratio = beside / alone
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  default model ({config.units} units, batch {config.batch_size}, {config.steps_per_execution} batches per TensorFlow call), "
-             f"{args.rounds} rounds of {args.phase_seconds:.0f}s phases, generator thread: "
-             f"{'plain' if args.plain_thread else 'not niced' if args.no_nice else 'make_room_for_training()'}"
-             f"{f', switch interval {args.switch_interval}' if args.switch_interval else ''}",
-             f"# command: python benchmarks/train_with_generator.py --phase-seconds {args.phase_seconds:g} "
-             f"--rounds {args.rounds}" + (" --no-nice" if args.no_nice else "") + (" --plain-thread" if args.plain_thread else "")
-             + (f" --switch-interval {args.switch_interval}" if args.switch_interval else ""),
-             f"training alone:            {alone:>10,.0f} chars/s",
-             f"training beside generator: {beside:>10,.0f} chars/s  ({ratio:.1%} of alone; target >= 90%: "
-             f"{'met' if ratio >= 0.9 else 'MISSED'})",
-             f"generator meanwhile:       {gen_counts[0] / max(gen_counts[1], 1e-9):>10,.0f} chars/s (4 streams)"]
+    lines = [
+        f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  default model ({config.units} units, "
+        f"batch {config.batch_size}, {config.steps_per_execution} batches per TensorFlow call), "
+        f"{args.rounds} rounds of {args.phase_seconds:.0f}s phases, generator thread: "
+        f"{'plain' if args.plain_thread else 'not niced' if args.no_nice else 'make_room_for_training()'}"
+        f"{f', switch interval {args.switch_interval}' if args.switch_interval else ''}",
+        f"# command: python benchmarks/train_with_generator.py --phase-seconds {args.phase_seconds:g} "
+        f"--rounds {args.rounds}"
+        + (" --no-nice" if args.no_nice else "")
+        + (" --plain-thread" if args.plain_thread else "")
+        + (f" --switch-interval {args.switch_interval}" if args.switch_interval else ""),
+        f"training alone:            {alone:>10,.0f} chars/s",
+        f"training beside generator: {beside:>10,.0f} chars/s  ({ratio:.1%} of alone; target >= 90%: "
+        f"{'met' if ratio >= 0.9 else 'MISSED'})",
+        f"generator meanwhile:       {gen_counts[0] / max(gen_counts[1], 1e-9):>10,.0f} chars/s (4 streams)",
+    ]
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from versions import versions_line  # noqa: E402
+
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 BIN = Path(sys.executable).parent
 
@@ -49,8 +50,9 @@ class Terminal:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
         environment = dict(os.environ, TERM="xterm-256color", COLUMNS=str(columns), LINES=str(rows), **(env or {}))
         self.started = time.perf_counter()
-        self.process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=environment,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            command, stdin=slave, stdout=slave, stderr=slave, env=environment, start_new_session=True
+        )
         os.close(slave)
         self.output = bytearray()
 
@@ -66,7 +68,9 @@ class Terminal:
         self.output.extend(data)
         return bool(data)
 
-    def wait_for(self, needle: bytes, start: int = 0, timeout: float = 60.0, began: float | None = None) -> float | None:
+    def wait_for(
+        self, needle: bytes, start: int = 0, timeout: float = 60.0, began: float | None = None
+    ) -> float | None:
         """Seconds (since `began`, default now) until `needle` appears in the output after offset `start`, or None."""
         began = time.perf_counter() if began is None else began
         while time.perf_counter() - began < timeout:
@@ -137,12 +141,16 @@ def training_pair(budget: float, settings: list[str], app_first: bool = False) -
         headless, in_app = Path(tmp) / "headless", Path(tmp) / "app"
 
         def run_headless():
-            subprocess.run([str(BIN / "charlm"), "train", *settings, "--time-budget", str(budget), "--run-dir",
-                            str(headless)], check=True, capture_output=True)
+            subprocess.run(
+                [str(BIN / "charlm"), "train", *settings, "--time-budget", str(budget), "--run-dir", str(headless)],
+                check=True,
+                capture_output=True,
+            )
 
         def run_app():
-            terminal = Terminal([str(BIN / "charlm-tui"), *settings, "--time-budget", str(budget), "--run-dir",
-                                 str(in_app)])
+            terminal = Terminal(
+                [str(BIN / "charlm-tui"), *settings, "--time-budget", str(budget), "--run-dir", str(in_app)]
+            )
             # Wait the way a person does, not by polling: the app's training competes for the same two cores, and
             # re-reading a growing screen log every few milliseconds took a large share of one (the headless side
             # has no such watcher).
@@ -164,8 +172,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--presses", type=int, default=60)
     parser.add_argument("--launches", type=int, default=5)
-    parser.add_argument("--train-options", default="",
-                        help="extra model and training options for both sides, e.g. '--steps-per-execution 1'")
+    parser.add_argument(
+        "--train-options",
+        default="",
+        help="extra model and training options for both sides, e.g. '--steps-per-execution 1'",
+    )
     parser.add_argument("--throughput-only", action="store_true", help="skip the first-frame and key measurements")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "tui_responsiveness.txt")
     args = parser.parse_args()
@@ -173,29 +184,36 @@ def main() -> int:
         print(f"{CORPUS} not found; skipping", file=sys.stderr)
         return 0
     settings = ["--corpus", str(CORPUS), "--lowercase", "--checkpoint-every", "0", *shlex.split(args.train_options)]
-    command = (f"python benchmarks/tui_responsiveness.py --budget {args.budget:g} --rounds {args.rounds} "
-               + (f"--train-options {shlex.quote(args.train_options)} " if args.train_options else "")
-               + ("--throughput-only" if args.throughput_only else f"--presses {args.presses} --launches {args.launches}"))
-    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  default model on lower-cased nietzsche"
-             f"{' ' + args.train_options if args.train_options else ''}; 120x40 pseudo-terminal",
-             f"# command: {command}"]
+    command = (
+        f"python benchmarks/tui_responsiveness.py --budget {args.budget:g} --rounds {args.rounds} "
+        + (f"--train-options {shlex.quote(args.train_options)} " if args.train_options else "")
+        + ("--throughput-only" if args.throughput_only else f"--presses {args.presses} --launches {args.launches}")
+    )
+    lines = [
+        f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  default model on lower-cased nietzsche"
+        f"{' ' + args.train_options if args.train_options else ''}; 120x40 pseudo-terminal",
+        f"# command: {command}",
+    ]
     if not args.throughput_only:
         frames = first_frame(args.launches, settings)
         latencies = key_latency(args.presses, settings)
-        p95 = sorted(latencies)[max(0, int(round(0.95 * len(latencies))) - 1)]
+        p95 = sorted(latencies)[max(0, round(0.95 * len(latencies)) - 1)]
         lines += [
             f"first frame: median {statistics.median(frames):.2f} s, max {max(frames):.2f} s over {len(frames)} "
             f"launches (target <= 1.5 s: {'met' if max(frames) <= 1.5 else 'MISSED'})",
-            f"key to screen while training: median {statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms "
+            f"key to screen while training: median {statistics.median(latencies) * 1000:.0f} ms, "
+            f"p95 {p95 * 1000:.0f} ms "
             f"over {len(latencies)} presses (target p95 < 100 ms: {'met' if p95 < 0.1 else 'MISSED'})",
         ]
     pairs = [training_pair(args.budget, settings, app_first=bool(i % 2)) for i in range(args.rounds)]
     headless = statistics.mean(p[0] for p in pairs)
     in_app = statistics.mean(p[1] for p in pairs)
     rounds = ", ".join(f"{app / alone:.1%}" for alone, app in pairs)
-    lines.append(f"training: headless {headless:,.0f} chars/s, in the app {in_app:,.0f} chars/s = {in_app / headless:.1%} "
-                 f"(target >= 90%: {'met' if in_app / headless >= 0.9 else 'MISSED'}); {args.rounds} rounds of "
-                 f"{args.budget:g} s ({rounds})")
+    lines.append(
+        f"training: headless {headless:,.0f} chars/s, in the app {in_app:,.0f} chars/s = {in_app / headless:.1%} "
+        f"(target >= 90%: {'met' if in_app / headless >= 0.9 else 'MISSED'}); {args.rounds} rounds of "
+        f"{args.budget:g} s ({rounds})"
+    )
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

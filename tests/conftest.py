@@ -9,10 +9,41 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
-
-WORDS = ("the cat sat on a mat and a dog ran to the old red barn while rain fell over quiet fields "
-         "of wheat near the river where children played each long summer evening").split()
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "a",
+    "mat",
+    "and",
+    "a",
+    "dog",
+    "ran",
+    "to",
+    "the",
+    "old",
+    "red",
+    "barn",
+    "while",
+    "rain",
+    "fell",
+    "over",
+    "quiet",
+    "fields",
+    "of",
+    "wheat",
+    "near",
+    "the",
+    "river",
+    "where",
+    "children",
+    "played",
+    "each",
+    "long",
+    "summer",
+    "evening",
+]
 
 
 def make_text(chars: int = 6000, seed: int = 0) -> str:
@@ -59,13 +90,32 @@ def tiny_config(**overrides):
     # No dropout: an 8-unit model has nothing to spare (the default's dropout is for a 448-unit one).
     # A constant rate, so a run resumed with more epochs follows the same rates as one trained straight
     # (a schedule spans the epochs asked for); test_training covers the schedules.
-    values = dict(units=8, embedding_dim=4, seq_len=16, batch_size=8, epochs=1, learning_rate=0.01,
-                  threads=1, checkpoint_every=0, steps_per_execution=1, precision="float32", dropout=0.0,
-                  lr_schedule="constant")
+    values = dict(
+        units=8,
+        embedding_dim=4,
+        seq_len=16,
+        batch_size=8,
+        epochs=1,
+        learning_rate=0.01,
+        threads=1,
+        checkpoint_every=0,
+        steps_per_execution=1,
+        precision="float32",
+        dropout=0.0,
+        lr_schedule="constant",
+    )
     recipe = overrides.pop("recipe", "default")
     if recipe == "seed":
-        values = dict(units=8, seq_len=12, window_step=3, batch_size=16, epochs=1, threads=1, checkpoint_every=0,
-                      steps_per_execution=1)
+        values = dict(
+            units=8,
+            seq_len=12,
+            window_step=3,
+            batch_size=16,
+            epochs=1,
+            threads=1,
+            checkpoint_every=0,
+            steps_per_execution=1,
+        )
     values.update(overrides)
     return make_config(recipe, **values)
 

@@ -42,12 +42,20 @@ def _child_setup(controlling: bool, preexec):
             _controlling_terminal()
         if preexec is not None:
             preexec()
+
     return setup
 
 
 @contextmanager
-def on_pty(command: list[str], env: dict[str, str], *, columns: int = 80, rows: int = 24, controlling: bool = False,
-           preexec=None):
+def on_pty(
+    command: list[str],
+    env: dict[str, str],
+    *,
+    columns: int = 80,
+    rows: int = 24,
+    controlling: bool = False,
+    preexec=None,
+):
     """Run `command` on a new pseudo-terminal: yields (process, master fd, output so far).
 
     With `controlling`, the terminal is the process's controlling terminal,
@@ -57,9 +65,15 @@ def on_pty(command: list[str], env: dict[str, str], *, columns: int = 80, rows: 
     """
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=dict(env, TERM="xterm-256color"),
-                               start_new_session=not controlling,
-                               preexec_fn=_child_setup(controlling, preexec))
+    process = subprocess.Popen(
+        command,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=dict(env, TERM="xterm-256color"),
+        start_new_session=not controlling,
+        preexec_fn=_child_setup(controlling, preexec),
+    )
     os.close(slave)
     state = {"master": master}
     try:

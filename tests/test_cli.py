@@ -15,13 +15,26 @@ import pytest
 
 from tests.conftest import CHARLM, cli_env, make_text
 
-TINY = ["--units", "8", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1",
-        "--precision", "float32"]
+TINY = [
+    "--units",
+    "8",
+    "--embedding-dim",
+    "4",
+    "--seq-len",
+    "16",
+    "--batch-size",
+    "8",
+    "--threads",
+    "1",
+    "--precision",
+    "float32",
+]
 
 
 def charlm(*args, tmp_path, timeout=240):
-    return subprocess.run([*CHARLM, *map(str, args)], capture_output=True, text=True, env=cli_env(tmp_path),
-                          timeout=timeout)
+    return subprocess.run(
+        [*CHARLM, *map(str, args)], capture_output=True, text=True, env=cli_env(tmp_path), timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -53,20 +66,50 @@ def test_train_prints_plain_progress_lines_when_not_a_terminal(tmp_path, corpus)
     result = charlm("train", "--corpus", corpus, "--run-dir", tmp_path / "r", "--epochs", "1", *TINY, tmp_path=tmp_path)
     assert result.returncode == 0
     # at least the epoch's last batch, with loss, both rates and the time so far
-    assert re.search(r"^epoch 1 batch (\d+)/\1 step \d+ loss [\d.]+ \([\d.]+ bits\) [\d,]+ chars/s "
-                     r"\(session [\d,]+\) elapsed \d+s$", result.stdout, re.M), result.stdout
+    assert re.search(
+        r"^epoch 1 batch (\d+)/\1 step \d+ loss [\d.]+ \([\d.]+ bits\) [\d,]+ chars/s "
+        r"\(session [\d,]+\) elapsed \d+s$",
+        result.stdout,
+        re.M,
+    ), result.stdout
     assert "epoch 1 done: train" in result.stdout and "held-out" in result.stdout and "bits" in result.stdout
     assert re.search(r"^epoch 1 time: [\d.]+s, [\d.]+s \(\d+%\) in training calls; ", result.stdout, re.M)
     assert "\x1b[" not in result.stdout  # no terminal control codes in a log
 
 
 def test_generate_prints_text_for_each_temperature(run_dir, tmp_path):
-    result = charlm("generate", run_dir, "--seed-text", "the cat", "-n", "30", "-t", "0.5", "-t", "0",
-                    "--rng-seed", "3", tmp_path=tmp_path)
+    result = charlm(
+        "generate",
+        run_dir,
+        "--seed-text",
+        "the cat",
+        "-n",
+        "30",
+        "-t",
+        "0.5",
+        "-t",
+        "0",
+        "--rng-seed",
+        "3",
+        tmp_path=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "--- T=0.5 ---" in result.stdout and "--- greedy ---" in result.stdout
-    again = charlm("generate", run_dir, "--seed-text", "the cat", "-n", "30", "-t", "0.5", "-t", "0",
-                   "--rng-seed", "3", tmp_path=tmp_path)
+    again = charlm(
+        "generate",
+        run_dir,
+        "--seed-text",
+        "the cat",
+        "-n",
+        "30",
+        "-t",
+        "0.5",
+        "-t",
+        "0",
+        "--rng-seed",
+        "3",
+        tmp_path=tmp_path,
+    )
     assert again.stdout == result.stdout
 
 
@@ -89,7 +132,7 @@ def test_eval_scores_the_held_out_text_as_keras_does(run_dir, corpus, tmp_path):
     chars = json.loads((run_dir / "vocab.json").read_text())["chars"]
     text = corpus.read_text()
     ids = np.array([chars.index(c) for c in text])
-    heldout = ids[len(ids) - round(len(ids) * 0.1):]
+    heldout = ids[len(ids) - round(len(ids) * 0.1) :]
     latest = json.loads((run_dir / "latest.json").read_text())["checkpoint"]
     model = keras.saving.load_model(run_dir / "checkpoints" / latest / "model.keras", compile=False)
 
@@ -114,15 +157,18 @@ def test_corpora_lists_what_is_available(tmp_path):
         assert name in result.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--corpus", "/no/such/file.txt"], "does not exist"),
-    (["train", "--corpus", "nosuchcorpus"], "No corpus named"),
-    (["train", "--corpus", "{tmp}/bin.dat"], "binary data"),
-    (["train", "--units", "0", "--corpus", "{tmp}/bin.dat"], "units must be at least 1"),
-    (["generate", "{tmp}"], "not a charlm run directory"),
-    (["generate", "{tmp}/nothing"], "does not exist"),
-    (["eval", "{tmp}"], "not a charlm run directory"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--corpus", "/no/such/file.txt"], "does not exist"),
+        (["train", "--corpus", "nosuchcorpus"], "No corpus named"),
+        (["train", "--corpus", "{tmp}/bin.dat"], "binary data"),
+        (["train", "--units", "0", "--corpus", "{tmp}/bin.dat"], "units must be at least 1"),
+        (["generate", "{tmp}"], "not a charlm run directory"),
+        (["generate", "{tmp}/nothing"], "does not exist"),
+        (["eval", "{tmp}"], "not a charlm run directory"),
+    ],
+)
 def test_bad_input_is_one_sentence_no_traceback(tmp_path, args, message):
     (tmp_path / "bin.dat").write_bytes(b"\x00\x01\x02" * 100)
     result = charlm(*[a.format(tmp=tmp_path) for a in args], tmp_path=tmp_path)
@@ -139,8 +185,13 @@ def test_bad_temperature_is_refused(run_dir, tmp_path):
 @pytest.mark.slow
 def test_kill_9_during_training_then_resume_continues_the_curve(tmp_path, corpus):
     run = tmp_path / "killed"
-    process = subprocess.Popen([*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--epochs", "500",
-                                *TINY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(tmp_path))
+    process = subprocess.Popen(
+        [*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--epochs", "500", *TINY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(tmp_path),
+    )
     try:
         deadline = time.monotonic() + 180
         checkpoints = 0
@@ -156,8 +207,14 @@ def test_kill_9_during_training_then_resume_continues_the_curve(tmp_path, corpus
     import json
 
     before = json.loads((run / "latest.json").read_text())["step"]
-    result = charlm("train", "--resume", run, "--epochs", str(json.loads((run / "latest.json").read_text())["epoch"] + 1),
-                    tmp_path=tmp_path)
+    result = charlm(
+        "train",
+        "--resume",
+        run,
+        "--epochs",
+        str(json.loads((run / "latest.json").read_text())["epoch"] + 1),
+        tmp_path=tmp_path,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"step {before}" in result.stdout.splitlines()[0]  # resumed at the saved step
     first_batch = next(line for line in result.stdout.splitlines() if " batch " in line)
@@ -178,9 +235,14 @@ def _limit_file_size(limit: int):
 def test_a_save_that_cannot_be_written_stops_training_with_a_clear_message(tmp_path, corpus):
     run = tmp_path / "full"
     # Room for the run's small files but not for a model checkpoint: every save fails as on a full disk.
-    result = subprocess.run([*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--epochs", "3", *TINY],
-                            capture_output=True, text=True, env=cli_env(tmp_path), timeout=240,
-                            preexec_fn=_limit_file_size(12_000))
+    result = subprocess.run(
+        [*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--epochs", "3", *TINY],
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path),
+        timeout=240,
+        preexec_fn=_limit_file_size(12_000),
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Could not save a checkpoint" in result.stderr and "File too large" in result.stderr
     assert "Traceback" not in result.stderr
@@ -190,8 +252,13 @@ def test_a_save_that_cannot_be_written_stops_training_with_a_clear_message(tmp_p
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
 def test_hangup_terminate_and_interrupt_save_and_exit_with_128_plus_the_signal(tmp_path, corpus, sig):
     run = tmp_path / "signalled"
-    process = subprocess.Popen([*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--epochs", "500",
-                                *TINY], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(tmp_path))
+    process = subprocess.Popen(
+        [*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--epochs", "500", *TINY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(tmp_path),
+    )
     for line in process.stdout:
         if line.startswith("epoch 1 batch"):
             break
@@ -205,12 +272,20 @@ def test_hangup_terminate_and_interrupt_save_and_exit_with_128_plus_the_signal(t
 
 def test_a_second_process_cannot_train_the_same_run_until_the_first_is_gone(tmp_path, corpus, run_dir):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\n"
-         "from tui_charlm.core.checkpoints import RunDirectory\n"
-         "RunDirectory.open(sys.argv[1]).lock_for_training()\n"
-         "print('holding', flush=True)\n"
-         "time.sleep(600)\n", str(run_dir)],
-        stdout=subprocess.PIPE, text=True, env=cli_env(tmp_path))
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from tui_charlm.core.checkpoints import RunDirectory\n"
+            "RunDirectory.open(sys.argv[1]).lock_for_training()\n"
+            "print('holding', flush=True)\n"
+            "time.sleep(600)\n",
+            str(run_dir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cli_env(tmp_path),
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         refused = charlm("train", "--resume", run_dir, "--epochs", "3", tmp_path=tmp_path)
@@ -228,8 +303,13 @@ def test_a_second_process_cannot_train_the_same_run_until_the_first_is_gone(tmp_
 @pytest.mark.slow
 def test_fault_injection_script_loses_nothing(tmp_path):
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "fault_injection.py"
-    result = subprocess.run([sys.executable, str(script), "--kills", "4", "--max-delay", "8", "--no-record"],
-                            capture_output=True, text=True, env=cli_env(tmp_path), timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(script), "--kills", "4", "--max-delay", "8", "--no-record"],
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     summary = result.stdout.strip().splitlines()[-1]
     assert summary.startswith("kills: 4,") and "corrupt runs: 0" in summary and "lost or failed resumes: 0" in summary

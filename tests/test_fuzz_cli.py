@@ -32,11 +32,29 @@ from tui_charlm.core.session import new_training
 pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("CHARLM_FUZZ_EXAMPLES", "0"))
-FUZZ = settings(deadline=None, derandomize=not EXAMPLES, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    deadline=None,
+    derandomize=not EXAMPLES,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 # The tiny model every training case starts from (drawn options come after and win), and what caps its time.
-TINY = ["--units", "8", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1",
-        "--precision", "float32", "--checkpoint-every", "0"]
+TINY = [
+    "--units",
+    "8",
+    "--embedding-dim",
+    "4",
+    "--seq-len",
+    "16",
+    "--batch-size",
+    "8",
+    "--threads",
+    "1",
+    "--precision",
+    "float32",
+    "--checkpoint-every",
+    "0",
+]
 CAPS = ["--epochs", "1", "--time-budget", "3"]
 RUN_FILES = ["run.json", "config.json", "vocab.json", "latest.json", "state.json", "model.keras"]
 
@@ -52,14 +70,16 @@ def place(tmp_path_factory):
     (root / "latin1.txt").write_bytes("caf\xe9 ".encode("latin-1") * 600)
     (root / "folder").mkdir()
     with _quiet():
-        trainer = new_training(tiny_config(corpus=str(root / "text.txt"), epochs=1), run_dir=root / "template",
-                               log=lambda _: None)
+        trainer = new_training(
+            tiny_config(corpus=str(root / "text.txt"), epochs=1), run_dir=root / "template", log=lambda _: None
+        )
         trainer.fit()
     _release_locks()
     return root
 
 
 # -- strategies ------------------------------------------------------------------------------------------
+
 
 def _values(*values) -> st.SearchStrategy[str]:
     return st.sampled_from([str(v) for v in values])
@@ -68,35 +88,69 @@ def _values(*values) -> st.SearchStrategy[str]:
 WHOLE = _values(-1, 0, 1, 2, 3, 8, 17, "x", "1.5")
 FRACTION = _values(-1, 0, 0.5, 0.99, 1, 2, "nan", "inf", "-inf", "1e-9", "abc")
 TRAIN_OPTIONS = {
-    "--units": WHOLE, "--layers": _values(-1, 0, 1, 2), "--seq-len": _values(-1, 0, 1, 2, 16, 3000, 10**6),
-    "--batch-size": _values(-1, 0, 1, 8, 3000, 10**6), "--embedding-dim": WHOLE, "--window-step": WHOLE,
-    "--steps-per-execution": _values(0, 1, 3, 10**6), "--epochs": WHOLE, "--max-vocab": _values(0, 1, 2, 10, 4096),
-    "--val-max-chars": _values(-1, 0, 1, 16, 17, 10**12), "--threads": _values(-1, 0, 1, 10**12), "--seed": WHOLE,
-    "--dropout": FRACTION, "--learning-rate": FRACTION, "--clipnorm": FRACTION, "--val-fraction": FRACTION,
+    "--units": WHOLE,
+    "--layers": _values(-1, 0, 1, 2),
+    "--seq-len": _values(-1, 0, 1, 2, 16, 3000, 10**6),
+    "--batch-size": _values(-1, 0, 1, 8, 3000, 10**6),
+    "--embedding-dim": WHOLE,
+    "--window-step": WHOLE,
+    "--steps-per-execution": _values(0, 1, 3, 10**6),
+    "--epochs": WHOLE,
+    "--max-vocab": _values(0, 1, 2, 10, 4096),
+    "--val-max-chars": _values(-1, 0, 1, 16, 17, 10**12),
+    "--threads": _values(-1, 0, 1, 10**12),
+    "--seed": WHOLE,
+    "--dropout": FRACTION,
+    "--learning-rate": FRACTION,
+    "--clipnorm": FRACTION,
+    "--val-fraction": FRACTION,
     "--weight-decay": FRACTION,
-    "--time-budget": FRACTION, "--checkpoint-every": FRACTION,
-    "--optimizer": _values("adam", "rmsprop", "sgd", "bogus"), "--lr-schedule": _values("constant", "cosine", "x"),
+    "--time-budget": FRACTION,
+    "--checkpoint-every": FRACTION,
+    "--optimizer": _values("adam", "rmsprop", "sgd", "bogus"),
+    "--lr-schedule": _values("constant", "cosine", "x"),
     "--precision": _values("auto", "float32", "mixed_bfloat16", "mixed_float16", "x"),
-    "--strategy": _values("default", "mirrored", "x"), "--recipe": _values("default", "seed", "x"),
+    "--strategy": _values("default", "mirrored", "x"),
+    "--recipe": _values("default", "seed", "x"),
     "--encoding": _values("utf-8", "latin-1", "utf-16", "bogus"),
-    "--lowercase": st.just(None), "--no-lowercase": st.just(None), "--mixed-precision": st.just(None),
-    "--offline": st.just(None), "--plain": st.just(None),
-    "--corpus": _values("{text}", "{one-char}", "{short}", "{empty}", "{binary}", "{latin1}", "{folder}",
-                        "/no/such/file.txt", "nietzsche", "no-such-name", ""),
+    "--lowercase": st.just(None),
+    "--no-lowercase": st.just(None),
+    "--mixed-precision": st.just(None),
+    "--offline": st.just(None),
+    "--plain": st.just(None),
+    "--corpus": _values(
+        "{text}",
+        "{one-char}",
+        "{short}",
+        "{empty}",
+        "{binary}",
+        "{latin1}",
+        "{folder}",
+        "/no/such/file.txt",
+        "nietzsche",
+        "no-such-name",
+        "",
+    ),
     "--run-dir": _values("{text}", "/proc/no/such"),
 }
 GENERATE_OPTIONS = {
-    "--temperature": _values(-1, 0, 0.5, 1, 1e9, "nan", "inf", "x"), "--top-k": WHOLE, "--top-p": FRACTION,
-    "--mode": _values("stateful", "window", "x"), "--length": _values(-1, 0, 1, 40), "--rng-seed": WHOLE,
-    "--seed-text": st.text(max_size=30).filter(lambda t: not t.startswith("-")), "--seed-file": _values(
-        "{text}", "{binary}", "{folder}", "/no/such"), "--offline": st.just(None),
+    "--temperature": _values(-1, 0, 0.5, 1, 1e9, "nan", "inf", "x"),
+    "--top-k": WHOLE,
+    "--top-p": FRACTION,
+    "--mode": _values("stateful", "window", "x"),
+    "--length": _values(-1, 0, 1, 40),
+    "--rng-seed": WHOLE,
+    "--seed-text": st.text(max_size=30).filter(lambda t: not t.startswith("-")),
+    "--seed-file": _values("{text}", "{binary}", "{folder}", "/no/such"),
+    "--offline": st.just(None),
 }
 EVAL_OPTIONS = {"--positions": WHOLE, "--context": _values(-1, 0, 1, 60, 10**6), "--offline": st.just(None)}
 
 
 def _options(table: dict[str, st.SearchStrategy]) -> st.SearchStrategy[list[tuple[str, str | None]]]:
-    return st.lists(st.sampled_from(sorted(table)).flatmap(lambda flag: st.tuples(st.just(flag), table[flag])),
-                    max_size=4)
+    return st.lists(
+        st.sampled_from(sorted(table)).flatmap(lambda flag: st.tuples(st.just(flag), table[flag])), max_size=4
+    )
 
 
 def _flatten(options, place: Path) -> list[str]:
@@ -110,9 +164,11 @@ def _at(value: str, place: Path) -> str:
     return value.replace("{binary}", str(place / "binary.dat")).replace("{folder}", str(place / "folder"))
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats() | st.text(max_size=12),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                    max_leaves=6)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
 DAMAGE = st.one_of(
     st.tuples(st.just("bytes"), st.binary(max_size=120)),
     st.tuples(st.just("json"), JSON),
@@ -124,6 +180,7 @@ DAMAGE = st.one_of(
 
 
 # -- running a command -----------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def _quiet():
@@ -163,9 +220,11 @@ def check_outcome(status: int, stderr: str, argv: list[str]) -> None:
 
 def checkpoint_files(run: Path) -> dict[str, str]:
     folder = run / "checkpoints"
-    return {p.name: hashlib.sha256((p / "model.keras").read_bytes()).hexdigest()
-            for p in (folder.iterdir() if folder.is_dir() else []) if p.name.startswith("step-")
-            and (p / "model.keras").is_file()}
+    return {
+        p.name: hashlib.sha256((p / "model.keras").read_bytes()).hexdigest()
+        for p in (folder.iterdir() if folder.is_dir() else [])
+        if p.name.startswith("step-") and (p / "model.keras").is_file()
+    }
 
 
 def damage(run: Path, target: str, how: tuple[str, object]) -> None:
@@ -181,7 +240,7 @@ def damage(run: Path, target: str, how: tuple[str, object]) -> None:
         path.write_bytes(value)
     elif kind == "truncate":
         data = path.read_bytes()
-        path.write_bytes(data[:int(len(data) * value)])
+        path.write_bytes(data[: int(len(data) * value)])
     elif kind == "json":
         path.write_text(json.dumps(value))
     elif path.suffix != ".json":  # the model's zip: written over with the value as text
@@ -196,12 +255,21 @@ def damage(run: Path, target: str, how: tuple[str, object]) -> None:
 
 # -- the cases --------------------------------------------------------------------------------------------
 
+
 @settings(FUZZ, max_examples=EXAMPLES or 45)
 @given(options=_options(TRAIN_OPTIONS))
 def test_train_with_any_options_succeeds_or_says_why(place, tmp_path_factory, options):
     run_dir = tmp_path_factory.mktemp("run") / "new"
-    argv = ["train", *TINY, "--corpus", str(place / "text.txt"), "--run-dir", str(run_dir),
-            *_flatten(options, place), *CAPS]
+    argv = [
+        "train",
+        *TINY,
+        "--corpus",
+        str(place / "text.txt"),
+        "--run-dir",
+        str(run_dir),
+        *_flatten(options, place),
+        *CAPS,
+    ]
     status, _, stderr = run_charlm(argv)
     event(f"exit {status}")  # (pytest --hypothesis-show-statistics shows how the cases ended)
     check_outcome(status, stderr, argv)
@@ -213,20 +281,28 @@ def test_train_with_any_options_succeeds_or_says_why(place, tmp_path_factory, op
 
 
 @settings(FUZZ, max_examples=EXAMPLES or 70)
-@given(command=st.sampled_from(["generate", "eval", "resume", "corpora"]), target=st.sampled_from(RUN_FILES + [None]),
-       how=DAMAGE, generate=_options(GENERATE_OPTIONS), evaluate=_options(EVAL_OPTIONS))
-def test_any_command_on_any_damaged_run_succeeds_or_says_why(place, tmp_path_factory, command, target, how,
-                                                              generate, evaluate):
+@given(
+    command=st.sampled_from(["generate", "eval", "resume", "corpora"]),
+    target=st.sampled_from([*RUN_FILES, None]),
+    how=DAMAGE,
+    generate=_options(GENERATE_OPTIONS),
+    evaluate=_options(EVAL_OPTIONS),
+)
+def test_any_command_on_any_damaged_run_succeeds_or_says_why(
+    place, tmp_path_factory, command, target, how, generate, evaluate
+):
     run = tmp_path_factory.mktemp("damaged") / "run"
     shutil.copytree(place / "template", run, ignore=shutil.ignore_patterns(".lock*"))
     if target is not None:
         damage(run, target, how)
     before = checkpoint_files(run)
-    argv = {"generate": ["generate", str(run), "-n", "20", *_flatten(generate, place)],
-            "eval": ["eval", str(run), "--positions", "50", *_flatten(evaluate, place)],
-            # (a damaged config may ask for much more training: the run's total time is capped at 4 s)
-            "resume": ["train", "--resume", str(run), "--epochs", "2", "--time-budget", "4", "--plain"],
-            "corpora": ["corpora"]}[command]
+    argv = {
+        "generate": ["generate", str(run), "-n", "20", *_flatten(generate, place)],
+        "eval": ["eval", str(run), "--positions", "50", *_flatten(evaluate, place)],
+        # (a damaged config may ask for much more training: the run's total time is capped at 4 s)
+        "resume": ["train", "--resume", str(run), "--epochs", "2", "--time-budget", "4", "--plain"],
+        "corpora": ["corpora"],
+    }[command]
     status, stdout, stderr = run_charlm(argv)
     event(f"{command}, {target or 'intact'}: exit {status}{', trained' if 'epoch 2 done' in stdout else ''}")
     check_outcome(status, stderr, argv)
@@ -240,12 +316,27 @@ def test_any_command_on_any_damaged_run_succeeds_or_says_why(place, tmp_path_fac
 # -- charlm-tui's start-up options, on a real terminal ------------------------------------------------
 
 TUI_OPTIONS = {
-    **{flag: TRAIN_OPTIONS[flag] for flag in ("--units", "--seq-len", "--batch-size", "--dropout", "--learning-rate",
-                                             "--val-max-chars", "--precision", "--recipe", "--corpus")},
+    **{
+        flag: TRAIN_OPTIONS[flag]
+        for flag in (
+            "--units",
+            "--seq-len",
+            "--batch-size",
+            "--dropout",
+            "--learning-rate",
+            "--val-max-chars",
+            "--precision",
+            "--recipe",
+            "--corpus",
+        )
+    },
     "--temperatures": _values("0.2,0.5", "", ",", "-1", "x", "0,0,0,0,0,0,0,0,0", "nan", "1e9"),
-    "--chars-per-second": FRACTION, "--rng-seed": WHOLE, "--seed-text": _values("the ", "", "\u263a", "x" * 500),
+    "--chars-per-second": FRACTION,
+    "--rng-seed": WHOLE,
+    "--seed-text": _values("the ", "", "\u263a", "x" * 500),
     "--resume": _values("{template}", "{damaged}", "{text}", "/no/such"),
-    "--load": _values("{template}", "{damaged}", "/no/such"), "--no-train": st.just(None),
+    "--load": _values("{template}", "{damaged}", "/no/such"),
+    "--no-train": st.just(None),
 }
 SETTLED = (b"TRAINING", b"FINISHED", b"FAILED", b"GENERATING", b"STOPPED")
 
@@ -262,11 +353,27 @@ def test_charlm_tui_start_up_options_succeed_or_say_why(place, tmp_path_factory,
     for name in ("template", "damaged"):
         shutil.copytree(place / "template", work / name, ignore=shutil.ignore_patterns(".lock*"))
     damage(work / "damaged", "config.json", how)
-    runs = [(flag, value if value is None else value.replace("{template}", str(work / "template"))
-             .replace("{damaged}", str(work / "damaged"))) for flag, value in options]
+    runs = [
+        (
+            flag,
+            value
+            if value is None
+            else value.replace("{template}", str(work / "template")).replace("{damaged}", str(work / "damaged")),
+        )
+        for flag, value in options
+    ]
     opens_a_run = any(flag in ("--resume", "--load") for flag, _ in options)
-    command = [sys.executable, "-m", "tui_charlm.tui.main", *TINY, "--corpus", str(place / "text.txt"),
-               *([] if opens_a_run else ["--run-dir", str(work / "new")]), *_flatten(runs, place), *CAPS]
+    command = [
+        sys.executable,
+        "-m",
+        "tui_charlm.tui.main",
+        *TINY,
+        "--corpus",
+        str(place / "text.txt"),
+        *([] if opens_a_run else ["--run-dir", str(work / "new")]),
+        *_flatten(runs, place),
+        *CAPS,
+    ]
     with on_pty(command, cli_env(work), columns=120, rows=40) as (process, state, output):
         deadline = time.monotonic() + 120
         while process.poll() is None and not any(word in output for word in SETTLED) and time.monotonic() < deadline:

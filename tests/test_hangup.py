@@ -24,8 +24,22 @@ from tests.conftest import CHARLM, cli_env, make_text
 from tests.ptys import close_terminal, on_pty, read_until, wait_for_exit
 
 EXIT_WITHIN = 10.0
-TINY = ["--units", "8", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1",
-        "--epochs", "100000", "--checkpoint-every", "0"]
+TINY = [
+    "--units",
+    "8",
+    "--embedding-dim",
+    "4",
+    "--seq-len",
+    "16",
+    "--batch-size",
+    "8",
+    "--threads",
+    "1",
+    "--epochs",
+    "100000",
+    "--checkpoint-every",
+    "0",
+]
 # Long epochs (about 15 s for the tiny model): a checkpoint found after a hang-up in the first seconds of training
 # is the hang-up's own, not an epoch end's.
 CORPUS_CHARS = 1_000_000
@@ -81,8 +95,15 @@ def trial(number: int, moment: str, controlling: bool, corpus: Path, tmp_path: P
         close_terminal(terminal)
         exited = wait_for_exit(process, None, output, timeout=EXIT_WITHIN)
         took = time.monotonic() - closed
-    return {"number": number, "moment": moment, "controlling": controlling, "exited": exited, "took": took,
-            "status": process.returncode, "run": run}
+    return {
+        "number": number,
+        "moment": moment,
+        "controlling": controlling,
+        "exited": exited,
+        "took": took,
+        "status": process.returncode,
+        "run": run,
+    }
 
 
 @pytest.mark.slow
@@ -121,8 +142,13 @@ def test_closing_the_terminal_saves_exits_129_and_frees_the_run_whenever_it_happ
             assert state["step"] > 0 and state["batch_in_epoch"] > 0, f"{label}: no hang-up checkpoint ({state})"
 
     # And --resume works at once on one of them.
-    resumed = subprocess.run([*CHARLM, "train", "--resume", str(results[-1]["run"]), "--time-budget", "1"],
-                             capture_output=True, text=True, env=cli_env(tmp_path), timeout=240)
+    resumed = subprocess.run(
+        [*CHARLM, "train", "--resume", str(results[-1]["run"]), "--time-budget", "1"],
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path),
+        timeout=240,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stdout
 
@@ -149,8 +175,13 @@ def test_charlm_train_saves_and_exits_129_when_its_terminal_closes(corpus, tmp_p
 @pytest.mark.slow
 def test_charlm_train_saves_and_exits_141_when_its_output_pipe_closes(corpus, tmp_path):
     run = tmp_path / "run"
-    process = subprocess.Popen(charlm_train(corpus, run), stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, env=cli_env(tmp_path), start_new_session=True)
+    process = subprocess.Popen(
+        charlm_train(corpus, run),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=cli_env(tmp_path),
+        start_new_session=True,
+    )
     try:
         seen = b""
         deadline = time.monotonic() + 120

@@ -5,8 +5,29 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CORE_MODULES = ["atomic", "backend", "builtin_corpus", "checkpoints", "config", "corpus", "dataset", "devices", "encoded", "errors", "hangup",
-                "evaluation", "events", "generation", "inference", "model", "options", "sampling", "session", "training", "vocab"]
+CORE_MODULES = [
+    "atomic",
+    "backend",
+    "builtin_corpus",
+    "checkpoints",
+    "config",
+    "corpus",
+    "dataset",
+    "devices",
+    "encoded",
+    "errors",
+    "hangup",
+    "evaluation",
+    "events",
+    "generation",
+    "inference",
+    "model",
+    "options",
+    "sampling",
+    "session",
+    "training",
+    "vocab",
+]
 
 
 def loaded_after(statement: str) -> set[str]:

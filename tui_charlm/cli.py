@@ -12,12 +12,28 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+
+import numpy as np
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from tui_charlm.core.config import make_config
-from tui_charlm.core.options import add_config_options, config_overrides
+from tui_charlm.core.corpus import cache_dir, list_corpora
+from tui_charlm.core.dataset import split_ids
 from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.evaluation import PIECE_CHARS, WARMUP, evaluate
 from tui_charlm.core.events import (
     BatchFinished,
     CheckpointSaved,
@@ -31,50 +47,75 @@ from tui_charlm.core.events import (
     TrainingStarted,
     to_bits,
 )
+from tui_charlm.core.generation import Generator
+from tui_charlm.core.hangup import GuardedStream, watch_for_hangup
+from tui_charlm.core.options import add_config_options, config_overrides
+from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
+from tui_charlm.core.session import load_config_corpus, new_training, open_saved_run, resume_training, saved_corpus_ids
 
-RECIPE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 # Plain (non-TTY) progress lines at most this often.
 PLAIN_INTERVAL = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="charlm", description="Train and sample character-level LSTM language models.")
+    parser = argparse.ArgumentParser(
+        prog="charlm", description="Train and sample character-level LSTM language models."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a model (or resume one)", description="Train a model, or resume one.")
     train.add_argument("--run-dir", type=Path, help="where to write the run (default: runs/<corpus>-<time>)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    train.add_argument("--offline", action="store_true", default=None, help="never use the network (also CHARLM_OFFLINE=1)")
+    train.add_argument(
+        "--offline", action="store_true", default=None, help="never use the network (also CHARLM_OFFLINE=1)"
+    )
     train.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
     add_config_options(train)
 
-    generate = sub.add_parser("generate", help="generate text from a run", description="Generate text from a saved run.")
+    generate = sub.add_parser(
+        "generate", help="generate text from a run", description="Generate text from a saved run."
+    )
     generate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     seed = generate.add_mutually_exclusive_group()
     seed.add_argument("--seed-text", help="text to start from (default: a random slice of the corpus)")
     seed.add_argument("--seed-file", type=Path, help="read the seed text from this file")
-    generate.add_argument("--temperature", "-t", type=float, action="append",
-                          help="sampling temperature, repeatable; 0 = greedy (default: 0.2 0.5 1.0 1.2)")
+    generate.add_argument(
+        "--temperature",
+        "-t",
+        type=float,
+        action="append",
+        help="sampling temperature, repeatable; 0 = greedy (default: 0.2 0.5 1.0 1.2)",
+    )
     generate.add_argument("--top-k", type=int, help="sample only among the k likeliest chars")
     generate.add_argument("--top-p", type=float, help="sample only among the likeliest chars covering probability p")
-    generate.add_argument("--mode", choices=("stateful", "window"),
-                          help="stateful (O(1) per char) or window (re-read the last seq-len chars, the recipe's way); "
-                               "default: stateful for sequence models, window for --recipe seed")
-    generate.add_argument("--length", "-n", type=int, default=400, help="chars to generate per temperature (default: 400)")
+    generate.add_argument(
+        "--mode",
+        choices=("stateful", "window"),
+        help="stateful (O(1) per char) or window (re-read the last seq-len chars, the recipe's way); "
+        "default: stateful for sequence models, window for --recipe seed",
+    )
+    generate.add_argument(
+        "--length", "-n", type=int, default=400, help="chars to generate per temperature (default: 400)"
+    )
     generate.add_argument("--rng-seed", type=int, help="random seed for reproducible text")
     generate.add_argument("--offline", action="store_true", default=None, help="never use the network")
 
     evaluate = sub.add_parser("eval", help="held-out loss of a run", description="Score a run on its held-out text.")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    evaluate.add_argument("--positions", type=int, default=20000, help="random held-out positions scored (default: 20000)")
+    evaluate.add_argument(
+        "--positions", type=int, default=20000, help="random held-out positions scored (default: 20000)"
+    )
     evaluate.add_argument("--context", type=int, default=60, help="chars of context per position (default: 60)")
     evaluate.add_argument("--offline", action="store_true", default=None, help="never use the network")
 
-    sub.add_parser("corpora", help="list the corpora you can name", description="List corpora and whether they are cached.")
+    sub.add_parser(
+        "corpora", help="list the corpora you can name", description="List corpora and whether they are cached."
+    )
     return parser
 
 
 # -- train ---------------------------------------------------------------------
+
 
 class PlainProgress:
     """Progress as plain lines, for logs and pipes."""
@@ -95,16 +136,20 @@ class PlainProgress:
     def __call__(self, event: object) -> None:
         if isinstance(event, TrainingStarted):
             verb = "resuming" if event.resumed else "training"
-            self.say(f"{verb} {event.run_dir}: {event.parameters:,} parameters on {event.device}, "
-                     f"epoch {event.epoch + 1}, step {event.step}, {event.batches_per_epoch} batches per epoch")
+            self.say(
+                f"{verb} {event.run_dir}: {event.parameters:,} parameters on {event.device}, "
+                f"epoch {event.epoch + 1}, step {event.step}, {event.batches_per_epoch} batches per epoch"
+            )
         elif isinstance(event, BatchFinished):
             now = time.monotonic()
             if now - self.last_line >= PLAIN_INTERVAL or event.batch == event.batches:
                 self.last_line = now
-                self.say(f"epoch {event.epoch + 1} batch {event.batch}/{event.batches} step {event.step} "
-                         f"loss {event.loss:.4f} ({to_bits(event.loss):.3f} bits) "
-                         f"{event.chars_per_second:,.0f} chars/s (session {event.average_chars_per_second:,.0f}) "
-                         f"elapsed {event.elapsed:.0f}s")
+                self.say(
+                    f"epoch {event.epoch + 1} batch {event.batch}/{event.batches} step {event.step} "
+                    f"loss {event.loss:.4f} ({to_bits(event.loss):.3f} bits) "
+                    f"{event.chars_per_second:,.0f} chars/s (session {event.average_chars_per_second:,.0f}) "
+                    f"elapsed {event.elapsed:.0f}s"
+                )
         elif isinstance(event, EpochFinished):
             self.say(epoch_line(event))
         elif isinstance(event, EpochTimed):
@@ -125,8 +170,10 @@ class PlainProgress:
 
 
 def epoch_line(event: EpochFinished) -> str:
-    return (f"epoch {event.epoch} done: train {event.train_loss:.4f} nats ({event.train_bits:.3f} bits), "
-            f"held-out {event.val_loss:.4f} nats ({event.val_bits:.3f} bits), {event.seconds:.0f}s")
+    return (
+        f"epoch {event.epoch} done: train {event.train_loss:.4f} nats ({event.train_bits:.3f} bits), "
+        f"held-out {event.val_loss:.4f} nats ({event.val_bits:.3f} bits), {event.seconds:.0f}s"
+    )
 
 
 def time_line(event: EpochTimed) -> str:
@@ -134,23 +181,29 @@ def time_line(event: EpochTimed) -> str:
     named = [f"{name} {seconds:.1f}s" for name, seconds in event.parts.items() if name != "training calls"]
     what = f"epoch {event.epoch}" if event.finished else f"epoch {event.epoch} (part)"
     inside = event.parts.get("training calls", 0.0)
-    return (f"{what} time: {event.seconds:.1f}s, {inside:.1f}s ({1 - event.outside_training:.0%}) in training "
-            f"calls; " + ", ".join(named + [f"other {event.other:.1f}s"]))
+    return (
+        f"{what} time: {event.seconds:.1f}s, {inside:.1f}s ({1 - event.outside_training:.0%}) in training "
+        f"calls; " + ", ".join([*named, f"other {event.other:.1f}s"])
+    )
 
 
 class RichProgress(PlainProgress):
     """A live Rich progress bar for the epoch in progress, with loss, chars/s and ETA."""
 
     def __enter__(self):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
         self.console = Console(stderr=False)
         self.progress = Progress(
-            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss [cyan]{task.fields[loss]}"), TextColumn("{task.fields[rate]} chars/s"),
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss [cyan]{task.fields[loss]}"),
+            TextColumn("{task.fields[rate]} chars/s"),
             TextColumn("(session {task.fields[average]})"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False,
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
         )
         self.progress.__enter__()
         self.task = None
@@ -164,8 +217,12 @@ class RichProgress(PlainProgress):
 
     def __call__(self, event: object) -> None:
         if isinstance(event, BatchFinished):
-            fields = dict(epoch=event.epoch + 1, loss=f"{event.loss:.3f} ({to_bits(event.loss):.2f} bits)",
-                          rate=f"{event.chars_per_second:,.0f}", average=f"{event.average_chars_per_second:,.0f}")
+            fields = dict(
+                epoch=event.epoch + 1,
+                loss=f"{event.loss:.3f} ({to_bits(event.loss):.2f} bits)",
+                rate=f"{event.chars_per_second:,.0f}",
+                average=f"{event.average_chars_per_second:,.0f}",
+            )
             if self.task is None or self.progress.tasks[self.task].fields.get("epoch") != event.epoch + 1:
                 if self.task is not None:
                     self.progress.remove_task(self.task)
@@ -195,8 +252,12 @@ def _install_stop_signals(stop_event: threading.Event, received: list[int]) -> N
             return
         received.append(signum)
         stop_event.set()
-        print(f"\n{signal.Signals(signum).name}: stopping after this batch and saving a checkpoint "
-              f"(Ctrl+C again to abort without saving)", file=sys.stderr, flush=True)
+        print(
+            f"\n{signal.Signals(signum).name}: stopping after this batch and saving a checkpoint "
+            f"(Ctrl+C again to abort without saving)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
@@ -204,8 +265,6 @@ def _install_stop_signals(stop_event: threading.Event, received: list[int]) -> N
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tui_charlm.core.hangup import GuardedStream, watch_for_hangup
-
     stop_event = threading.Event()
     lost: list[int] = []  # the exit status, once the terminal or the output pipe has gone away
 
@@ -230,13 +289,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, stop_event: threading.Event, lost: list[int]) -> int:
-    from tui_charlm.core.session import new_training, resume_training
-
     use_rich = sys.stdout.isatty() and not args.plain
     log = lambda text: print(text, flush=True)  # noqa: E731
     if args.resume:
         if args.run_dir:
-            raise CharlmError("--run-dir and --resume cannot be used together: --resume continues in its own directory.")
+            raise CharlmError(
+                "--run-dir and --resume cannot be used together: --resume continues in its own directory."
+            )
         overrides = config_overrides(args)
         if args.recipe != "default":
             overrides["recipe"] = args.recipe
@@ -262,41 +321,21 @@ def _train(args: argparse.Namespace, stop_event: threading.Event, lost: list[int
 
 # -- generate ------------------------------------------------------------------
 
-def load_snapshot(run_dir: Path):
-    """(run, weights) from the newest loadable checkpoint of a run directory."""
-    from tui_charlm.core.checkpoints import RunDirectory
-    from tui_charlm.core.inference import weights_from_model
 
-    run = RunDirectory.open(run_dir)
-    model, checkpoint = run.load_model(compile=False)
-    if model is None:
-        raise CharlmError(f"{run.path} has no checkpoint yet; train it (or resume it) first.")
-    return run, weights_from_model(model, seq_len=run.config.seq_len, version=checkpoint.state.step)
-
-
-def default_seed(run, rng_seed: int | None, offline: bool | None) -> str:
-    """A random slice of the run's corpus (held-out part), or a newline if the corpus is unavailable."""
-    import numpy as np
-
-    from tui_charlm.core.session import load_config_corpus
-
-    try:
-        corpus = load_config_corpus(run.config, offline=True if offline is None else offline, max_vocab=10**6,
-                                    log=lambda _: None)
-    except CharlmError:
+def default_seed(run, rng_seed: int | None) -> str:
+    """A random slice of the run's corpus (held-out part), or a newline if the corpus is not here."""
+    found = saved_corpus_ids(run)
+    if found is None:
         return "\n" if "\n" in run.vocab else run.vocab.chars[0]
-    ids = corpus.ids_in(run.vocab, drop_unknown=True)
+    ids = found[0]
     heldout_start = int(len(ids) * (1 - run.config.val_fraction))
     length = min(run.config.seq_len, 60)
     rng = np.random.default_rng(rng_seed)
     start = int(rng.integers(heldout_start, max(heldout_start + 1, len(ids) - length)))
-    return run.vocab.decode(ids[start:start + length])
+    return run.vocab.decode(ids[start : start + length])
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from tui_charlm.core.generation import Generator
-    from tui_charlm.core.sampling import SamplingSettings
-
     if args.length < 1:
         raise CharlmError("--length must be at least 1.")
     if args.rng_seed is not None and args.rng_seed < 0:
@@ -307,12 +346,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         try:
             seed_text = args.seed_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise CharlmError(f"Cannot read seed file {args.seed_file}: {getattr(error, 'strerror', None) or error}.") from None
+            raise CharlmError(
+                f"Cannot read seed file {args.seed_file}: {getattr(error, 'strerror', None) or error}."
+            ) from None
     else:
         seed_text = args.seed_text
-    run, weights = load_snapshot(args.run_dir)
+    saved = open_saved_run(args.run_dir)
+    run, weights = saved.run, saved.weights
     if seed_text is None:
-        seed_text = default_seed(run, args.rng_seed, args.offline)
+        seed_text = default_seed(run, args.rng_seed)
     if run.config.lowercase:
         seed_text = seed_text.lower()
     generator = Generator(weights, run.vocab, settings, seed_text=seed_text, mode=args.mode, rng_seed=args.rng_seed)
@@ -337,15 +379,12 @@ def stream_to_terminal(generator, settings, length: int) -> None:
             sys.stdout.flush()
         sys.stdout.write("\n")
         return
-    from rich.console import Group
-    from rich.live import Live
-    from rich.panel import Panel
-    from rich.text import Text
-
     texts: list[list[str]] = [[] for _ in settings]
 
     def render():
-        return Group(*(Panel(Text("".join(t)), title=s.describe(), title_align="left") for s, t in zip(settings, texts)))
+        return Group(
+            *(Panel(Text("".join(t)), title=s.describe(), title_align="left") for s, t in zip(settings, texts))
+        )
 
     with Live(render(), refresh_per_second=30) as live:
         for _ in range(length):
@@ -356,40 +395,49 @@ def stream_to_terminal(generator, settings, length: int) -> None:
 
 # -- eval ----------------------------------------------------------------------
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from tui_charlm.core.dataset import split_ids
-    from tui_charlm.core.evaluation import PIECE_CHARS, WARMUP, evaluate
-    from tui_charlm.core.session import load_config_corpus
 
+def cmd_eval(args: argparse.Namespace) -> int:
     if args.positions < 1 or args.context < 1:
         raise CharlmError("--positions and --context must be at least 1.")
-    run, weights = load_snapshot(args.run_dir)
-    config = run.config
-    corpus = load_config_corpus(config, offline=args.offline, max_vocab=max(config.max_vocab, len(run.vocab)),
-                                log=lambda text: print(text, file=sys.stderr))
+    saved = open_saved_run(args.run_dir)
+    run, weights, config = saved.run, saved.weights, saved.run.config
+    corpus = load_config_corpus(
+        config,
+        offline=args.offline,
+        max_vocab=max(config.max_vocab, len(run.vocab)),
+        log=lambda text: print(text, file=sys.stderr),
+    )
     missing = corpus.missing_from(run.vocab)
     if missing:
-        raise CharlmError(f"The corpus of {run.path} now has characters the model never saw ({missing[:5]}); "
-                          "it has changed since training.")
+        raise CharlmError(
+            f"The corpus of {run.path} now has characters the model never saw ({missing[:5]}); "
+            "it has changed since training."
+        )
     recorded = run.meta.get("corpus", {})
     if recorded.get("sha256") and recorded["sha256"] != corpus.sha256:
-        print(f"charlm: note: corpus {corpus.name!r} has changed since {run.path} was trained (then "
-              f"{_chars(recorded.get('chars'))}, sha256 {str(recorded['sha256'])[:12]}; now {len(corpus):,} chars, "
-              f"sha256 {corpus.sha256[:12]}): the held-out part scored is not the text training held out.",
-              file=sys.stderr)
+        print(
+            f"charlm: note: corpus {corpus.name!r} has changed since {run.path} was trained (then "
+            f"{_chars(recorded.get('chars'))}, sha256 {str(recorded['sha256'])[:12]}; now {len(corpus):,} chars, "
+            f"sha256 {corpus.sha256[:12]}): the held-out part scored is not the text training held out.",
+            file=sys.stderr,
+        )
     heldout = split_ids(corpus.ids_in(run.vocab), config).heldout
     if len(heldout) < args.context + 2:
         raise CharlmError(f"The held-out text ({len(heldout)} chars) is shorter than one {args.context}-char window.")
     result = evaluate(weights, heldout, context=args.context, positions=args.positions)
     print(f"run: {run.path} (step {weights.version}, corpus {corpus.name}, held-out {result.heldout_chars:,} chars)")
-    print(f"window loss ({result.window_positions:,} positions, {result.context}-char context): "
-          f"{result.window_loss:.4f} nats/char ({result.window_bits:.4f} bits/char)")
+    print(
+        f"window loss ({result.window_positions:,} positions, {result.context}-char context): "
+        f"{result.window_loss:.4f} nats/char ({result.window_bits:.4f} bits/char)"
+    )
     if result.stateful_loss is None:
         print("stateful loss: not reported (a window model, trained on fixed windows from a zero state)")
     else:
-        print(f"stateful loss (held-out text in order, in {PIECE_CHARS:,}-char pieces each warmed on the "
-              f"{WARMUP} chars before): "
-              f"{result.stateful_loss:.4f} nats/char ({result.stateful_bits:.4f} bits/char)")
+        print(
+            f"stateful loss (held-out text in order, in {PIECE_CHARS:,}-char pieces each warmed on the "
+            f"{WARMUP} chars before): "
+            f"{result.stateful_loss:.4f} nats/char ({result.stateful_bits:.4f} bits/char)"
+        )
     return 0
 
 
@@ -399,9 +447,8 @@ def _chars(count) -> str:
 
 # -- corpora ---------------------------------------------------------------------
 
-def cmd_corpora(args: argparse.Namespace) -> int:
-    from tui_charlm.core.corpus import cache_dir, list_corpora
 
+def cmd_corpora(args: argparse.Namespace) -> int:
     rows = list_corpora()
     print(f"Keras cache: {cache_dir()}")
     width = max(len(r.name) for r in rows)

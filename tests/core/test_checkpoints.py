@@ -31,8 +31,13 @@ def test_checkpoint_round_trip_gives_the_same_predictions(trained):
     assert np.allclose(model.predict(x, verbose=0), trained.model.predict(x, verbose=0), atol=1e-6)
     assert run.config == trained.run.config and run.vocab == trained.run.vocab
     assert checkpoint.state.epoch == 2 and checkpoint.state.history.epochs[-1]["epoch"] == 2
-    assert set(p.name for p in run.path.iterdir()) >= {"run.json", "config.json", "vocab.json", "latest.json",
-                                                          "checkpoints"}
+    assert set(p.name for p in run.path.iterdir()) >= {
+        "run.json",
+        "config.json",
+        "vocab.json",
+        "latest.json",
+        "checkpoints",
+    }
 
 
 def test_resume_continues_step_count_history_and_optimizer_state(trained):

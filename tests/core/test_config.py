@@ -12,9 +12,17 @@ from tui_charlm.core.errors import CharlmError
 
 def test_seed_recipe_is_the_books():
     config = make_config("seed")
-    assert (config.lowercase, config.seq_len, config.stride, config.embedding_dim, config.units, config.layers,
-            config.batch_size, config.optimizer, config.learning_rate) == (
-        True, 60, 3, 0, 128, 1, 128, "rmsprop", 0.01)
+    assert (
+        config.lowercase,
+        config.seq_len,
+        config.stride,
+        config.embedding_dim,
+        config.units,
+        config.layers,
+        config.batch_size,
+        config.optimizer,
+        config.learning_rate,
+    ) == (True, 60, 3, 0, 128, 1, 128, "rmsprop", 0.01)
     assert not config.predicts_every_position
 
 
@@ -23,9 +31,18 @@ def test_explicit_options_override_the_preset():
     assert make_config("default", units=None).units == TrainConfig().units
 
 
-@pytest.mark.parametrize("field, value", [("seq_len", 0), ("dropout", 1.0), ("learning_rate", -1.0),
-                                          ("val_fraction", 0.0), ("time_budget", float("nan")),
-                                          ("optimizer", "adamw2"), ("units", -3)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("seq_len", 0),
+        ("dropout", 1.0),
+        ("learning_rate", -1.0),
+        ("val_fraction", 0.0),
+        ("time_budget", float("nan")),
+        ("optimizer", "adamw2"),
+        ("units", -3),
+    ],
+)
 def test_invalid_values_are_refused_with_the_flag_name(field, value):
     with pytest.raises(CharlmError, match="Invalid training options"):
         make_config(**{field: value})

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.reference import text_of
 from tui_charlm.core import corpus as corpus_mod
 from tui_charlm.core.corpus import CATALOG, load_corpus
 from tui_charlm.core.errors import CharlmError
@@ -17,7 +18,7 @@ def test_path_corpus_is_read_decoded_and_newlines_normalised(tmp_path):
     path = tmp_path / "mine.txt"
     path.write_bytes("\ufeffHello\r\nWorld\rAgain\n".encode("utf-8"))
     corpus = load_corpus(str(path))
-    assert corpus.text == "Hello\nWorld\nAgain\n"
+    assert text_of(corpus) == "Hello\nWorld\nAgain\n"
     assert corpus.source == "file" and corpus.name == "mine.txt"
     assert len(corpus.sha256) == 64
 
@@ -25,14 +26,14 @@ def test_path_corpus_is_read_decoded_and_newlines_normalised(tmp_path):
 def test_lowercase(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("Hello WORLD")
-    assert load_corpus(str(path), lowercase=True).text == "hello world"
+    assert text_of(load_corpus(str(path), lowercase=True)) == "hello world"
 
 
 def test_name_in_corpora_folder(isolated):
     (isolated / "corpora").mkdir()
     (isolated / "corpora" / "foo.txt").write_text("some text of mine\n")
     corpus = load_corpus("foo")
-    assert corpus.source == "named" and corpus.text == "some text of mine\n"
+    assert corpus.source == "named" and text_of(corpus) == "some text of mine\n"
 
 
 def test_name_from_corpora_env_folder(tmp_path, monkeypatch):
@@ -40,7 +41,7 @@ def test_name_from_corpora_env_folder(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / "bar.txt").write_text("bar text")
     monkeypatch.setenv("CHARLM_CORPORA", str(folder))
-    assert load_corpus("bar").text == "bar text"
+    assert text_of(load_corpus("bar")) == "bar text"
 
 
 def write(path: Path, data: bytes) -> str:
@@ -80,7 +81,7 @@ def test_invalid_utf8_names_offset_and_encoding_flag_fixes_it(tmp_path):
     with pytest.raises(CharlmError) as info:
         load_corpus(str(path))
     assert "byte offset 3" in str(info.value) and "--encoding" in str(info.value)
-    assert load_corpus(str(path), encoding="latin-1").text == "caf\u00e9 au lait"
+    assert text_of(load_corpus(str(path), encoding="latin-1")) == "caf\u00e9 au lait"
 
 
 def test_unknown_encoding(tmp_path):
@@ -93,13 +94,13 @@ def test_unknown_encoding(tmp_path):
 def test_utf16_with_bom_decodes(tmp_path):
     path = tmp_path / "u16.txt"
     path.write_bytes("hello there".encode("utf-16"))
-    assert load_corpus(str(path), encoding="utf-16").text == "hello there"
+    assert text_of(load_corpus(str(path), encoding="utf-16")) == "hello there"
 
 
 def test_huge_vocabulary_is_refused_with_the_count(tmp_path):
     path = tmp_path / "wide.txt"
     path.write_text("".join(chr(0x4E00 + i) for i in range(300)))
-    with pytest.raises(CharlmError, match="300 distinct characters.*--max-vocab 100"):
+    with pytest.raises(CharlmError, match=r"more than 100 distinct characters \(--max-vocab\)"):
         load_corpus(str(path), max_vocab=100)
 
 
@@ -133,20 +134,20 @@ def mirror(tmp_path, monkeypatch):
 def test_catalog_corpus_is_fetched_once_and_sha_recorded(mirror, monkeypatch):
     corpus = load_corpus("nietzsche")
     assert corpus.source == "catalog"
-    assert corpus.text.startswith("Served text")
+    assert text_of(corpus).startswith("Served text")
     cached = corpus_mod.catalog_path(CATALOG["nietzsche"])
     record = cached.with_name(cached.name + ".sha256")
     assert cached.is_file() and record.read_text().split()[0] == corpus.sha256
     assert not list(cached.parent.glob(".*.part"))  # no partial download left behind
     # Later loads use the cache: no network needed.
     monkeypatch.setenv("CHARLM_OFFLINE", "1")
-    assert load_corpus("nietzsche").text == corpus.text
+    assert text_of(load_corpus("nietzsche")) == text_of(corpus)
 
 
 def test_tampered_cache_is_refused(mirror):
     corpus = load_corpus("nietzsche")
     cached = corpus_mod.catalog_path(CATALOG["nietzsche"])
-    cached.write_text(corpus.text + "tampered")
+    cached.write_text(text_of(corpus) + "tampered")
     with pytest.raises(CharlmError, match="has changed since it was downloaded"):
         load_corpus("nietzsche")
 
@@ -176,7 +177,7 @@ def test_offline_default_uses_builtin_corpus_built_from_the_stdlib():
     messages = []
     corpus = load_corpus(None, log=messages.append)
     assert corpus.source == "builtin" and "network is off" in messages[0]
-    assert len(corpus.text) > 500_000 and len(set(corpus.text)) < 100
+    assert len(text_of(corpus)) > 500_000 and len(set(text_of(corpus))) < 100
     # Built once, then served from the cache, byte for byte the same.
     again = load_corpus("builtin")
     assert again.sha256 == corpus.sha256

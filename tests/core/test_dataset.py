@@ -22,7 +22,7 @@ def test_split_holds_out_the_end():
 
 
 def test_too_short_corpus_is_a_clear_error():
-    with pytest.raises(CharlmError, match="too few for one training window.*--seq-len"):
+    with pytest.raises(CharlmError, match=r"too few for one training window.*--seq-len"):
         split_ids(ids_of(100), tiny_config(seq_len=16))
 
 

@@ -14,12 +14,13 @@ import pytest
 from tests.conftest import cli_env, make_text, tiny_config
 from tui_charlm.core.checkpoints import RunDirectory
 from tui_charlm.core.config import TrainConfig, make_config
-from tui_charlm.core.devices import CPU_DEVICES_ENV, cpu_has_bfloat16, cudnn_conditions, logical_cpu_count
+from tui_charlm.core.devices import cpu_has_bfloat16, cudnn_conditions
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import EpochFinished, TrainingFinished
 from tui_charlm.core.generation import Generator, WeightBox
 from tui_charlm.core.sampling import SamplingSettings
 from tui_charlm.core.session import new_training, resume_training
+from tui_charlm.core.tf_startup import CPU_DEVICES_ENV, logical_cpu_count
 
 # Logical devices can only be configured before TensorFlow's runtime starts, which in the test process
 # has long happened: this runs in a fresh interpreter with CHARLM_CPU_DEVICES=2.
@@ -89,8 +90,13 @@ def without_threads(device: str) -> str:
 def test_mirrored_strategy_over_two_logical_cpus_trains_checkpoints_and_resumes(corpus_path, tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = cli_env(tmp_path) | {CPU_DEVICES_ENV: "2", "PYTHONPATH": str(root)}
-    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(corpus_path), str(tmp_path / "run")],
-                            capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT, str(corpus_path), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     first, second = report["first"], report["second"]
@@ -122,8 +128,9 @@ def test_mirrored_strategy_over_two_logical_cpus_trains_checkpoints_and_resumes(
 @pytest.mark.slow
 def test_mixed_float16_trains_on_cpu_with_float32_logits_checkpoints_and_resumes(corpus_path, tmp_path):
     notes = []
-    trainer = new_training(tiny_config(corpus=str(corpus_path), precision="mixed_float16"), run_dir=tmp_path / "run",
-                           log=notes.append)
+    trainer = new_training(
+        tiny_config(corpus=str(corpus_path), precision="mixed_float16"), run_dir=tmp_path / "run", log=notes.append
+    )
     layers = {layer.name: layer for layer in trainer.model.layers}
     assert layers["lstm_0"].compute_dtype == "float16" and layers["lstm_0"].variable_dtype == "float32"
     assert layers["logits"].compute_dtype == "float32"
@@ -132,7 +139,7 @@ def test_mixed_float16_trains_on_cpu_with_float32_logits_checkpoints_and_resumes
     box, events = WeightBox(), []
     outcome = trainer.fit(events.append, weight_box=box)
     assert isinstance(outcome, TrainingFinished)
-    epoch = [e for e in events if isinstance(e, EpochFinished)][0]
+    epoch = next(e for e in events if isinstance(e, EpochFinished))
     assert np.isfinite(epoch.val_loss) and epoch.val_loss < np.log(len(trainer.run.vocab))  # it learned
     # Generation reads float32 weights from the snapshot and writes text.
     text = Generator(box.latest(), trainer.run.vocab, [SamplingSettings(0.5)], seed_text="the ").generate(40)[0]
@@ -149,8 +156,11 @@ def test_mixed_bfloat16_learns_with_float32_variables_and_logits_and_resumes_as_
     import keras
 
     notes = []
-    trainer = new_training(tiny_config(corpus=str(corpus_path), precision="mixed_bfloat16", epochs=2),
-                           run_dir=tmp_path / "run", log=notes.append)
+    trainer = new_training(
+        tiny_config(corpus=str(corpus_path), precision="mixed_bfloat16", epochs=2),
+        run_dir=tmp_path / "run",
+        log=notes.append,
+    )
     layers = {layer.name: layer for layer in trainer.model.layers}
     assert layers["lstm_0"].compute_dtype == "bfloat16" and layers["lstm_0"].variable_dtype == "float32"
     assert layers["logits"].compute_dtype == "float32"
@@ -172,14 +182,15 @@ def test_mixed_bfloat16_learns_with_float32_variables_and_logits_and_resumes_as_
 
 
 def visible_gpus() -> list:
-    from tui_charlm.core.backend import import_tensorflow
+    from tui_charlm.core.tf_startup import import_tensorflow
 
     return import_tensorflow().config.list_physical_devices("GPU")
 
 
 def test_auto_precision_is_settled_for_this_machine_when_the_run_starts(corpus_path, tmp_path):
-    trainer = new_training(tiny_config(corpus=str(corpus_path), precision="auto"), run_dir=tmp_path / "run",
-                           log=lambda _: None)
+    trainer = new_training(
+        tiny_config(corpus=str(corpus_path), precision="auto"), run_dir=tmp_path / "run", log=lambda _: None
+    )
     gpu = bool(visible_gpus())
     expected = "mixed_bfloat16" if cpu_has_bfloat16() and not gpu else "float32"  # a GPU keeps float32
     assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == expected
@@ -195,8 +206,10 @@ def test_auto_precision_is_settled_for_this_machine_when_the_run_starts(corpus_p
 
 def test_cpu_bfloat16_support_is_read_from_the_cpu_flags(tmp_path):
     zen4 = tmp_path / "zen4"
-    zen4.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n\n"
-                    "processor\t: 1\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n")
+    zen4.write_text(
+        "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n\n"
+        "processor\t: 1\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n"
+    )
     sapphire = tmp_path / "spr"
     sapphire.write_text("flags\t\t: avx512f amx_bf16 amx_tile\n")
     older = tmp_path / "skylake"
@@ -218,8 +231,11 @@ def test_the_models_keep_to_the_cudnn_kernels_conditions(corpus_path, tmp_path):
     import keras
 
     for recipe in ("default", "seed"):
-        trainer = new_training(tiny_config(recipe=recipe, corpus=str(corpus_path), layers=2, dropout=0.2),
-                               run_dir=tmp_path / recipe, log=lambda _: None)
+        trainer = new_training(
+            tiny_config(recipe=recipe, corpus=str(corpus_path), layers=2, dropout=0.2),
+            run_dir=tmp_path / recipe,
+            log=lambda _: None,
+        )
         lstms = [layer for layer in trainer.model.layers if type(layer).__name__ == "LSTM"]
         assert lstms and all(cudnn_conditions(layer) == [] for layer in lstms)
         if visible_gpus():
@@ -227,8 +243,10 @@ def test_the_models_keep_to_the_cudnn_kernels_conditions(corpus_path, tmp_path):
         else:
             assert without_threads(trainer.device) == "CPU"  # no GPU: no cuDNN claim either
     assert cudnn_conditions(keras.layers.LSTM(4, recurrent_dropout=0.1)) == ["recurrent dropout"]
-    assert cudnn_conditions(keras.layers.LSTM(4, activation="relu", unroll=True)) == ["activation is not tanh",
-                                                                                      "unrolled"]
+    assert cudnn_conditions(keras.layers.LSTM(4, activation="relu", unroll=True)) == [
+        "activation is not tanh",
+        "unrolled",
+    ]
 
 
 def test_a_bad_logical_cpu_count_is_one_clear_sentence(monkeypatch):
@@ -244,8 +262,22 @@ def test_a_bad_logical_cpu_count_is_one_clear_sentence(monkeypatch):
 def test_an_unknown_strategy_is_refused_before_anything_is_written(corpus_path, tmp_path):
     with pytest.raises(CharlmError, match="strategy must be one of default, mirrored"):
         tiny_config(corpus=str(corpus_path), strategy="tpu")
-    result = subprocess.run([sys.executable, "-m", "tui_charlm.cli", "train", "--corpus", str(corpus_path),
-                             "--strategy", "tpu", "--run-dir", str(tmp_path / "run")],
-                            capture_output=True, text=True, env=cli_env(tmp_path))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tui_charlm.cli",
+            "train",
+            "--corpus",
+            str(corpus_path),
+            "--strategy",
+            "tpu",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path),
+    )
     assert result.returncode == 2 and "invalid choice: 'tpu'" in result.stderr
     assert not (tmp_path / "run").exists()

@@ -28,14 +28,16 @@ def corpus_path(tmp_path):
 
 
 def test_two_epochs_straight_equal_one_epoch_resumed_for_another(corpus_path, tmp_path):
-    straight = new_training(tiny_config(corpus=str(corpus_path), epochs=2), run_dir=tmp_path / "straight",
-                            log=lambda _: None)
+    straight = new_training(
+        tiny_config(corpus=str(corpus_path), epochs=2), run_dir=tmp_path / "straight", log=lambda _: None
+    )
     events = []
     straight.fit(events.append)
     straight_loss = [e.val_loss for e in events if isinstance(e, EpochFinished)][-1]
 
-    first = new_training(tiny_config(corpus=str(corpus_path), epochs=1), run_dir=tmp_path / "resumed",
-                         log=lambda _: None)
+    first = new_training(
+        tiny_config(corpus=str(corpus_path), epochs=1), run_dir=tmp_path / "resumed", log=lambda _: None
+    )
     first.fit()
     second = resume_training(tmp_path / "resumed", {"epochs": 2}, log=lambda _: None)
     events = []
@@ -48,15 +50,17 @@ def test_two_epochs_straight_equal_one_epoch_resumed_for_another(corpus_path, tm
 
 
 def test_resume_from_the_middle_of_an_epoch_is_exact_too(corpus_path, tmp_path):
-    straight = new_training(tiny_config(corpus=str(corpus_path), epochs=1), run_dir=tmp_path / "straight",
-                            log=lambda _: None)
+    straight = new_training(
+        tiny_config(corpus=str(corpus_path), epochs=1), run_dir=tmp_path / "straight", log=lambda _: None
+    )
     straight.fit()
     half = straight.train_windows.num_batches(0) // 2
     import threading
 
     stop = threading.Event()
-    interrupted = new_training(tiny_config(corpus=str(corpus_path), epochs=1), run_dir=tmp_path / "half",
-                               log=lambda _: None)
+    interrupted = new_training(
+        tiny_config(corpus=str(corpus_path), epochs=1), run_dir=tmp_path / "half", log=lambda _: None
+    )
     interrupted.fit(lambda e: stop.set() if getattr(e, "step", 0) >= half else None, stop_event=stop)
     assert RunDirectory.open(tmp_path / "half").latest().state.batch_in_epoch == half
     rest = resume_training(tmp_path / "half", log=lambda _: None)
@@ -66,8 +70,7 @@ def test_resume_from_the_middle_of_an_epoch_is_exact_too(corpus_path, tmp_path):
 
 
 def test_a_failed_save_stops_training_and_keeps_the_last_good_checkpoint(corpus_path, tmp_path, monkeypatch):
-    trainer = new_training(tiny_config(corpus=str(corpus_path), epochs=5), run_dir=tmp_path / "run",
-                           log=lambda _: None)
+    trainer = new_training(tiny_config(corpus=str(corpus_path), epochs=5), run_dir=tmp_path / "run", log=lambda _: None)
     real_save = trainer.model.save
     saves = []
 
@@ -126,8 +129,16 @@ def test_a_path_is_a_path_even_when_it_climbs(tmp_path, monkeypatch):
 def defaults_config(corpus_path, **overrides):
     """A tiny model trained as the defaults train: cooldown schedule, dropout, several batches per call and the
     precision 'auto' settles on (bfloat16 on a CPU with bfloat16 hardware)."""
-    return tiny_config(corpus=str(corpus_path), units=16, epochs=2, lr_schedule="cooldown", dropout=0.4,
-                       precision="auto", steps_per_execution=4, **overrides)
+    return tiny_config(
+        corpus=str(corpus_path),
+        units=16,
+        epochs=2,
+        lr_schedule="cooldown",
+        dropout=0.4,
+        precision="auto",
+        steps_per_execution=4,
+        **overrides,
+    )
 
 
 def stop_when(stop, condition):
@@ -172,8 +183,10 @@ def test_a_time_budget_counts_the_whole_run_and_its_schedule_goes_on_after_a_res
     first = new_training(config, run_dir=tmp_path / "run", log=lambda _: None)
     stop = threading.Event()
     # Stopped (as by Ctrl+C) once the cooldown has begun: past 80% of the budget.
-    first.fit(stop_when(stop, lambda e: isinstance(e, BatchFinished) and e.elapsed > (COOLDOWN_START + 0.05) * budget),
-              stop_event=stop)
+    first.fit(
+        stop_when(stop, lambda e: isinstance(e, BatchFinished) and e.elapsed > (COOLDOWN_START + 0.05) * budget),
+        stop_event=stop,
+    )
     stopped_at = RunDirectory.open(tmp_path / "run").latest().state.elapsed
     assert COOLDOWN_START * budget < stopped_at < budget
 

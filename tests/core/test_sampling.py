@@ -14,17 +14,20 @@ from tui_charlm.core.sampling import SamplingSettings, distribution, distributio
 LOGITS = np.array([2.0, 1.0, 0.5, -1.0, -3.0])
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(temperature=-0.1), "Temperature must be"),
-    (dict(temperature=math.nan), "Temperature must be"),
-    (dict(temperature=math.inf), "Temperature must be"),
-    (dict(temperature="hot"), "not a number"),
-    (dict(top_k=0), "top-k must be"),
-    (dict(top_k=2.5), "top-k must be"),
-    (dict(top_p=0.0), "top-p must be in"),
-    (dict(top_p=1.5), "top-p must be in"),
-    (dict(top_p=math.nan), "top-p must be in"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(temperature=-0.1), "Temperature must be"),
+        (dict(temperature=math.nan), "Temperature must be"),
+        (dict(temperature=math.inf), "Temperature must be"),
+        (dict(temperature="hot"), "not a number"),
+        (dict(top_k=0), "top-k must be"),
+        (dict(top_k=2.5), "top-k must be"),
+        (dict(top_p=0.0), "top-p must be in"),
+        (dict(top_p=1.5), "top-p must be in"),
+        (dict(top_p=math.nan), "top-p must be in"),
+    ],
+)
 def test_invalid_settings_are_refused(kwargs, message):
     with pytest.raises(CharlmError, match=message):
         SamplingSettings(**kwargs)
@@ -63,15 +66,20 @@ def test_top_k_and_top_p_keep_only_the_likeliest():
     probs = distribution(LOGITS, SamplingSettings(1.0))
     nucleus = distribution(LOGITS, SamplingSettings(1.0, top_p=0.8))
     kept = np.count_nonzero(nucleus)
-    assert probs[:kept].sum() >= 0.8 > probs[:kept - 1].sum()
+    assert probs[:kept].sum() >= 0.8 > probs[: kept - 1].sum()
     assert nucleus.sum() == pytest.approx(1.0)
 
 
 def test_batched_distributions_and_picks_equal_row_by_row():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(5, 30))
-    settings = [SamplingSettings(0.7), SamplingSettings(0.0), SamplingSettings(1.3, top_k=4),
-                SamplingSettings(1.0, top_p=0.5), SamplingSettings(2.0)]
+    settings = [
+        SamplingSettings(0.7),
+        SamplingSettings(0.0),
+        SamplingSettings(1.3, top_k=4),
+        SamplingSettings(1.0, top_p=0.5),
+        SamplingSettings(2.0),
+    ]
     batched = distributions(logits, settings)
     uniforms = rng.random(5)
     picks = pick_rows(batched, uniforms)

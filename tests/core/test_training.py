@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 
@@ -99,8 +100,9 @@ def test_pause_blocks_between_batches_and_save_now_works_while_paused(corpus_pat
         if isinstance(event, BatchFinished) and event.step == 2:
             pause.set()
 
-    thread = threading.Thread(target=trainer.fit, args=(report,),
-                              kwargs=dict(stop_event=stop, pause_event=pause, save_event=save))
+    thread = threading.Thread(
+        target=trainer.fit, args=(report,), kwargs=dict(stop_event=stop, pause_event=pause, save_event=save)
+    )
     thread.start()
     try:
         for _ in range(200):
@@ -179,8 +181,9 @@ def test_generator_thread_streams_while_training_and_picks_up_snapshots(corpus_p
     def generate():
         while box.latest() is None:
             threading.Event().wait(0.01)
-        generator = Generator(box.latest(), trainer.run.vocab, [SamplingSettings(t) for t in (0.2, 1.0)],
-                              seed_text="the cat ", rng_seed=0)
+        generator = Generator(
+            box.latest(), trainer.run.vocab, [SamplingSettings(t) for t in (0.2, 1.0)], seed_text="the cat ", rng_seed=0
+        )
         while not training_done.is_set():
             latest = box.latest()
             generator.set_weights(latest)
@@ -256,12 +259,14 @@ def test_cosine_schedule_decays_the_learning_rate_over_the_epochs(corpus_path, t
     trainer = trainer_for(corpus_path, tmp_path, epochs=2, lr_schedule="cosine", learning_rate=0.01)
     rates = rates_while_training(trainer)
     assert rates[0] == pytest.approx(0.01, rel=1e-3)  # the first batch runs at the full rate
-    assert all(a > b for a, b in zip(rates, rates[1:]))  # then it only falls
+    assert all(a > b for a, b in itertools.pairwise(rates))  # then it only falls
     assert LR_FLOOR * 0.01 <= rates[-1] < 0.0005  # to near the floor by the last batch
     # a time budget spans the schedule instead: half-way through it, half-way down
     budgeted = trainer_for(corpus_path, tmp_path / "b", lr_schedule="cosine", learning_rate=0.01, time_budget=100)
     middle = 0.01 * (LR_FLOOR + (1 - LR_FLOOR) / 2)
-    assert budgeted.learning_rate(50.0) == pytest.approx(middle) and budgeted.learning_rate(500) == pytest.approx(0.0002)
+    assert budgeted.learning_rate(50.0) == pytest.approx(middle) and budgeted.learning_rate(500) == pytest.approx(
+        0.0002
+    )
 
 
 def test_cooldown_schedule_holds_the_rate_then_decays_it_over_the_last_fifth(corpus_path, tmp_path):
@@ -272,8 +277,8 @@ def test_cooldown_schedule_holds_the_rate_then_decays_it_over_the_last_fifth(cor
     held = [rate for rate in rates if rate == pytest.approx(0.01, rel=1e-6)]
     # The rate for a batch is set before it runs: the batches before 80% of the steps keep the full rate.
     assert len(held) == int(COOLDOWN_START * len(rates)) + 1 or len(held) == int(COOLDOWN_START * len(rates))
-    tail = rates[len(held):]
-    assert tail and all(a > b for a, b in zip(tail, tail[1:]))  # then it only falls
+    tail = rates[len(held) :]
+    assert tail and all(a > b for a, b in itertools.pairwise(tail))  # then it only falls
     assert LR_FLOOR * 0.01 <= rates[-1] < 0.002  # towards the floor by the last batch
     budgeted = trainer_for(corpus_path, tmp_path / "b", lr_schedule="cooldown", learning_rate=0.01, time_budget=100)
     assert budgeted.learning_rate(79.0) == pytest.approx(0.01)

@@ -26,7 +26,7 @@ def test_large_vocabulary_uses_uint16():
 
 def test_encode_refuses_unknown_chars():
     vocab = Vocabulary.from_text("abc")
-    with pytest.raises(CharlmError, match="outside the vocabulary.*'z'"):
+    with pytest.raises(CharlmError, match=r"outside the vocabulary.*'z'"):
         vocab.encode("abz")
 
 

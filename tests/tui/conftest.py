@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.tui.fakes import FakeBackend
 from tui_charlm.tui.app import CharLMApp
 
@@ -25,11 +23,6 @@ async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
         await pilot.pause(0.02)
 
 
-@pytest.fixture
-def fake():
-    return FakeBackend()
-
-
 TINY_OVERRIDES = dict(units=8, embedding_dim=4, seq_len=16, batch_size=8, epochs=1000, threads=1, checkpoint_every=0)
 
 
@@ -40,7 +33,7 @@ def tiny_core_app(tmp_path, *, rng_seed: int = 0, chars_per_second: float = 100,
     """
     from tests.conftest import make_text
     from tui_charlm.tui.app import CharLMApp
-    from tui_charlm.tui.backend import CoreBackend, TuiOptions
+    from tui_charlm.tui.core_bridge import CoreBackend, TuiOptions
 
     corpus = tmp_path / "tiny.txt"
     if not corpus.exists():
@@ -51,5 +44,6 @@ def tiny_core_app(tmp_path, *, rng_seed: int = 0, chars_per_second: float = 100,
     else:
         overrides = dict(TINY_OVERRIDES, corpus=str(corpus), **given)
         options.setdefault("run_dir", tmp_path / "run")
-    return CharLMApp(CoreBackend(TuiOptions(overrides=overrides, **options)), rng_seed=rng_seed,
-                     chars_per_second=chars_per_second)
+    return CharLMApp(
+        CoreBackend(TuiOptions(overrides=overrides, **options)), rng_seed=rng_seed, chars_per_second=chars_per_second
+    )

@@ -23,7 +23,7 @@ from tui_charlm.core.events import (
 )
 from tui_charlm.core.inference import LSTMWeights, NetworkWeights
 from tui_charlm.core.vocab import Vocabulary
-from tui_charlm.tui.backend import RunInfo
+from tui_charlm.tui.core_bridge import RunInfo
 
 VOCAB = Vocabulary.from_text("abcdefghijklmnopqrstuvwxyz .,\n")
 
@@ -31,11 +31,20 @@ VOCAB = Vocabulary.from_text("abcdefghijklmnopqrstuvwxyz .,\n")
 def random_weights(version: int = 0, units: int = 8, seed: int = 0) -> NetworkWeights:
     rng = np.random.default_rng(seed + version)
     v = len(VOCAB)
-    layer = LSTMWeights(rng.normal(0, 0.5, (4, 4 * units)).astype(np.float32),
-                        rng.normal(0, 0.5, (units, 4 * units)).astype(np.float32),
-                        np.zeros(4 * units, np.float32))
-    return NetworkWeights(rng.normal(0, 1, (v, 4)).astype(np.float32), (layer,),
-                          rng.normal(0, 1, (units, v)).astype(np.float32), np.zeros(v, np.float32), True, 16, version)
+    layer = LSTMWeights(
+        rng.normal(0, 0.5, (4, 4 * units)).astype(np.float32),
+        rng.normal(0, 0.5, (units, 4 * units)).astype(np.float32),
+        np.zeros(4 * units, np.float32),
+    )
+    return NetworkWeights(
+        rng.normal(0, 1, (v, 4)).astype(np.float32),
+        (layer,),
+        rng.normal(0, 1, (units, v)).astype(np.float32),
+        np.zeros(v, np.float32),
+        True,
+        16,
+        version,
+    )
 
 
 def canned_history(points: int = 200, epochs: int = 3) -> History:
@@ -44,17 +53,27 @@ def canned_history(points: int = 200, epochs: int = 3) -> History:
         history.batches.append([step, 3.3 * math.exp(-step / 60) + 1.4 + 0.05 * math.sin(step)])
     for epoch in range(1, epochs + 1):
         step = epoch * points // epochs
-        history.epochs.append({"epoch": epoch, "step": step, "train_loss": 2.0, "val_loss": 1.5 + 1.5 / epoch,
-                               "seconds": 10.0})
+        history.epochs.append(
+            {"epoch": epoch, "step": step, "train_loss": 2.0, "val_loss": 1.5 + 1.5 / epoch, "seconds": 10.0}
+        )
     return history
 
 
 class FakeBackend:
     """Trains nothing, but reports like the trainer and honours the same events."""
 
-    def __init__(self, *, batches_per_epoch: int = 200, epochs: int = 3, delay: float = 0.02, can_train: bool = True,
-                 prepare_error: str | None = None, fail_at_step: int | None = None, frozen: bool = False,
-                 run_dir: Path | None = None):
+    def __init__(
+        self,
+        *,
+        batches_per_epoch: int = 200,
+        epochs: int = 3,
+        delay: float = 0.02,
+        can_train: bool = True,
+        prepare_error: str | None = None,
+        fail_at_step: int | None = None,
+        frozen: bool = False,
+        run_dir: Path | None = None,
+    ):
         self.batches_per_epoch = batches_per_epoch
         self.epochs = epochs
         self.delay = delay
@@ -72,8 +91,21 @@ class FakeBackend:
         if self.prepare_error:
             raise CharlmError(self.prepare_error)
         history = canned_history() if self.frozen else History()
-        return RunInfo(self.run_dir, "fake corpus", 123_456, 4_321, "CPU", VOCAB, 16, "stateful",
-                       self.batches_per_epoch, self.epochs, 0, 0, history)
+        return RunInfo(
+            self.run_dir,
+            "fake corpus",
+            123_456,
+            4_321,
+            "CPU",
+            VOCAB,
+            16,
+            "stateful",
+            self.batches_per_epoch,
+            self.epochs,
+            0,
+            0,
+            history,
+        )
 
     def publish_weights(self, box) -> None:
         box.publish(random_weights())
@@ -83,16 +115,26 @@ class FakeBackend:
         word = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")[self.seeds % 10]
         return f"seed number {word} for the fake", f"random corpus slice at char {self.seeds * 100}"
 
-    def fit(self, report, *, stop_event: threading.Event, pause_event: threading.Event, save_event: threading.Event,
-            weight_box):
+    def fit(
+        self,
+        report,
+        *,
+        stop_event: threading.Event,
+        pause_event: threading.Event,
+        save_event: threading.Event,
+        weight_box,
+    ):
         weight_box.publish(random_weights())
         report(TrainingStarted(self.run_dir, 0, 0, self.batches_per_epoch, 4_321, "CPU", False))
         step = 0
 
         def save(reason):
             self.saves.append(reason)
-            report(CheckpointSaved(self.run_dir / f"checkpoints/step-{step:08d}", step // self.batches_per_epoch,
-                                   step, reason))
+            report(
+                CheckpointSaved(
+                    self.run_dir / f"checkpoints/step-{step:08d}", step // self.batches_per_epoch, step, reason
+                )
+            )
 
         if self.frozen:
             time.sleep(0.3)  # past the reporter's coalescing interval, so this batch is shown at once
@@ -110,8 +152,11 @@ class FakeBackend:
                     failure = TrainingFailed(f"The loss became nan at step {step}; training stopped.", step, None)
                     report(failure)
                     return failure
-                report(BatchFinished(epoch, batch, self.batches_per_epoch, step, loss, 10_000.0, 9_500.0,
-                                     step * self.delay))
+                report(
+                    BatchFinished(
+                        epoch, batch, self.batches_per_epoch, step, loss, 10_000.0, 9_500.0, step * self.delay
+                    )
+                )
                 if step % 5 == 0:
                     weight_box.publish(random_weights(step))
                 if pause_event.is_set():

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from textual.command import CommandPalette
-from textual.widgets import Input, Static
+from textual.widgets import Input, Markdown, Static
 
 from tests.tui.conftest import make_app, wait_for
 from tests.tui.fakes import FakeBackend
+from tui_charlm.tui.keys import KEYS
 from tui_charlm.tui.screens.help import HelpScreen
 from tui_charlm.tui.screens.seed_input import SeedInputScreen
 from tui_charlm.tui.widgets.generation_pane import GenerationPane
@@ -34,7 +35,9 @@ async def test_first_screen_shows_the_four_recipe_streams_and_starts_training():
         await started(pilot)
         await wait_for(pilot, lambda: all(len(p.chars) > 5 for p in app.query(GenerationPane)))
         await wait_for(pilot, lambda: len(app.query_one(LossPlot).steps) > 3)
-        assert "TRAINING" in status_text(app) and "fake corpus" in status_text(app) and "4,321 params" in status_text(app)
+        assert (
+            "TRAINING" in status_text(app) and "fake corpus" in status_text(app) and "4,321 params" in status_text(app)
+        )
         assert "seed number one" in app.query_one(SeedPane).seed_text
 
 
@@ -150,8 +153,7 @@ async def test_e_types_a_seed_and_reports_unknown_chars():
         await pilot.press(*"hello WORLD", "enter")
         assert not isinstance(app.screen, SeedInputScreen)
         await wait_for(pilot, lambda: app.query_one(SeedPane).seed_text == "hello ")
-        await wait_for(pilot, lambda: any("never saw" in n.message and "'W'" in n.message
-                                          for n in app._notifications))
+        await wait_for(pilot, lambda: any("never saw" in n.message and "'W'" in n.message for n in app._notifications))
         await pilot.press("e")
         app.screen.query_one(Input).value = "ZZZ"
         await pilot.press("enter")
@@ -202,14 +204,14 @@ async def test_help_opens_with_question_mark_and_f1_and_lists_every_key():
     async with app.run_test() as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        from importlib.resources import files
-
-        help_text = files("tui_charlm.tui").joinpath("help.md").read_text()
-        for binding in app.BINDINGS:
-            for key in binding.key.split(","):
-                shown = {"up": "Up", "down": "Down", "plus": "+", "minus": "-", "space": "Space",
-                         "question_mark": "?", "f1": "F1", "ctrl+c": "Ctrl+C"}.get(key, key)
-                assert f"`{shown}`" in help_text, key
+        shown = str(app.screen.query_one(Markdown).source)
+        for binding in app.BINDINGS:  # every key the screen binds is in the help, with what it does
+            key = next(k for k in KEYS if k.id == binding.id)
+            assert (key.action == binding.action and key.text in shown) or not binding.show, binding
+            for name in binding.key.split(","):
+                written = {"up": "Up", "down": "Down", "plus": "+", "minus": "-", "space": "Space",
+                           "question_mark": "?", "f1": "F1", "ctrl+c": "Ctrl+C"}.get(name, name)
+                assert f"`{written}`" in shown, name
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("f1")
@@ -222,11 +224,12 @@ async def test_command_palette_offers_every_action():
     app = make_app()
     async with app.run_test() as pilot:
         await started(pilot)
-        titles_offered = [c.title for c in app.get_system_commands(app.screen)]
-        for expected in ("Pause or resume training", "Save a checkpoint now", "New random seed", "Type a seed",
-                         "Add a stream", "Remove the focused stream", "Clear generated text",
-                         "Generation mode: window", "Reset temperatures to the recipe's (0.2, 0.5, 1.0, 1.2)"):
-            assert expected in titles_offered
+        offered = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        for key in KEYS:  # every action, with its keys, also those without one
+            if key.action and key.text:
+                assert offered[key.text] == (f"key: {key.shown}" if key.shown else "no key")
+        assert "Generation mode: window" in offered
+        assert "Reset temperatures to the recipe's (0.2, 0.5, 1.0, 1.2)" in offered
         await pilot.press("ctrl+p")
         assert isinstance(app.screen, CommandPalette)
         await pilot.press(*"generation mode: window")

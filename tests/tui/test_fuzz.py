@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from textual import events
 from textual.keys import REPLACED_KEYS, _get_unicode_name_from_key
 
@@ -19,9 +18,40 @@ from tui_charlm.core.checkpoints import RunDirectory
 from tui_charlm.tui.widgets.generation_pane import GenerationPane
 
 # Every key the app binds, the dialogs' keys, and some that mean nothing here.
-KEYS = ["up", "down", "plus", "minus", "tab", "shift+tab", "space", "s", "r", "e", "a", "x", "t", "c", "b", "u",
-        "question_mark", "f1", "escape", "enter", "ctrl+p", "backspace", "left", "right", "home", "end",
-        "z", "1", "é", "ctrl+z", "pageup", "pagedown"]
+KEYS = [
+    "up",
+    "down",
+    "plus",
+    "minus",
+    "tab",
+    "shift+tab",
+    "space",
+    "s",
+    "r",
+    "e",
+    "a",
+    "x",
+    "t",
+    "c",
+    "b",
+    "u",
+    "question_mark",
+    "f1",
+    "escape",
+    "enter",
+    "ctrl+p",
+    "backspace",
+    "left",
+    "right",
+    "home",
+    "end",
+    "z",
+    "1",
+    "é",
+    "ctrl+z",
+    "pageup",
+    "pagedown",
+]
 
 
 async def send_key(pilot, key: str) -> None:

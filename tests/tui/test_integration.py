@@ -24,8 +24,9 @@ async def test_real_app_trains_a_tiny_model_and_saves_on_quit(tmp_path):
         await pilot.press("space")
         await wait_for(pilot, lambda: "paused at step" in app.note, timeout=30)
         await pilot.press("s")
-        await wait_for(pilot, lambda: any("Checkpoint saved (requested)" in n.message for n in app._notifications),
-                       timeout=30)
+        await wait_for(
+            pilot, lambda: any("Checkpoint saved (requested)" in n.message for n in app._notifications), timeout=30
+        )
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, timeout=60)
     run = RunDirectory.open(run_dir)

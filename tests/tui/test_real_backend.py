@@ -94,9 +94,29 @@ def test_a_checkpoint_that_cannot_be_written_is_shown_and_quits_with_status_1(tm
     # (a model.keras of about 60 KB) fails, as it would on a full disk, and the app says so.
     corpus = tmp_path / "tiny.txt"
     corpus.write_text(make_text(5000))
-    command = [sys.executable, "-m", "tui_charlm.tui.main", "--corpus", str(corpus), "--run-dir", str(tmp_path / "run"),
-               "--units", "48", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--epochs", "5",
-               "--threads", "1", "--checkpoint-every", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "tui_charlm.tui.main",
+        "--corpus",
+        str(corpus),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--units",
+        "48",
+        "--embedding-dim",
+        "4",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "5",
+        "--threads",
+        "1",
+        "--checkpoint-every",
+        "0",
+    ]
     with on_pty(command, cli_env(tmp_path), columns=120, rows=40, preexec=_small_files) as (process, state, output):
         assert read_until(state["master"], b"Could not save", output, timeout=120), output.decode(errors="replace")
         assert b"FAILED" in output

@@ -16,8 +16,16 @@ from tests.ptys import on_pty, read_until, wait_for_exit
 
 
 @contextmanager
-def tiny_tui_on_pty(tmp_path, *options: str, env: dict[str, str] | None = None, columns: int = 80, rows: int = 24,
-                    corpus_chars: int = 20000, controlling: bool = False, run: str = "run"):
+def tiny_tui_on_pty(
+    tmp_path,
+    *options: str,
+    env: dict[str, str] | None = None,
+    columns: int = 80,
+    rows: int = 24,
+    corpus_chars: int = 20000,
+    controlling: bool = False,
+    run: str = "run",
+):
     """charlm-tui training a tiny model on a pseudo-terminal: yields (process, terminal state, output so far).
 
     Killed on the way out if it is still running.
@@ -25,11 +33,31 @@ def tiny_tui_on_pty(tmp_path, *options: str, env: dict[str, str] | None = None, 
     corpus = tmp_path / "text.txt"
     if not corpus.exists():
         corpus.write_text(make_text(corpus_chars))
-    command = [sys.executable, "-m", "tui_charlm.tui.main", "--corpus", str(corpus), "--run-dir", str(tmp_path / run),
-               "--units", "8", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1",
-               "--epochs", "100000", *options]
-    with on_pty(command, dict(cli_env(tmp_path), **(env or {})), columns=columns, rows=rows,
-                controlling=controlling) as opened:
+    command = [
+        sys.executable,
+        "-m",
+        "tui_charlm.tui.main",
+        "--corpus",
+        str(corpus),
+        "--run-dir",
+        str(tmp_path / run),
+        "--units",
+        "8",
+        "--embedding-dim",
+        "4",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--epochs",
+        "100000",
+        *options,
+    ]
+    with on_pty(
+        command, dict(cli_env(tmp_path), **(env or {})), columns=columns, rows=rows, controlling=controlling
+    ) as opened:
         yield opened
 
 
@@ -58,12 +86,14 @@ def test_hangup_and_terminate_save_a_checkpoint_and_exit(tmp_path, sig):
 def test_mirrored_mixed_precision_training_shows_its_devices_and_quits_with_a_checkpoint(tmp_path):
     # Two logical CPUs stand in for two GPUs (they must be configured before TensorFlow starts: a fresh process);
     # a wide terminal shows the status line in full.
-    with tiny_tui_on_pty(tmp_path, "--strategy", "mirrored", "--mixed-precision", env={"CHARLM_CPU_DEVICES": "2"},
-                         columns=160, rows=40) as (process, terminal, output):
+    with tiny_tui_on_pty(
+        tmp_path, "--strategy", "mirrored", "--mixed-precision", env={"CHARLM_CPU_DEVICES": "2"}, columns=160, rows=40
+    ) as (process, terminal, output):
         master = terminal["master"]
         # --threads 1 (tiny_tui_on_pty's) took effect in the app too: TensorFlow started with the run's settings.
-        assert read_until(master, b"2 logical CPUs mirrored (mixed fp16, 1 thread)", output, timeout=120), \
-            output[-2000:]
+        assert read_until(master, b"2 logical CPUs mirrored (mixed fp16, 1 thread)", output, timeout=120), output[
+            -2000:
+        ]
         assert read_until(master, b"TRAINING", output, timeout=60), output[-2000:]
         time.sleep(1.0)
         os.write(master, b"q")

@@ -6,8 +6,10 @@ from tests.tui.conftest import make_app, wait_for
 from tests.tui.fakes import FakeBackend
 from tui_charlm.tui.widgets.generation_pane import GenerationPane
 
-TEXT = ("the old dog ran to the barn while rain fell over quiet fields of wheat near the river, "
-        "and the children played each long summer evening. ") * 3
+TEXT = (
+    "the old dog ran to the barn while rain fell over quiet fields of wheat near the river, "
+    "and the children played each long summer evening. "
+) * 3
 
 
 async def freeze(pilot) -> None:
@@ -21,13 +23,17 @@ async def freeze(pilot) -> None:
     app.layout_version += 1  # text already in flight from the generator is now stale and ignored
     for index, pane in enumerate(app.query(GenerationPane)):
         pane.clear()
-        pane.add([(char, 0.5) for char in TEXT[index * 7:]])
+        pane.add([(char, 0.5) for char in TEXT[index * 7 :]])
     await pilot.pause()
 
 
 def test_main_screen_80x24(snap_compare):
-    assert snap_compare(make_app(FakeBackend(frozen=True, batches_per_epoch=20)), terminal_size=(80, 24), run_before=freeze)
+    assert snap_compare(
+        make_app(FakeBackend(frozen=True, batches_per_epoch=20)), terminal_size=(80, 24), run_before=freeze
+    )
 
 
 def test_main_screen_120x40(snap_compare):
-    assert snap_compare(make_app(FakeBackend(frozen=True, batches_per_epoch=20)), terminal_size=(120, 40), run_before=freeze)
+    assert snap_compare(
+        make_app(FakeBackend(frozen=True, batches_per_epoch=20)), terminal_size=(120, 40), run_before=freeze
+    )

@@ -32,10 +32,13 @@ import json
 import math
 import os
 import shutil
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from tui_charlm.core.atomic import atomic_write_text, fsync_directory
 from tui_charlm.core.config import TrainConfig
@@ -88,10 +91,15 @@ class TrainingState:
         if not isinstance(data, dict):
             raise ValueError("state.json is not a JSON object")
         history = data.get("history", {})
-        if not (isinstance(history, dict) and _all_numbers(history.get("batches", []), pairs=True)
-                and isinstance(history.get("epochs", []), list)
-                and all(isinstance(e, dict) and {"step", "val_loss"} <= e.keys() and _all_numbers(e.values())
-                        for e in history.get("epochs", []))):
+        if not (
+            isinstance(history, dict)
+            and _all_numbers(history.get("batches", []), pairs=True)
+            and isinstance(history.get("epochs", []), list)
+            and all(
+                isinstance(e, dict) and {"step", "val_loss"} <= e.keys() and _all_numbers(e.values())
+                for e in history.get("epochs", [])
+            )
+        ):
             raise ValueError("state.json has a damaged loss history")
         values = {}
         for name in ("epoch", "batch_in_epoch", "step", "batch_size"):
@@ -105,11 +113,18 @@ class TrainingState:
                 raise ValueError(f"state.json has {name} {json.dumps(value)[:40]}, not a number")
             values[name] = float(value)
         states = data.get("random_states", {})
-        if not (isinstance(states, dict) and all(isinstance(v, list) and all(isinstance(i, int) for i in v)
-                                                 for v in states.values())):
+        if not (
+            isinstance(states, dict)
+            and all(isinstance(v, list) and all(isinstance(i, int) for i in v) for v in states.values())
+        ):
             raise ValueError("state.json has damaged random states")
-        return cls(history=History(batches=[list(b) for b in history.get("batches", [])],
-                                   epochs=list(history.get("epochs", []))), random_states=states, **values)
+        return cls(
+            history=History(
+                batches=[list(b) for b in history.get("batches", [])], epochs=list(history.get("epochs", []))
+            ),
+            random_states=states,
+            **values,
+        )
 
 
 def _all_numbers(values, *, pairs: bool = False) -> bool:
@@ -188,7 +203,9 @@ class RunDirectory:
         """Make a new run directory; refuses one that already holds a run."""
         path = Path(path)
         if (path / "run.json").exists():
-            raise CharlmError(f"{path} already holds a run; resume it with --resume {path}, or choose another --run-dir.")
+            raise CharlmError(
+                f"{path} already holds a run; resume it with --resume {path}, or choose another --run-dir."
+            )
         if path.exists() and not path.is_dir():
             raise CharlmError(f"Run directory {path} exists and is not a folder.")
         try:
@@ -200,8 +217,12 @@ class RunDirectory:
         try:
             atomic_write_text(path / "config.json", config.to_json())
             atomic_write_text(path / "vocab.json", vocab.to_json())
-            meta = {"format": FORMAT, "version": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "corpus": corpus_meta}
+            meta = {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "corpus": corpus_meta,
+            }
             # run.json last: its presence means the directory is complete.
             atomic_write_text(path / "run.json", json.dumps(meta, indent=2))
         except OSError as error:
@@ -215,8 +236,6 @@ class RunDirectory:
         Re-entrant within one process (the app and the tests may open a run
         more than once); exclusive between processes.
         """
-        from filelock import FileLock, Timeout
-
         lock = FileLock(self.path / ".lock", is_singleton=True, thread_local=False)
         try:
             lock.acquire(blocking=False)
@@ -226,13 +245,13 @@ class RunDirectory:
                 who = f" (pid {owner['pid']} on {owner['host']}, since {owner['since']})"
             except (OSError, ValueError, KeyError, TypeError):
                 who = ""
-            raise CharlmError(f"{self.path} is being trained by another process{who}. Wait for it to finish or "
-                              f"stop it; a process that is killed releases the run by itself.") from None
+            raise CharlmError(
+                f"{self.path} is being trained by another process{who}. Wait for it to finish or "
+                f"stop it; a process that is killed releases the run by itself."
+            ) from None
         except OSError as error:
             raise CharlmError(f"Cannot lock run directory {self.path}: {error.strerror or error}.") from None
         _HELD_LOCKS[str(self.path.resolve())] = lock  # held for the life of the process, whatever holds this object
-        import socket
-
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         try:
             atomic_write_text(self.path / ".lock-owner", json.dumps(owner))
@@ -257,8 +276,9 @@ class RunDirectory:
             raise CharlmError(f"{path} is not a charlm run directory (run.json is of another format).")
         version = meta.get("version", 0)
         if isinstance(version, bool) or not isinstance(version, int):
-            raise CharlmError(f"{path / 'run.json'} is damaged: its version is {json.dumps(version)[:40]}, "
-                              f"not a whole number.")
+            raise CharlmError(
+                f"{path / 'run.json'} is damaged: its version is {json.dumps(version)[:40]}, not a whole number."
+            )
         if version > FORMAT_VERSION:
             raise CharlmError(f"{path} was written by a newer tui_charlm (format {version}); upgrade to use it.")
         if not isinstance(meta.get("corpus", {}), dict):
@@ -273,8 +293,11 @@ class RunDirectory:
         """Complete checkpoint folders, newest first (the one latest.json names comes first)."""
         if not self.checkpoints_dir.is_dir():
             return []
-        found = sorted((p for p in self.checkpoints_dir.iterdir() if p.is_dir() and p.name.startswith("step-")),
-                       key=lambda p: p.name, reverse=True)
+        found = sorted(
+            (p for p in self.checkpoints_dir.iterdir() if p.is_dir() and p.name.startswith("step-")),
+            key=lambda p: p.name,
+            reverse=True,
+        )
         try:
             named = json.loads((self.path / "latest.json").read_text())["checkpoint"]
             preferred = self.checkpoints_dir / named
@@ -301,7 +324,7 @@ class RunDirectory:
 
         Models load in Keras safe mode: nothing in a checkpoint can run code.
         """
-        from tui_charlm.core.backend import import_tensorflow
+        from tui_charlm.core.tf_startup import import_tensorflow
 
         import_tensorflow()
         import keras
@@ -324,12 +347,16 @@ class RunDirectory:
         """Refuse a model that vocab.json or config.json does not describe (an edited or mixed-up run)."""
         outputs = model.output_shape[-1]
         if outputs != len(self.vocab):
-            raise CharlmError(f"{self.path / 'vocab.json'} does not match the model: it lists {len(self.vocab)} "
-                              f"characters, the model predicts {outputs}.")
+            raise CharlmError(
+                f"{self.path / 'vocab.json'} does not match the model: it lists {len(self.vocab)} "
+                f"characters, the model predicts {outputs}."
+            )
         units = [layer.units for layer in model.layers if type(layer).__name__ == "LSTM"]
         if units != [self.config.units] * self.config.layers:
-            raise CharlmError(f"{self.path / 'config.json'} does not match the model: it says {self.config.layers} "
-                              f"x {self.config.units} LSTM units, the model has {' + '.join(map(str, units)) or 'none'}.")
+            raise CharlmError(
+                f"{self.path / 'config.json'} does not match the model: it says {self.config.layers} "
+                f"x {self.config.units} LSTM units, the model has {' + '.join(map(str, units)) or 'none'}."
+            )
 
     def save_checkpoint(self, model, state: TrainingState) -> Path:
         """Write a checkpoint atomically, point latest.json at it, and prune old ones."""
@@ -354,8 +381,9 @@ class RunDirectory:
             else:
                 os.replace(tmp, final)
             fsync_directory(self.checkpoints_dir)
-            atomic_write_text(self.path / "latest.json", json.dumps({"checkpoint": name, "step": state.step,
-                                                                      "epoch": state.epoch}))
+            atomic_write_text(
+                self.path / "latest.json", json.dumps({"checkpoint": name, "step": state.step, "epoch": state.epoch})
+            )
         except OSError as error:
             shutil.rmtree(tmp, ignore_errors=True)
             raise CharlmError(f"Could not save a checkpoint in {self.path}: {error.strerror or error}.") from None
@@ -367,7 +395,7 @@ class RunDirectory:
         for leftover in self.checkpoints_dir.glob(".old-step-*"):
             # A checkpoint moved aside to be replaced by a new save of the same step. If that process died
             # before the new one was in place, this is the only copy: put it back; else it is superseded.
-            original = self.checkpoints_dir / leftover.name[len(".old-"):].rsplit("-", 1)[0]
+            original = self.checkpoints_dir / leftover.name[len(".old-") :].rsplit("-", 1)[0]
             if leftover.name.endswith(f"-{os.getpid()}"):
                 continue
             if original.exists():
@@ -378,7 +406,7 @@ class RunDirectory:
                 except OSError:
                     pass
         folders = [p for p in self.checkpoints() if p != keep]
-        for old in folders[KEEP_CHECKPOINTS - 1:]:
+        for old in folders[KEEP_CHECKPOINTS - 1 :]:
             shutil.rmtree(old, ignore_errors=True)
         for leftover in self.checkpoints_dir.glob(".tmp-*"):
             if not leftover.name.endswith(f"-{os.getpid()}"):

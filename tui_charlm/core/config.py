@@ -37,9 +37,15 @@ class TrainConfig:
     """Everything needed to rebuild the model and the data pipeline of a run."""
 
     # Which family of model and data pipeline: the tuned default, or the book's recipe.
-    recipe: str = _field("default", "model family: 'default' (next char at every position) or 'seed' (the book's recipe)", choices=("default", "seed"))
+    recipe: str = _field(
+        "default",
+        "model family: 'default' (next char at every position) or 'seed' (the book's recipe)",
+        choices=("default", "seed"),
+    )
     # Corpus given by the user: a path, a name in corpora/, a catalog name, or None for the default choice.
-    corpus: str | None = _field(None, "path to a text file, a name in corpora/, or a catalog name (nietzsche, shakespeare, builtin)")
+    corpus: str | None = _field(
+        None, "path to a text file, a name in corpora/, or a catalog name (nietzsche, shakespeare, builtin)"
+    )
     # Codec used to decode the corpus file.
     encoding: str = _field("utf-8", "text encoding of the corpus file")
     # Lower-case the corpus before building the vocabulary (the recipe does).
@@ -60,19 +66,24 @@ class TrainConfig:
     batch_size: int = _field(64, "windows per batch")
     # Batches run per TensorFlow call: fewer trips through Python (and its interpreter lock) between batches.
     steps_per_execution: int = _field(
-        4, "batches per TensorFlow call: less Python between batches; progress, pause and save act every this many")
+        4, "batches per TensorFlow call: less Python between batches; progress, pause and save act every this many"
+    )
     # Optimizer name.
     optimizer: str = _field("adam", "optimizer", choices=OPTIMIZERS)
     # Optimizer learning rate.
     learning_rate: float = _field(0.005, "learning rate")
     # Learning-rate schedule over the run: the time budget when there is one, else the epochs.
     lr_schedule: str = _field(
-        "cooldown", "learning-rate schedule over the time budget if one is set, else over the epochs: "
-        "'constant'; 'cosine' (decays to 2%% of --learning-rate); 'cooldown' (constant for 80%% of the run, "
-        "then linear to 2%%)", choices=LR_SCHEDULES)
+        "cooldown",
+        "learning-rate schedule over the time budget if one is set, else over the epochs: "
+        f"'constant'; 'cosine' (decays to {LR_FLOOR:.0%}% of --learning-rate); 'cooldown' (constant for "
+        f"{COOLDOWN_START:.0%}% of the run, then linear to {LR_FLOOR:.0%}%)",
+        choices=LR_SCHEDULES,
+    )
     # Decoupled weight decay (as AdamW: each step shrinks every variable by rate x this); 0 disables it.
-    weight_decay: float = _field(0.0, "decoupled weight decay, as AdamW (each step shrinks every variable by "
-                                      "learning rate x this); 0 = none")
+    weight_decay: float = _field(
+        0.0, "decoupled weight decay, as AdamW (each step shrinks every variable by learning rate x this); 0 = none"
+    )
     # Clip each gradient update to this global norm; 0 disables clipping.
     clipnorm: float = _field(1.0, "gradient clipping norm; 0 = none")
     # Fraction of the corpus, taken from its end, held out for validation.
@@ -83,8 +94,10 @@ class TrainConfig:
     epochs: int = _field(50, "epochs to train, counted across resumes")
     # Stop when the run has trained this many seconds in all (across resumes, like epochs); 0 means no limit.
     time_budget: float = _field(
-        0.0, "stop when the run has trained this many seconds, counted across resumes like --epochs (the "
-        "learning-rate schedule spans it; resume a finished run with a larger budget to go on); 0 = no limit")
+        0.0,
+        "stop when the run has trained this many seconds, counted across resumes like --epochs (the "
+        "learning-rate schedule spans it; resume a finished run with a larger budget to go on); 0 = no limit",
+    )
     # Also checkpoint mid-epoch when this many seconds passed since the last save; 0 = only at epoch ends.
     checkpoint_every: float = _field(300.0, "also checkpoint mid-epoch every this many seconds; 0 = epoch ends only")
     # Seed for weight initialisation and data order.
@@ -92,13 +105,20 @@ class TrainConfig:
     # TensorFlow intra-op threads; 0 lets TensorFlow choose.
     threads: int = _field(0, "TensorFlow threads; 0 = TensorFlow's choice")
     # How training uses the devices: TensorFlow's default (one device) or data-parallel over all visible GPUs.
-    strategy: str = _field("default", "'mirrored' trains data-parallel over all visible GPUs "
-                           "(tf.distribute.MirroredStrategy; --batch-size is per device)", choices=STRATEGIES)
+    strategy: str = _field(
+        "default",
+        "'mirrored' trains data-parallel over all visible GPUs "
+        "(tf.distribute.MirroredStrategy; --batch-size is per device)",
+        choices=STRATEGIES,
+    )
     # Layer compute dtype: Keras policies keep variables, logits and loss in float32 whatever is chosen.
     precision: str = _field(
-        "auto", "layer compute dtype (variables, logits and loss stay float32): 'mixed_bfloat16' (CPUs with "
+        "auto",
+        "layer compute dtype (variables, logits and loss stay float32): 'mixed_bfloat16' (CPUs with "
         "AVX512-BF16 or AMX), 'mixed_float16' (GPUs with tensor cores), 'float32', or 'auto' (mixed_bfloat16 "
-        "on such a CPU, else float32; fixed when the run starts)", choices=PRECISIONS)
+        "on such a CPU, else float32; fixed when the run starts)",
+        choices=PRECISIONS,
+    )
     # Refuse corpora with more distinct characters than this: they are surely not text.
     max_vocab: int = _field(4096, "refuse corpora with more distinct characters than this")
 
@@ -186,7 +206,9 @@ def _checked(name: str, value: Any, kind: type) -> Any:
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise CharlmError(f"{name.replace('_', '-')} is {json.dumps(value)[:40]}, not a {_TYPE_NAMES.get(kind, 'string')}")
+        raise CharlmError(
+            f"{name.replace('_', '-')} is {json.dumps(value)[:40]}, not a {_TYPE_NAMES.get(kind, 'string')}"
+        )
     return float(value) if kind is float else value
 
 

@@ -13,20 +13,20 @@ A corpus is named in one of four ways:
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import os
 import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from tui_charlm.core.atomic import atomic_write_text
 from tui_charlm.core.builtin_corpus import build_builtin_text, builtin_corpus_name
+from tui_charlm.core.encoded import encode_file
 from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.events import Log
 from tui_charlm.core.vocab import Vocabulary
 
 BUILTIN = "builtin"
@@ -39,8 +39,6 @@ MIRROR_ENV = "CHARLM_CORPUS_MIRROR"  # base URL serving catalog files by their f
 CORPORA_ENV = "CHARLM_CORPORA"  # extra folder searched for named corpora
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -69,20 +67,6 @@ CATALOG: dict[str, CatalogEntry] = {
 }
 
 
-@dataclass(frozen=True)
-class Corpus:
-    """A loaded corpus: its text and where it came from."""
-
-    name: str  # what to call it on screen
-    text: str  # decoded, newline-normalised (and lower-cased if asked)
-    path: Path  # the file it was read from
-    sha256: str  # of the file's bytes
-    source: str  # 'file', 'named', 'catalog' or 'builtin'
-
-    def __len__(self) -> int:
-        return len(self.text)
-
-
 def is_offline(offline: bool | None = None) -> bool:
     """Whether the network is forbidden, by flag or by CHARLM_OFFLINE."""
     if offline is not None and offline:
@@ -94,6 +78,11 @@ def cache_dir() -> Path:
     """The Keras dataset cache (KERAS_HOME/datasets, else ~/.keras/datasets)."""
     base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return Path(base) / "datasets"
+
+
+def encoded_cache_dir() -> Path:
+    """Where corpora encoded as ids are kept: beside the Keras dataset cache."""
+    return cache_dir().parent / "charlm-encoded"
 
 
 def corpora_dirs() -> list[Path]:
@@ -245,84 +234,14 @@ def resolve(spec: str | None, *, offline: bool | None = None, log: Log = print) 
     raise CharlmError(f"Corpus file {spec!r} does not exist; check the path.")
 
 
-def decode_text(data: bytes, *, encoding: str = "utf-8", label: str = "corpus") -> str:
-    """Decode corpus bytes, refusing binary data and undecodable bytes with a clear sentence.
-
-    Line endings are normalised to '\\n' and a leading byte-order mark is dropped.
-    """
-    try:
-        codec = codecs.lookup(encoding)
-    except LookupError:
-        raise CharlmError(f"Unknown text encoding {encoding!r}; try utf-8, latin-1 or cp1252.") from None
-    if not data:
-        raise CharlmError(f"The {label} is empty.")
-    wide = codec.name.startswith(("utf-16", "utf-32"))
-    if not wide:
-        nul = data.find(b"\x00")
-        if nul >= 0:
-            raise CharlmError(
-                f"The {label} looks like binary data, not text (a NUL byte at byte offset {nul})."
-            )
-    try:
-        text = data.decode(codec.name)
-    except UnicodeDecodeError as error:
-        raise CharlmError(
-            f"The {label} is not valid {codec.name} at byte offset {error.start}; "
-            f"if it uses another encoding, pass it with --encoding (for example --encoding latin-1)."
-        ) from None
-    if wide and "\x00" in text:
-        raise CharlmError(f"The {label} looks like binary data, not text (a NUL character at offset {text.index(chr(0))}).")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text:
-        raise CharlmError(f"The {label} is empty.")
-    return text
-
-
-def check_vocabulary_size(text: str, max_vocab: int, label: str = "corpus") -> None:
-    """Refuse text with so many distinct characters that it is surely not text."""
-    distinct = len(set(text))
-    if distinct > max_vocab:
-        raise CharlmError(
-            f"The {label} has {distinct} distinct characters, more than --max-vocab {max_vocab}: "
-            f"it is probably not text (raise --max-vocab if it is)."
-        )
-
-
 def _label(name: str, path: Path, source: str) -> str:
     """How messages name a corpus: by its name, or by its path when the user gave one."""
     return f"corpus {name!r}" if source != "file" else f"corpus file {str(path)!r}"
 
 
-def load_corpus(
-    spec: str | None,
-    *,
-    encoding: str = "utf-8",
-    lowercase: bool = False,
-    offline: bool | None = None,
-    max_vocab: int = 4096,
-    log: Log = print,
-) -> Corpus:
-    """Find, fetch if needed, read, decode and check a corpus."""
-    name, path, source = resolve(spec, offline=offline, log=log)
-    label = _label(name, path, source)
-    try:
-        data = path.read_bytes()
-    except PermissionError:
-        raise CharlmError(f"Cannot read {label}: permission denied.") from None
-    except OSError as error:
-        raise CharlmError(f"Cannot read {label}: {error.strerror or error}.") from None
-    text = decode_text(data, encoding=encoding, label=label)
-    if lowercase:
-        text = text.lower()
-    check_vocabulary_size(text, max_vocab, label)
-    return Corpus(name=name, text=text, path=path, sha256=hashlib.sha256(data).hexdigest(), source=source)
-
-
 @dataclass(frozen=True)
-class EncodedCorpus:
-    """A corpus as ids: the form training uses. The ids are a memory map of a cached id file (see encoded.py)."""
+class Corpus:
+    """A corpus as ids, the form training uses: a memory map of its cached id file (see encoded.py)."""
 
     name: str  # what to call it on screen
     path: Path  # the file it was read from
@@ -351,7 +270,7 @@ class EncodedCorpus:
         return mapped.astype(vocab.id_dtype)
 
 
-def load_encoded(
+def load_corpus(
     spec: str | None,
     *,
     encoding: str = "utf-8",
@@ -359,15 +278,20 @@ def load_encoded(
     offline: bool | None = None,
     max_vocab: int = 4096,
     log: Log = print,
-) -> EncodedCorpus:
-    """Find and fetch a corpus like load_corpus, but as ids encoded in chunks and cached: any size fits."""
-    from tui_charlm.core.encoded import encode_file
-
+) -> Corpus:
+    """Find the corpus `spec` names, fetch it if needed, check it is text, and give it as ids (encoded once)."""
     name, path, source = resolve(spec, offline=offline, log=log)
     label = _label(name, path, source)
-    encoded = encode_file(path, encoding=encoding, lowercase=lowercase, max_vocab=max_vocab, label=label, log=log)
-    return EncodedCorpus(name=name, path=path, source=source, sha256=encoded.sha256, ids=encoded.ids,
-                         vocab=encoded.vocab)
+    encoded = encode_file(
+        path,
+        cache=encoded_cache_dir(),
+        encoding=encoding,
+        lowercase=lowercase,
+        max_vocab=max_vocab,
+        label=label,
+        log=log,
+    )
+    return Corpus(name=name, path=path, source=source, sha256=encoded.sha256, ids=encoded.ids, vocab=encoded.vocab)
 
 
 @dataclass(frozen=True)
@@ -389,14 +313,25 @@ def list_corpora() -> list[CorpusListing]:
         path = catalog_path(entry)
         cached = path.is_file()
         rows.append(
-            CorpusListing(entry.name, "catalog", cached, path if cached else None,
-                          path.stat().st_size if cached else None, entry.description)
+            CorpusListing(
+                entry.name,
+                "catalog",
+                cached,
+                path if cached else None,
+                path.stat().st_size if cached else None,
+                entry.description,
+            )
         )
     built = cache_dir() / builtin_corpus_name()
     rows.append(
-        CorpusListing(BUILTIN, "builtin", True, built if built.is_file() else None,
-                      built.stat().st_size if built.is_file() else None,
-                      "docstrings of this Python's standard library (built on first use, no network)")
+        CorpusListing(
+            BUILTIN,
+            "builtin",
+            True,
+            built if built.is_file() else None,
+            built.stat().st_size if built.is_file() else None,
+            "docstrings of this Python's standard library (built on first use, no network)",
+        )
     )
     seen = set()
     for folder in corpora_dirs():

@@ -8,8 +8,8 @@ only inside the model (see model.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class Split:
 def split_ids(ids: np.ndarray, config: TrainConfig) -> Split:
     """Hold out the last `val_fraction` of the corpus; refuse corpora too short for one window each side."""
     window = config.seq_len + 1
-    n_heldout = int(round(len(ids) * config.val_fraction))
+    n_heldout = round(len(ids) * config.val_fraction)
     n_train = len(ids) - n_heldout
     if n_train < window or n_heldout < window:
         needed = int(np.ceil(window / min(config.val_fraction, 1 - config.val_fraction)))
@@ -67,8 +67,10 @@ class Windows:
         if self.last_start < 0:
             raise CharlmError(f"Need at least {self.seq_len + 1} characters for one window, have {len(ids)}.")
         if len(range(0, self.last_start + 1, self.stride)) < replicas:
-            raise CharlmError(f"{len(ids)} characters make fewer windows than the {replicas} devices training "
-                              f"side by side; use a longer text or fewer devices.")
+            raise CharlmError(
+                f"{len(ids)} characters make fewer windows than the {replicas} devices training "
+                f"side by side; use a longer text or fewer devices."
+            )
 
     def starts(self, epoch: int) -> np.ndarray:
         """Window start positions for `epoch`, in the order they are trained on.
@@ -97,12 +99,12 @@ class Windows:
         windows a short last batch would leave over are not used.
         """
         starts = self.starts(epoch)
-        starts = starts[:len(starts) - len(starts) % self.replicas]
+        starts = starts[: len(starts) - len(starts) % self.replicas]
         full = len(starts) // self.batch_size
         if full == 0:
             return [starts]
-        return [starts[i * self.batch_size:(i + 1) * self.batch_size] for i in range(full)] + (
-            [starts[full * self.batch_size:]] if not self.shuffle and len(starts) % self.batch_size else []
+        return [starts[i * self.batch_size : (i + 1) * self.batch_size] for i in range(full)] + (
+            [starts[full * self.batch_size :]] if not self.shuffle and len(starts) % self.batch_size else []
         )
 
     def num_batches(self, epoch: int = 0) -> int:
@@ -141,11 +143,11 @@ class Windows:
         """
         assert self.shuffle, "held-out windows end in a short batch: use batch_starts"
         starts = self.starts(epoch).astype(np.int64)
-        starts = starts[:len(starts) - len(starts) % self.replicas]
+        starts = starts[: len(starts) - len(starts) % self.replicas]
         full = len(starts) // self.batch_size
         if full == 0:  # fewer windows than one batch: they make the only batch
             return starts[None, :][skip:]
-        return starts[:full * self.batch_size].reshape(full, self.batch_size)[skip:]
+        return starts[: full * self.batch_size].reshape(full, self.batch_size)[skip:]
 
     def tf_dataset(self, epoch: int, skip: int = 0, *, until_epoch: int | None = None):
         """A prefetching tf.data pipeline over the same batches as `iterate(epoch, skip)`.
@@ -179,8 +181,9 @@ class Windows:
             source, np_offsets = self.ids, np.arange(seq_len + 1)
 
             def windows(batch_starts):
-                block = tf.numpy_function(lambda s: source[s[:, None] + np_offsets].astype(np.int32),
-                                          [batch_starts], tf.int32, stateful=False)
+                block = tf.numpy_function(
+                    lambda s: source[s[:, None] + np_offsets].astype(np.int32), [batch_starts], tf.int32, stateful=False
+                )
                 block.set_shape([None, seq_len + 1])
                 return block
 

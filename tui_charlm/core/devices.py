@@ -11,56 +11,26 @@ whether it does.
 from __future__ import annotations
 
 import contextlib
-import os
 
-from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.tf_startup import import_tensorflow
 
-# Split the one physical CPU into this many logical devices before TensorFlow starts. For trying
-# `--strategy mirrored` (and testing it) on a machine without GPUs; it does not make training faster.
-CPU_DEVICES_ENV = "CHARLM_CPU_DEVICES"
 # Keras cannot run several batches per call under MirroredStrategy (keras-team/keras#19246: "You must
 # feed a value for placeholder tensor"), so mirrored training runs one batch per call.
 MIRRORED_STEPS_PER_EXECUTION = 1
-
-
-def logical_cpu_count() -> int:
-    """How many logical CPU devices CHARLM_CPU_DEVICES asks for (1 when unset)."""
-    value = os.environ.get(CPU_DEVICES_ENV, "").strip()
-    if not value:
-        return 1
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise CharlmError(f"{CPU_DEVICES_ENV}={value!r} is not a whole number of devices; unset it or give 1, 2, ...")
-    return count
-
-
-def split_cpu(tf) -> None:
-    """Configure CHARLM_CPU_DEVICES logical CPUs; must run before TensorFlow's runtime starts."""
-    count = logical_cpu_count()
-    if count < 2:
-        return
-    cpus = tf.config.list_physical_devices("CPU")
-    try:
-        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
-    except RuntimeError:
-        pass  # the runtime already started in this process; keep its devices
 
 
 def make_strategy(name: str, log=lambda message: None):
     """A tf.distribute strategy for `name` (one of config.STRATEGIES), or None for TensorFlow's default."""
     if name == "default":
         return None
-    from tui_charlm.core.backend import import_tensorflow
-
     tf = import_tensorflow()
     gpus = tf.config.list_logical_devices("GPU")
     devices = [device.name for device in gpus] or [device.name for device in tf.config.list_logical_devices("CPU")]
     if len(devices) == 1:
-        log("Note: --strategy mirrored sees only one device, so it trains on one replica "
-            f"({'one GPU' if gpus else 'the CPU'}).")
+        log(
+            "Note: --strategy mirrored sees only one device, so it trains on one replica "
+            f"({'one GPU' if gpus else 'the CPU'})."
+        )
     return tf.distribute.MirroredStrategy(devices=devices)
 
 
@@ -102,8 +72,6 @@ def resolve_precision(precision: str) -> str:
     """
     if precision != "auto":
         return precision
-    from tui_charlm.core.backend import import_tensorflow
-
     tf = import_tensorflow()
     if not tf.config.list_physical_devices("GPU") and cpu_has_bfloat16():
         return "mixed_bfloat16"
@@ -140,14 +108,13 @@ def describe_training(model, *, precision: str = "float32") -> str:
     (cuDNN, mixed fp16)', '2 logical CPUs mirrored', 'CPU (mixed bf16)', 'CPU (1 thread)' (--threads, as
     TensorFlow reports it in effect).
     """
-    from tui_charlm.core.backend import import_tensorflow
-
     tf = import_tensorflow()
     mirrored, devices, on_gpu = _placement(model, tf)
     tags = []
     if on_gpu:
-        reasons = sorted({reason for layer in model.layers if type(layer).__name__ == "LSTM"
-                          for reason in cudnn_conditions(layer)})
+        reasons = sorted(
+            {reason for layer in model.layers if type(layer).__name__ == "LSTM" for reason in cudnn_conditions(layer)}
+        )
         if not tf.test.is_built_with_cuda():
             reasons.append("TensorFlow built without CUDA")
         tags.append("cuDNN" if not reasons else f"no cuDNN: {', '.join(reasons)}")
@@ -158,10 +125,7 @@ def describe_training(model, *, precision: str = "float32") -> str:
         tags.append(f"{threads} thread{'s' if threads > 1 else ''}")
     if on_gpu:
         where = gpu_name(tf)
-        if mirrored and len(devices) > 1:
-            where = f"{len(devices)} GPUs mirrored: {where}"
-        else:
-            where = f"GPU: {where}"
+        where = f"{len(devices)} GPUs mirrored: {where}" if mirrored and len(devices) > 1 else f"GPU: {where}"
     elif mirrored and len(devices) > 1:
         where = f"{len(devices)} logical CPUs mirrored"
     else:
@@ -171,8 +135,6 @@ def describe_training(model, *, precision: str = "float32") -> str:
 
 def trains_on_gpu(model) -> bool:
     """True when `model` trains on GPUs (its strategy's devices, or the visible GPU without a strategy)."""
-    from tui_charlm.core.backend import import_tensorflow
-
     return _placement(model, import_tensorflow())[2]
 
 
@@ -181,7 +143,9 @@ def _placement(model, tf) -> tuple[bool, list[str], bool]:
     strategy = getattr(model, "distribute_strategy", None)
     mirrored = isinstance(strategy, tf.distribute.MirroredStrategy)
     devices = list(strategy.extended.worker_devices) if mirrored else []
-    on_gpu = any("GPU" in device.upper() for device in devices) if mirrored else bool(tf.config.list_logical_devices("GPU"))
+    on_gpu = (
+        any("GPU" in device.upper() for device in devices) if mirrored else bool(tf.config.list_logical_devices("GPU"))
+    )
     return mirrored, devices, on_gpu
 
 

@@ -8,8 +8,9 @@ second pass over those ids, not the text, renumbers them into the sorted
 vocabulary's ids in the smallest integer type. The result is cached beside
 the Keras cache, keyed by the file's path, size, modification time and the
 decoding options, and reused until the file changes; training then reads
-windows straight from the memory map. Peak memory is a few chunks, whatever
-the corpus size.
+windows straight from the memory map. Peak memory depends on the chunk
+size, not the corpus: about 25 x CHUNK_BYTES (195 MB encoding a 1 GB file,
+benchmarks/large_corpus.py).
 """
 
 from __future__ import annotations
@@ -20,29 +21,21 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.events import Log
 from tui_charlm.core.vocab import Vocabulary
 
-CHUNK_BYTES = 8 << 20  # text read per step of the first pass (peak memory is about 20x this)
+CHUNK_BYTES = 8 << 20  # text read per step of the first pass (it sets the peak memory: see above)
 IDS_CHUNK = 16 << 20  # ids renumbered per step of the second pass
 FORMAT_VERSION = 1
-Log = Callable[[str], None]
-
-
-def encoded_cache_dir() -> Path:
-    """Where encoded corpora live: beside the Keras dataset cache (KERAS_HOME, else ~/.keras)."""
-    from tui_charlm.core.corpus import cache_dir
-
-    return cache_dir().parent / "charlm-encoded"
 
 
 @dataclass(frozen=True)
-class EncodedCorpus:
-    """A corpus as ids in a read-only memory map, with its vocabulary and the hash of its bytes."""
+class IdFile:
+    """A text file's ids in a read-only memory map, with its vocabulary and the hash of its bytes."""
 
     ids: np.ndarray  # np.memmap of vocab.id_dtype
     vocab: Vocabulary
@@ -53,15 +46,29 @@ class EncodedCorpus:
 
 def _key(path: Path, encoding: str, lowercase: bool) -> tuple[str, dict]:
     stat = path.stat()
-    identity = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                "encoding": codecs.lookup(encoding).name, "lowercase": bool(lowercase), "version": FORMAT_VERSION}
+    identity = {
+        "path": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "encoding": codecs.lookup(encoding).name,
+        "lowercase": bool(lowercase),
+        "version": FORMAT_VERSION,
+    }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
     return digest, identity
 
 
-def encode_file(path: Path, *, encoding: str = "utf-8", lowercase: bool = False, max_vocab: int = 4096,
-                label: str = "corpus", log: Log = lambda _: None) -> EncodedCorpus:
-    """The ids of the text file at `path`, from the cache if the file has not changed since it was encoded."""
+def encode_file(
+    path: Path,
+    *,
+    cache: Path,
+    encoding: str = "utf-8",
+    lowercase: bool = False,
+    max_vocab: int = 4096,
+    label: str = "corpus",
+    log: Log = lambda _: None,
+) -> IdFile:
+    """The ids of the text file at `path`, from the id files in folder `cache` if the file has not changed."""
     try:
         codec = codecs.lookup(encoding)
     except LookupError:
@@ -74,7 +81,7 @@ def encode_file(path: Path, *, encoding: str = "utf-8", lowercase: bool = False,
         raise CharlmError(f"Cannot read {label}: permission denied.") from None
     except OSError as error:
         raise CharlmError(f"Cannot read {label}: {error.strerror or error}.") from None
-    folder = encoded_cache_dir()
+    folder = cache
     ids_path, meta_path = folder / f"{digest}.ids", folder / f"{digest}.json"
     cached = _open_cached(ids_path, meta_path, identity)
     if cached is not None:
@@ -87,8 +94,13 @@ def encode_file(path: Path, *, encoding: str = "utf-8", lowercase: bool = False,
         chars, sha256, count = _first_pass(path, codec.name, lowercase, max_vocab, label, provisional)
         vocab = Vocabulary(tuple(sorted(chars)))
         _renumber(provisional, part, chars, vocab, count)
-        meta = {"identity": identity, "sha256": sha256, "chars": list(vocab.chars), "length": count,
-                "dtype": vocab.id_dtype.name}
+        meta = {
+            "identity": identity,
+            "sha256": sha256,
+            "chars": list(vocab.chars),
+            "length": count,
+            "dtype": vocab.id_dtype.name,
+        }
         os.replace(part, ids_path)
         tmp_meta = folder / f".{digest}.{os.getpid()}.json"
         tmp_meta.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
@@ -100,10 +112,10 @@ def encode_file(path: Path, *, encoding: str = "utf-8", lowercase: bool = False,
             leftover.unlink(missing_ok=True)
     result = _open_cached(ids_path, meta_path, identity)
     assert result is not None
-    return EncodedCorpus(result.ids, result.vocab, result.sha256, result.cache, reused=False)
+    return IdFile(result.ids, result.vocab, result.sha256, result.cache, reused=False)
 
 
-def _open_cached(ids_path: Path, meta_path: Path, identity: dict) -> EncodedCorpus | None:
+def _open_cached(ids_path: Path, meta_path: Path, identity: dict) -> IdFile | None:
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("identity") != identity:
@@ -116,12 +128,16 @@ def _open_cached(ids_path: Path, meta_path: Path, identity: dict) -> EncodedCorp
         ids = np.memmap(ids_path, dtype=dtype, mode="r", shape=(length,)) if length else np.zeros(0, dtype)
     except (OSError, ValueError, KeyError, TypeError, CharlmError):
         return None
-    return EncodedCorpus(ids, vocab, str(meta["sha256"]), ids_path, reused=True)
+    return IdFile(ids, vocab, str(meta["sha256"]), ids_path, reused=True)
 
 
-def _first_pass(path: Path, codec: str, lowercase: bool, max_vocab: int, label: str,
-                out: Path) -> tuple[list[str], str, int]:
-    """Decode, check and hash the file; write provisional ids (uint16 or uint32). Returns (chars by id, sha256, count)."""
+def _first_pass(
+    path: Path, codec: str, lowercase: bool, max_vocab: int, label: str, out: Path
+) -> tuple[list[str], str, int]:
+    """Decode, check and hash the file; write provisional ids (uint16 or uint32).
+
+    Returns (chars by id, sha256, count).
+    """
     wide = codec.startswith(("utf-16", "utf-32"))
     decoder = codecs.getincrementaldecoder(codec)(errors="strict")
     hasher = hashlib.sha256()
@@ -140,13 +156,16 @@ def _first_pass(path: Path, codec: str, lowercase: bool, max_vocab: int, label: 
             if not wide:
                 nul = data.find(b"\x00")
                 if nul >= 0:
-                    raise CharlmError(f"The {label} looks like binary data, not text "
-                                      f"(a NUL byte at byte offset {offset + nul}).")
+                    raise CharlmError(
+                        f"The {label} looks like binary data, not text (a NUL byte at byte offset {offset + nul})."
+                    )
             carried = len(decoder.getstate()[0])  # bytes of a char split across the previous chunk's end
             try:
                 text = decoder.decode(data, final=final)
             except UnicodeError as error:  # UnicodeDecodeError, or a UTF-16/32 text with no byte-order mark
-                where = f" at byte offset {offset - carried + error.start}" if hasattr(error, "start") else f" ({error})"
+                where = (
+                    f" at byte offset {offset - carried + error.start}" if hasattr(error, "start") else f" ({error})"
+                )
                 raise CharlmError(
                     f"The {label} is not valid {codec}{where}; "
                     f"if it uses another encoding, pass it with --encoding (for example --encoding latin-1)."
@@ -175,7 +194,8 @@ def _first_pass(path: Path, codec: str, lowercase: bool, max_vocab: int, label: 
                     if len(chars) > max_vocab:
                         raise CharlmError(
                             f"The {label} has more than {max_vocab} distinct characters (--max-vocab): it is "
-                            f"probably not text (raise --max-vocab if it is).")
+                            f"probably not text (raise --max-vocab if it is)."
+                        )
                     ids = lookup[codes]
                 sink.write(ids.astype(dtype).tobytes())
                 count += len(codes)

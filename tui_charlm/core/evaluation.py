@@ -18,15 +18,15 @@ Two numbers:
 
 from __future__ import annotations
 
-import math
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
 from tui_charlm.core.inference import Network, NetworkWeights
 from tui_charlm.core.sampling import log_softmax
+from tui_charlm.core.units import LN2
 
-LN2 = math.log(2.0)
 WARMUP = 256
 PIECE_CHARS = 4000
 _CHUNK = 4096  # windows scored per batch
@@ -51,8 +51,9 @@ class Evaluation:
         return None if self.stateful_loss is None else self.stateful_loss / LN2
 
 
-def window_loss(network: Network, heldout: np.ndarray, *, context: int = 60, positions: int = 20000,
-                rng_seed: int = 0) -> tuple[float, int]:
+def window_loss(
+    network: Network, heldout: np.ndarray, *, context: int = 60, positions: int = 20000, rng_seed: int = 0
+) -> tuple[float, int]:
     """Mean NLL of the char after `context` chars, at random held-out positions: (nats, positions used)."""
     candidates = len(heldout) - context - 1
     if candidates < 1:
@@ -62,7 +63,7 @@ def window_loss(network: Network, heldout: np.ndarray, *, context: int = 60, pos
     total = 0.0
     offsets = np.arange(context)
     for begin in range(0, count, _CHUNK):
-        batch = starts[begin:begin + _CHUNK]
+        batch = starts[begin : begin + _CHUNK]
         logits, _ = network.run(heldout[batch[:, None] + offsets].astype(np.int64))
         log_probs = log_softmax(logits.astype(np.float64))
         total -= log_probs[np.arange(len(batch)), heldout[batch + context]].sum()
@@ -85,12 +86,12 @@ def stateful_loss(network: Network, heldout: np.ndarray, *, chunk_chars: int = P
     rows = np.zeros((n_chunks, length), np.int64)
     scored = np.zeros((n_chunks, length), bool)
     targets = np.zeros((n_chunks, length), np.int64)
-    for row, (begin, end) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for row, (begin, end) in enumerate(itertools.pairwise(bounds)):
         warm_begin = max(0, begin - WARMUP)
         span = ids[warm_begin:end]
-        rows[row, :len(span)] = span
-        targets[row, :len(span)] = ids[warm_begin + 1:end + 1]
-        scored[row, begin - warm_begin:len(span)] = True
+        rows[row, : len(span)] = span
+        targets[row, : len(span)] = ids[warm_begin + 1 : end + 1]
+        scored[row, begin - warm_begin : len(span)] = True
     state = network.zero_state(n_chunks)
     total = 0.0
     for t in range(length):

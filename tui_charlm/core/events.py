@@ -7,16 +7,16 @@ TUI forwards them as Textual messages. Losses are in nats per character;
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-LN2 = math.log(2.0)
+from tui_charlm.core.units import LN2, to_bits
 
+# The core's other channel: one-line notes for the user ("Note: the corpus changed ..."), printed or shown.
+Log = Callable[[str], None]
 
-def to_bits(nats: float | None) -> float | None:
-    """Nats per char to bits per char."""
-    return None if nats is None else nats / LN2
+__all__ = ["LN2", "Log", "to_bits"]  # (re-exported: the CLI and the app read events and units together)
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,3 @@ class TrainingFailed:
     message: str  # one sentence for the user
     step: int
     checkpoint: Path | None  # the last good checkpoint, if any
-
-
-TrainingEvent = (TrainingStarted | BatchFinished | EpochFinished | EpochTimed | CheckpointSaved | SamplesWritten | TrainingPaused
-                 | TrainingResumed | TrainingFinished | TrainingFailed)

@@ -13,14 +13,23 @@ two chars; new weights are picked up between chars too.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.inference import Network, NetworkWeights
-from tui_charlm.core.sampling import SamplingSettings, batch_plan, pick_rows, sample_distributions
+from tui_charlm.core.sampling import (
+    SamplingSettings,
+    batch_plan,
+    pick_rows,
+    sample_distributions,
+)
 from tui_charlm.core.vocab import Vocabulary
 
 MODES = ("stateful", "window")
@@ -42,8 +51,6 @@ def lower_thread_priority(niceness: int = 10) -> bool:
     machine a generator thread at full speed would take a whole core from
     TensorFlow's threads; niced, it uses only what training leaves idle.
     """
-    import os
-
     try:
         native_id = threading.get_native_id()
         current = os.getpriority(os.PRIO_PROCESS, native_id)
@@ -69,8 +76,6 @@ def single_threaded_blas() -> None:
     via threadpoolctl (the maintained way to find and limit whichever BLAS
     NumPy loaded).
     """
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(limits=1, user_api="blas")
 
 
@@ -87,8 +92,6 @@ def make_room_for_training() -> None:
     process-wide; the cost is a little more switching between threads that
     both want the lock, which is the point.
     """
-    import sys
-
     lower_thread_priority()
     single_threaded_blas()
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
@@ -117,8 +120,16 @@ class WeightBox:
 class Generator:
     """Streams of generated text from one seed, all advanced as one batch."""
 
-    def __init__(self, weights: NetworkWeights, vocab: Vocabulary, settings: list[SamplingSettings],
-                 *, seed_text: str = "", mode: str | None = None, rng_seed: int | None = None):
+    def __init__(
+        self,
+        weights: NetworkWeights,
+        vocab: Vocabulary,
+        settings: list[SamplingSettings],
+        *,
+        seed_text: str = "",
+        mode: str | None = None,
+        rng_seed: int | None = None,
+    ):
         if weights.vocab_size != len(vocab):
             raise CharlmError(f"The weights predict {weights.vocab_size} chars but the vocabulary has {len(vocab)}.")
         if not settings:
@@ -171,8 +182,10 @@ class Generator:
         self.histories.append(list(self.seed_ids))
         if self.mode == "stateful":
             seed_state = self._warm([self.seed_ids])
-            self.state = [(np.concatenate([h, sh]), np.concatenate([c, sc]))
-                          for (h, c), (sh, sc) in zip(self.state, seed_state[0])]
+            self.state = [
+                (np.concatenate([h, sh]), np.concatenate([c, sc]))
+                for (h, c), (sh, sc) in zip(self.state, seed_state[0])
+            ]
             self.last_logits = np.concatenate([self.last_logits, seed_state[1]])
 
     def remove_stream(self, index: int) -> None:
@@ -198,7 +211,7 @@ class Generator:
     # -- stepping ------------------------------------------------------------
 
     def _context(self, history: list[int]) -> np.ndarray:
-        return np.asarray(history[-self.weights.seq_len:], dtype=np.int64)
+        return np.asarray(history[-self.weights.seq_len :], dtype=np.int64)
 
     def _warm(self, contexts: list[np.ndarray]):
         """State and last logits after reading each context from a zero state; empty contexts give uniform logits."""
@@ -213,8 +226,10 @@ class Generator:
             return state, logits
         # Different lengths: warm one at a time (only after re-seeding with new weights mid-stream).
         parts = [self._warm([c]) for c in contexts]
-        state = [(np.concatenate([p[0][k][0] for p in parts]), np.concatenate([p[0][k][1] for p in parts]))
-                 for k in range(len(self.weights.lstm))]
+        state = [
+            (np.concatenate([p[0][k][0] for p in parts]), np.concatenate([p[0][k][1] for p in parts]))
+            for k in range(len(self.weights.lstm))
+        ]
         return state, np.concatenate([p[1] for p in parts])
 
     def _reset_state(self) -> None:
@@ -239,8 +254,9 @@ class Generator:
         chars = self.vocab.chars
         seq_len = self.network.weights.seq_len
         out = []
-        for index, (char_id, model_prob, entropy) in enumerate(zip(chosen.tolist(), model_probs.tolist(),
-                                                                    entropies.tolist())):
+        for index, (char_id, model_prob, entropy) in enumerate(
+            zip(chosen.tolist(), model_probs.tolist(), entropies.tolist())
+        ):
             history = self.histories[index]
             history.append(char_id)
             if len(history) > 4 * seq_len:  # only the last seq_len chars are ever read

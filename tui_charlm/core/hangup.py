@@ -17,7 +17,7 @@ import os
 import select
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 # Exit statuses, as a shell reports a process ended by the signal: 128 + SIGHUP, SIGTERM, SIGPIPE.
 HANGUP_STATUS = 128 + signal.SIGHUP

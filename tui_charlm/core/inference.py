@@ -71,8 +71,10 @@ def weights_from_model(model, *, seq_len: int, version: int = 0) -> NetworkWeigh
             activation = getattr(layer.activation, "__name__", "")
             recurrent = getattr(layer.recurrent_activation, "__name__", "")
             if activation != "tanh" or recurrent != "sigmoid" or not layer.use_bias:
-                raise CharlmError(f"Layer {layer.name} uses {activation}/{recurrent} activations or no bias; "
-                                  "the generator supports tanh/sigmoid LSTMs with bias.")
+                raise CharlmError(
+                    f"Layer {layer.name} uses {activation}/{recurrent} activations or no bias; "
+                    "the generator supports tanh/sigmoid LSTMs with bias."
+                )
             kernel, recurrent_kernel, bias = (np.array(w, dtype=np.float32) for w in layer.get_weights())
             lstm.append(LSTMWeights(kernel, recurrent_kernel, bias))
             every_position = bool(layer.return_sequences)
@@ -96,20 +98,28 @@ class Network:
         self.layers = []
         for index, layer in enumerate(weights.lstm):
             scale = np.full(4 * layer.units, 0.5, np.float32)
-            scale[2 * layer.units:3 * layer.units] = 1.0
+            scale[2 * layer.units : 3 * layer.units] = 1.0
             kernel = layer.kernel * scale
             bias = layer.bias * scale
             if index == 0:
                 # Embedding then the first layer's input projection is one table lookup.
                 kernel = (weights.embedding @ layer.kernel + layer.bias) * scale
                 bias = None
-            self.layers.append((kernel.astype(np.float32), None if bias is None else bias.astype(np.float32),
-                                (layer.recurrent_kernel * scale).astype(np.float32), layer.units))
+            self.layers.append(
+                (
+                    kernel.astype(np.float32),
+                    None if bias is None else bias.astype(np.float32),
+                    (layer.recurrent_kernel * scale).astype(np.float32),
+                    layer.units,
+                )
+            )
 
     def zero_state(self, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(h, c) of zeros for every layer."""
-        return [(np.zeros((batch, layer.units), np.float32), np.zeros((batch, layer.units), np.float32))
-                for layer in self.weights.lstm]
+        return [
+            (np.zeros((batch, layer.units), np.float32), np.zeros((batch, layer.units), np.float32))
+            for layer in self.weights.lstm
+        ]
 
     def step(self, ids: np.ndarray, state: list[tuple[np.ndarray, np.ndarray]]):
         """Advance every row of the batch by one char: (logits, new state)."""
@@ -120,8 +130,8 @@ class Network:
             z += h @ recurrent
             t = np.tanh(z)
             gates = 0.5 * t + 0.5  # input, forget, (unused), output
-            c = gates[:, units:2 * units] * c + gates[:, :units] * t[:, 2 * units:3 * units]
-            h = gates[:, 3 * units:] * np.tanh(c)
+            c = gates[:, units : 2 * units] * c + gates[:, :units] * t[:, 2 * units : 3 * units]
+            h = gates[:, 3 * units :] * np.tanh(c)
             new_state.append((h, c))
             x = h
         return x @ self.weights.dense_kernel + self.weights.dense_bias, new_state

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from tui_charlm.core.config import TrainConfig
+from tui_charlm.core.devices import layer_dtype, resolve_precision
 
 
 def build_model(config: TrainConfig, vocab_size: int):
@@ -28,8 +31,7 @@ def build_model(config: TrainConfig, vocab_size: int):
     machine first (devices.resolve_precision). Build (and load) inside a
     strategy's scope to train under it.
     """
-    from tui_charlm.core.backend import import_tensorflow
-    from tui_charlm.core.devices import layer_dtype, resolve_precision
+    from tui_charlm.core.tf_startup import import_tensorflow
 
     import_tensorflow()
     import keras
@@ -40,7 +42,11 @@ def build_model(config: TrainConfig, vocab_size: int):
     inputs = keras.Input(shape=(None,), dtype="int32", name="char_ids")
     if config.embedding_dim == 0:
         x = keras.layers.Embedding(
-            vocab_size, vocab_size, embeddings_initializer="identity", trainable=False, name="one_hot",
+            vocab_size,
+            vocab_size,
+            embeddings_initializer="identity",
+            trainable=False,
+            name="one_hot",
             dtype=dtype,
         )(inputs)
     else:
@@ -93,8 +99,6 @@ def prepare_to_train(model, config: TrainConfig, batch_size: int) -> None:
     The trainer drives `model.train_function` itself rather than `fit`
     (see training.py); this is the set-up `fit` does first.
     """
-    import numpy as np
-
     inputs = np.zeros((batch_size, config.seq_len), np.int32)
     targets = inputs if config.predicts_every_position else inputs[:, 0]
     build = getattr(model, "_maybe_symbolic_build", None) or model._symbolic_build  # Keras-private; fit calls it
@@ -104,14 +108,15 @@ def prepare_to_train(model, config: TrainConfig, batch_size: int) -> None:
 
 def random_states(model) -> dict[str, list[int]]:
     """Each dropout layer's random-stream state, by layer name (Keras does not save these with a model)."""
-    return {layer.name: [int(v) for v in layer.seed_generator.state.numpy()]
-            for layer in model.layers if getattr(layer, "seed_generator", None) is not None}
+    return {
+        layer.name: [int(v) for v in layer.seed_generator.state.numpy()]
+        for layer in model.layers
+        if getattr(layer, "seed_generator", None) is not None
+    }
 
 
 def restore_random_states(model, states: dict[str, list[int]]) -> None:
     """Put back the dropout streams `random_states` recorded, so a resumed run draws the same masks."""
-    import numpy as np
-
     for layer in model.layers:
         generator = getattr(layer, "seed_generator", None)
         if generator is not None and layer.name in states:

@@ -20,21 +20,38 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         if field.name == "recipe":
             group.add_argument(flag, choices=tuple(RECIPES), default="default", help=help_text)
         elif isinstance(default, bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"{help_text} (default: {'on' if default else 'off'})")
+            group.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{help_text} (default: {'on' if default else 'off'})",
+            )
         else:
             kind = {int: int, float: float}.get(type(default), str)
             if field.name == "corpus":
                 kind = str
-            group.add_argument(flag, type=kind, default=None, choices=field.metadata.get("choices"),
-                               metavar=None if field.metadata.get("choices") else field.name.upper(),
-                               help=f"{help_text} (default: {default})" if default is not None else help_text)
+            group.add_argument(
+                flag,
+                type=kind,
+                default=None,
+                choices=field.metadata.get("choices"),
+                metavar=None if field.metadata.get("choices") else field.name.upper(),
+                help=f"{help_text} (default: {default})" if default is not None else help_text,
+            )
     # The older spelling, kept as a shorthand.
-    group.add_argument("--mixed-precision", dest="precision", action="store_const", const="mixed_float16",
-                       help="same as --precision mixed_float16")
+    group.add_argument(
+        "--mixed-precision",
+        dest="precision",
+        action="store_const",
+        const="mixed_float16",
+        help="same as --precision mixed_float16",
+    )
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields the user gave explicitly."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-            if f.name != "recipe" and getattr(args, f.name, None) is not None}
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name != "recipe" and getattr(args, f.name, None) is not None
+    }

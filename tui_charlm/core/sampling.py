@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.units import LN2
 
-LN2 = math.log(2.0)
+# The temperatures the book samples at after every epoch; the streams and samples start from them.
+RECIPE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 
 
 def check_temperature(value: float) -> float:
@@ -43,9 +45,10 @@ class SamplingSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperature", check_temperature(self.temperature))
-        if self.top_k is not None:
-            if isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer)) or self.top_k < 1:
-                raise CharlmError(f"top-k must be a whole number of at least 1, not {self.top_k!r}.")
+        if self.top_k is not None and (
+            isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer)) or self.top_k < 1
+        ):
+            raise CharlmError(f"top-k must be a whole number of at least 1, not {self.top_k!r}.")
         if self.top_p is not None:
             try:
                 top_p = float(self.top_p)
@@ -119,8 +122,12 @@ def distributions(logits: np.ndarray, settings: list[SamplingSettings]) -> np.nd
 
 def batch_plan(settings: list[SamplingSettings]) -> tuple[np.ndarray, np.ndarray]:
     """(inverse temperatures, rows needing the per-row path) for a list of settings; cache it while they hold."""
-    special = np.array([s.greedy or s.temperature < _FAST_MIN_TEMPERATURE or s.top_k is not None
-                        or s.top_p is not None for s in settings])
+    special = np.array(
+        [
+            s.greedy or s.temperature < _FAST_MIN_TEMPERATURE or s.top_k is not None or s.top_p is not None
+            for s in settings
+        ]
+    )
     inverse = np.array([1.0 if special[i] else 1.0 / s.temperature for i, s in enumerate(settings)])[:, None]
     return inverse, special
 

@@ -1,4 +1,4 @@
-"""From options to a ready Trainer: the set-up both the CLI and the TUI run.
+"""From options to a ready Trainer, or to a saved run's weights: the set-up both the CLI and the TUI run.
 
 Order matters for the user: every check that can fail on bad input (corpus,
 vocabulary, corpus length) runs before a run directory is created, so a
@@ -8,13 +8,20 @@ mistake leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from tui_charlm.core.backend import import_tensorflow
-from tui_charlm.core.checkpoints import RunDirectory, TrainingState, default_run_dir
+import numpy as np
+
+from tui_charlm.core.checkpoints import (
+    Checkpoint,
+    RunDirectory,
+    TrainingState,
+    default_run_dir,
+)
 from tui_charlm.core.config import TrainConfig
-from tui_charlm.core.corpus import EncodedCorpus, load_encoded
+from tui_charlm.core.corpus import Corpus, load_corpus
 from tui_charlm.core.dataset import split_ids
 from tui_charlm.core.devices import (
     cpu_has_bfloat16,
@@ -25,44 +32,103 @@ from tui_charlm.core.devices import (
     trains_on_gpu,
 )
 from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.events import Log
+from tui_charlm.core.inference import NetworkWeights, weights_from_model
+from tui_charlm.core.model import build_model, restore_random_states
+from tui_charlm.core.tf_startup import import_tensorflow
 from tui_charlm.core.training import Trainer
-
-Log = Callable[[str], None]
 
 # Options that may differ when resuming: they change how long or where training
 # runs, not what the model is.
-RESUMABLE = {"epochs", "time_budget", "checkpoint_every", "threads", "steps_per_execution", "lr_schedule", "corpus",
-             "encoding", "val_max_chars", "strategy"}
+RESUMABLE = {
+    "epochs",
+    "time_budget",
+    "checkpoint_every",
+    "threads",
+    "steps_per_execution",
+    "lr_schedule",
+    "corpus",
+    "encoding",
+    "val_max_chars",
+    "strategy",
+}
 
 
-def load_config_corpus(config: TrainConfig, *, offline: bool | None = None, max_vocab: int | None = None,
-                       log: Log = print) -> EncodedCorpus:
+@dataclass(frozen=True)
+class SavedRun:
+    """A run opened for generation or scoring: its newest loadable checkpoint as NumPy weights."""
+
+    run: RunDirectory
+    checkpoint: Checkpoint
+    weights: NetworkWeights
+    parameters: int
+
+
+def open_saved_run(run_path: Path) -> SavedRun:
+    """Open a run directory and load its newest loadable checkpoint for generation (nothing trains)."""
+    run = RunDirectory.open(run_path)
+    model, checkpoint = run.load_model(compile=False)
+    if model is None:
+        raise CharlmError(f"{run.path} has no checkpoint yet; train it (or resume it) first.")
+    weights = weights_from_model(model, seq_len=run.config.seq_len, version=checkpoint.state.step)
+    return SavedRun(run, checkpoint, weights, int(model.count_params()))
+
+
+def saved_corpus_ids(run: RunDirectory) -> tuple[np.ndarray, str] | None:
+    """(the run's corpus in its ids, the corpus's name) for seeds, or None when the corpus is not here.
+
+    Never touches the network; characters the run never saw are dropped.
+    """
+    try:
+        corpus = load_config_corpus(run.config, offline=True, max_vocab=10**6, log=lambda _: None)
+    except CharlmError:
+        return None
+    return corpus.ids_in(run.vocab, drop_unknown=True), corpus.name
+
+
+def load_config_corpus(
+    config: TrainConfig, *, offline: bool | None = None, max_vocab: int | None = None, log: Log = print
+) -> Corpus:
     """Load the corpus `config` names as ids, decoded and cased as the config says (encoded once, cached)."""
-    return load_encoded(config.corpus, encoding=config.encoding, lowercase=config.lowercase, offline=offline,
-                       max_vocab=config.max_vocab if max_vocab is None else max_vocab, log=log)
+    return load_corpus(
+        config.corpus,
+        encoding=config.encoding,
+        lowercase=config.lowercase,
+        offline=offline,
+        max_vocab=config.max_vocab if max_vocab is None else max_vocab,
+        log=log,
+    )
 
 
-def corpus_spec(corpus: EncodedCorpus) -> str:
+def corpus_spec(corpus: Corpus) -> str:
     """What to store so a resume finds the same corpus: a name, or an absolute path."""
     return str(corpus.path.resolve()) if corpus.source == "file" else corpus.name
 
 
-def corpus_meta(corpus: EncodedCorpus) -> dict[str, Any]:
+def corpus_meta(corpus: Corpus) -> dict[str, Any]:
     """Corpus identity recorded in run.json."""
-    return {"name": corpus.name, "source": corpus.source, "path": str(corpus.path.resolve()),
-            "sha256": corpus.sha256, "chars": len(corpus)}
+    return {
+        "name": corpus.name,
+        "source": corpus.source,
+        "path": str(corpus.path.resolve()),
+        "sha256": corpus.sha256,
+        "chars": len(corpus),
+    }
 
 
-def new_training(config: TrainConfig, *, run_dir: Path | None = None, offline: bool | None = None,
-                 log: Log = print) -> Trainer:
+def new_training(
+    config: TrainConfig, *, run_dir: Path | None = None, offline: bool | None = None, log: Log = print
+) -> Trainer:
     """Load the corpus, check it, create a run directory and build a fresh model."""
     corpus = load_config_corpus(config, offline=offline, log=log)
     # TensorFlow starts here, once, with the run's thread counts (they cannot change once it runs).
     import_tensorflow(config.threads)
     vocab = corpus.vocab
     if len(vocab) < 2:
-        raise CharlmError(f"Corpus {corpus.name!r} holds only one distinct character ({vocab.chars[0]!r}): there "
-                          f"is nothing to predict; give a text with words in it.")
+        raise CharlmError(
+            f"Corpus {corpus.name!r} holds only one distinct character ({vocab.chars[0]!r}): there "
+            f"is nothing to predict; give a text with words in it."
+        )
     split = split_ids(corpus.ids, config)
     # 'auto' precision is settled here, so config.json says what the run computes in, wherever it resumes.
     config = dataclasses.replace(config, corpus=corpus_spec(corpus), precision=resolve_precision(config.precision))
@@ -73,8 +139,6 @@ def new_training(config: TrainConfig, *, run_dir: Path | None = None, offline: b
 
 def fresh_model(config: TrainConfig, vocab_size: int, strategy):
     """A new compiled model for `config`, built under `strategy`."""
-    from tui_charlm.core.model import build_model
-
     with strategy_scope(strategy):
         return build_model(config, vocab_size)
 
@@ -84,14 +148,24 @@ def _trainer(run: RunDirectory, model, split, state: TrainingState, *, log: Log,
     if on_cpu and run.config.precision == "mixed_float16":
         log("Note: --precision mixed_float16 on a CPU is slower than float32; it pays off on GPUs with tensor cores.")
     elif on_cpu and run.config.precision == "mixed_bfloat16" and not cpu_has_bfloat16():
-        log("Note: this CPU has no bfloat16 hardware (AVX512-BF16 or AMX), so --precision mixed_bfloat16 is "
-            "slower than float32 on it.")
-    return Trainer(run, model, split, state, device=describe_training(model, precision=run.config.precision),
-                   resumed=resumed, log=log)
+        log(
+            "Note: this CPU has no bfloat16 hardware (AVX512-BF16 or AMX), so --precision mixed_bfloat16 is "
+            "slower than float32 on it."
+        )
+    return Trainer(
+        run,
+        model,
+        split,
+        state,
+        device=describe_training(model, precision=run.config.precision),
+        resumed=resumed,
+        log=log,
+    )
 
 
-def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, offline: bool | None = None,
-                    log: Log = print) -> Trainer:
+def resume_training(
+    run_path: Path, overrides: dict[str, Any] | None = None, *, offline: bool | None = None, log: Log = print
+) -> Trainer:
     """Open a run directory and continue from its newest loadable checkpoint.
 
     Only options in RESUMABLE may change; the corpus must fit the run's
@@ -106,8 +180,10 @@ def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, 
     changed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and getattr(run.config, k) != v)
     if changed:
         flags = ", ".join("--" + k.replace("_", "-") for k in changed)
-        raise CharlmError(f"{flags} cannot change when resuming {run.path}: the model was built with other values; "
-                          f"start a new run instead.")
+        raise CharlmError(
+            f"{flags} cannot change when resuming {run.path}: the model was built with other values; "
+            f"start a new run instead."
+        )
     config = dataclasses.replace(run.config, **{k: v for k, v in overrides.items() if k in RESUMABLE})
     # TensorFlow starts here, once, with the run's thread counts (its own, or --threads given now).
     import_tensorflow(config.threads)
@@ -115,8 +191,10 @@ def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, 
     missing = corpus.missing_from(run.vocab)
     if missing:
         shown = ", ".join(repr(c) for c in missing[:10])
-        raise CharlmError(f"Corpus {corpus.name!r} does not match the vocabulary of {run.path}: it has "
-                          f"{len(missing)} characters the run never saw ({shown}); resume with the run's own corpus.")
+        raise CharlmError(
+            f"Corpus {corpus.name!r} does not match the vocabulary of {run.path}: it has "
+            f"{len(missing)} characters the run never saw ({shown}); resume with the run's own corpus."
+        )
     recorded = run.meta.get("corpus", {}).get("sha256")
     if recorded and recorded != corpus.sha256:
         log(f"Note: corpus {corpus.name!r} differs from the one this run started on, but fits its vocabulary.")
@@ -128,11 +206,11 @@ def resume_training(run_path: Path, overrides: dict[str, Any] | None = None, *, 
     if model is None:
         log(f"{run.path} has no checkpoint yet; starting it again from its saved configuration.")
         return _trainer(run, fresh_model(config, len(run.vocab), strategy), split, TrainingState(), log=log)
-    from tui_charlm.core.model import restore_random_states
-
     restore_random_states(model, checkpoint.state.random_states)
     if config.time_budget and checkpoint.state.elapsed >= config.time_budget:
-        log(f"Note: {run.path} has trained {checkpoint.state.elapsed:.0f} s, all of its --time-budget of "
+        log(
+            f"Note: {run.path} has trained {checkpoint.state.elapsed:.0f} s, all of its --time-budget of "
             f"{config.time_budget:g} s (the budget counts every session of a run); resume with a larger "
-            f"--time-budget to train on.")
+            f"--time-budget to train on."
+        )
     return _trainer(run, model, split, checkpoint.state, log=log, resumed=True)

@@ -19,11 +19,19 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
-from tui_charlm.core.checkpoints import RunDirectory, TrainingState, checkpoint_folder_name
+import numpy as np
+
+from tui_charlm.core.checkpoints import (
+    RunDirectory,
+    TrainingState,
+    checkpoint_folder_name,
+)
+from tui_charlm.core.config import COOLDOWN_START, LR_FLOOR
 from tui_charlm.core.dataset import Split, Windows
+from tui_charlm.core.devices import MIRRORED_STEPS_PER_EXECUTION, replicas
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import (
     BatchFinished,
@@ -37,11 +45,14 @@ from tui_charlm.core.events import (
     TrainingResumed,
     TrainingStarted,
 )
+from tui_charlm.core.generation import Generator
+from tui_charlm.core.inference import weights_from_model
+from tui_charlm.core.model import prepare_to_train, random_states
+from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
 
 Report = Callable[[object], None]
 # After each epoch, like the recipe: this many chars at each of these temperatures, into samples.txt.
 SAMPLE_CHARS = 200
-SAMPLE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 # Windows per held-out batch (a multiple of the replicas): large batches score faster, and the mean is the same.
 HELDOUT_BATCH_WINDOWS = 1024
 # The chars/s figure covers this many seconds of wall time, everything between TensorFlow calls included.
@@ -51,10 +62,17 @@ RATE_WINDOW_SECONDS = 10.0
 class Trainer:
     """Trains one model on one split, checkpointing into one run directory."""
 
-    def __init__(self, run: RunDirectory, model, split: Split, state: TrainingState | None = None,
-                 *, device: str = "CPU", resumed: bool = False, log: Callable[[str], None] = lambda message: None):
-        from tui_charlm.core.devices import MIRRORED_STEPS_PER_EXECUTION, replicas
-
+    def __init__(
+        self,
+        run: RunDirectory,
+        model,
+        split: Split,
+        state: TrainingState | None = None,
+        *,
+        device: str = "CPU",
+        resumed: bool = False,
+        log: Callable[[str], None] = lambda message: None,
+    ):
         self.run = run
         self.config = run.config
         self.model = model
@@ -66,8 +84,9 @@ class Trainer:
         self.train_windows = Windows(split.train, self.config, shuffle=True, replicas=self.replicas)
         heldout = split.heldout[: self.config.val_max_chars]
         # Scoring needs no gradients, so held-out batches are large: fewer calls, about 40% less time per epoch.
-        scoring = dataclasses.replace(self.config, batch_size=max(self.config.batch_size,
-                                                                 HELDOUT_BATCH_WINDOWS // self.replicas))
+        scoring = dataclasses.replace(
+            self.config, batch_size=max(self.config.batch_size, HELDOUT_BATCH_WINDOWS // self.replicas)
+        )
         self.heldout_windows = Windows(heldout, scoring, shuffle=False, replicas=self.replicas)
         # Held-out windows are few (at most val_max_chars): gathered once, scored batch by batch every epoch.
         self.heldout_batches = list(self.heldout_windows.iterate(0))
@@ -77,8 +96,10 @@ class Trainer:
         # Read when fit() builds its train function (a resumed model may have been saved with another value).
         steps = self.config.steps_per_execution
         if self.config.strategy == "mirrored" and steps != MIRRORED_STEPS_PER_EXECUTION:
-            log(f"Note: --strategy mirrored runs {MIRRORED_STEPS_PER_EXECUTION} batch per TensorFlow call "
-                f"(Keras cannot run {steps} under MirroredStrategy: keras-team/keras#19246).")
+            log(
+                f"Note: --strategy mirrored runs {MIRRORED_STEPS_PER_EXECUTION} batch per TensorFlow call "
+                f"(Keras cannot run {steps} under MirroredStrategy: keras-team/keras#19246)."
+            )
             steps = MIRRORED_STEPS_PER_EXECUTION
         model.steps_per_execution = steps
 
@@ -110,8 +131,6 @@ class Trainer:
 
     def learning_rate(self, elapsed: float) -> float:
         """The learning rate for the next batch under the config's schedule, `elapsed` training seconds in."""
-        from tui_charlm.core.config import COOLDOWN_START, LR_FLOOR
-
         base = self.config.learning_rate
         if self.config.lr_schedule == "constant":
             return base
@@ -128,25 +147,24 @@ class Trainer:
 
     def snapshot(self):
         """The current weights as a NumPy NetworkWeights snapshot (a copy, safe to hand to another thread)."""
-        from tui_charlm.core.inference import weights_from_model
-
         return weights_from_model(self.model, seq_len=self.config.seq_len, version=self.state.step)
 
     def write_samples(self) -> SamplesWritten:
         """Generate from a held-out seed at the recipe's temperatures and append the text to samples.txt."""
-        import numpy as np
-
-        from tui_charlm.core.generation import Generator
-        from tui_charlm.core.sampling import SamplingSettings
 
         state, heldout = self.state, self.split.heldout
         rng = np.random.default_rng([self.config.seed, state.epoch])
         length = min(60, self.config.seq_len, len(heldout) - 1)
         start = int(rng.integers(0, max(1, len(heldout) - length)))
-        seed = self.run.vocab.decode(heldout[start:start + length])
-        generator = Generator(self.snapshot(), self.run.vocab, [SamplingSettings(t) for t in SAMPLE_TEMPERATURES],
-                              seed_text=seed, rng_seed=int(rng.integers(2**31)))
-        samples = dict(zip(SAMPLE_TEMPERATURES, generator.generate(SAMPLE_CHARS)))
+        seed = self.run.vocab.decode(heldout[start : start + length])
+        generator = Generator(
+            self.snapshot(),
+            self.run.vocab,
+            [SamplingSettings(t) for t in RECIPE_TEMPERATURES],
+            seed_text=seed,
+            rng_seed=int(rng.integers(2**31)),
+        )
+        samples = dict(zip(RECIPE_TEMPERATURES, generator.generate(SAMPLE_CHARS)))
         lines = [f"=== epoch {state.epoch}, step {state.step}, {generator.mode} mode; seed: {seed!r}"]
         lines += [f"--- T={t}\n{text}" for t, text in samples.items()]
         try:
@@ -164,9 +182,16 @@ class Trainer:
             count += len(inputs)
         return total / max(count, 1.0)
 
-    def fit(self, report: Report = lambda event: None, *, stop_event: threading.Event | None = None,
-            pause_event: threading.Event | None = None, save_event: threading.Event | None = None,
-            weight_box=None, snapshot_every: int = 20):
+    def fit(
+        self,
+        report: Report = lambda event: None,
+        *,
+        stop_event: threading.Event | None = None,
+        pause_event: threading.Event | None = None,
+        save_event: threading.Event | None = None,
+        weight_box=None,
+        snapshot_every: int = 20,
+    ):
         """Train until the epochs are done, the time budget is spent, or `stop_event` is set.
 
         `pause_event` set means paused (checked between TensorFlow calls);
@@ -189,8 +214,6 @@ class Trainer:
         def save(reason: str) -> None:
             nonlocal last_save
             with spent.on("checkpoints"):
-                from tui_charlm.core.model import random_states
-
                 state.random_states = random_states(model)
                 path = self.run.save_checkpoint(model, state)
             self.last_checkpoint = path
@@ -208,8 +231,17 @@ class Trainer:
             return failure
 
         publish()
-        report(TrainingStarted(self.run.path, state.epoch, state.step, self.train_windows.num_batches(state.epoch),
-                               int(model.count_params()), self.device, self.resumed))
+        report(
+            TrainingStarted(
+                self.run.path,
+                state.epoch,
+                state.step,
+                self.train_windows.num_batches(state.epoch),
+                int(model.count_params()),
+                self.device,
+                self.resumed,
+            )
+        )
         reason = None
         if state.epoch >= config.epochs:
             reason = "completed"
@@ -231,8 +263,10 @@ class Trainer:
                     with spent.on("training calls"):
                         loss = self._train_call(batches_left, ran, steps)
                     if not math.isfinite(loss):
-                        return fail(f"The loss became {loss} by step {state.step + ran}; training stopped and the "
-                                    f"bad weights were not saved. Try a lower --learning-rate or a --clipnorm.")
+                        return fail(
+                            f"The loss became {loss} by step {state.step + ran}; training stopped and the "
+                            f"bad weights were not saved. Try a lower --learning-rate or a --clipnorm."
+                        )
                     before = state.step
                     state.step += ran
                     state.batch_in_epoch += ran
@@ -240,8 +274,18 @@ class Trainer:
                     state.elapsed = clock.elapsed()
                     state.history.add_batch(state.step, loss)
                     rate.add(ran * self.train_windows.targets_per_batch())
-                    report(BatchFinished(state.epoch, state.batch_in_epoch, batches, state.step, loss, rate.recent(),
-                                         rate.total / max(clock.session(), 1e-9), state.elapsed))
+                    report(
+                        BatchFinished(
+                            state.epoch,
+                            state.batch_in_epoch,
+                            batches,
+                            state.step,
+                            loss,
+                            rate.recent(),
+                            rate.total / max(clock.session(), 1e-9),
+                            state.elapsed,
+                        )
+                    )
                     every = max(snapshot_every, 1)
                     if state.step // every != before // every:
                         publish()
@@ -276,12 +320,21 @@ class Trainer:
                 state.epoch_loss_sum = 0.0
                 state.elapsed = clock.elapsed()
                 seconds = spent.seconds()
-                state.history.epochs.append({"epoch": state.epoch, "step": state.step, "train_loss": train_loss,
-                                             "val_loss": val_loss, "seconds": seconds})
+                state.history.epochs.append(
+                    {
+                        "epoch": state.epoch,
+                        "step": state.step,
+                        "train_loss": train_loss,
+                        "val_loss": val_loss,
+                        "seconds": seconds,
+                    }
+                )
                 report(EpochFinished(state.epoch, state.step, train_loss, val_loss, seconds))
                 if not math.isfinite(val_loss):
-                    return fail(f"The held-out loss became {val_loss} after epoch {state.epoch}; "
-                                f"the bad weights were not saved.")
+                    return fail(
+                        f"The held-out loss became {val_loss} after epoch {state.epoch}; "
+                        f"the bad weights were not saved."
+                    )
                 publish()
                 with spent.on("samples"):
                     samples = self.write_samples()
@@ -307,8 +360,6 @@ class Trainer:
 
     def _batch_iterator(self):
         """One iterator over every batch left in the run (epochs state.epoch .. config.epochs - 1)."""
-        from tui_charlm.core.model import prepare_to_train
-
         state = self.state
         dataset = self.train_windows.tf_dataset(state.epoch, state.batch_in_epoch, until_epoch=self.config.epochs)
         prepare_to_train(self.model, self.config, self.train_windows.batch_size)

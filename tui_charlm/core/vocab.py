@@ -119,5 +119,5 @@ class Vocabulary:
         except (ValueError, KeyError, TypeError) as error:
             raise CharlmError(f"The vocabulary file is not valid ({error}).") from None
         if not isinstance(chars, list) or not all(isinstance(c, str) for c in chars):
-            raise CharlmError("The vocabulary file is not valid (its \"chars\" is not a list of characters).")
+            raise CharlmError('The vocabulary file is not valid (its "chars" is not a list of characters).')
         return cls(tuple(chars))

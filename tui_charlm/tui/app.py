@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 
 import numpy as np
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.reactive import reactive
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Header, OptionList, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui_charlm.core.errors import CharlmError
@@ -32,10 +32,18 @@ from tui_charlm.core.events import (
     TrainingStarted,
     to_bits,
 )
-from tui_charlm.core.generation import MODES, WeightBox
-from tui_charlm.core.sampling import SamplingSettings
-from tui_charlm.tui.backend import RunInfo, TrainingBackend
-from tui_charlm.tui.generation_loop import AddStream, GenerationLoop, RemoveStream, Reseed, SetMode, SetSettings
+from tui_charlm.core.generation import WeightBox
+from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
+from tui_charlm.tui.core_bridge import RunInfo, TrainingBackend
+from tui_charlm.tui.generation_loop import (
+    AddStream,
+    GenerationLoop,
+    RemoveStream,
+    Reseed,
+    SetMode,
+    SetSettings,
+)
+from tui_charlm.tui.keys import bindings, palette_commands
 from tui_charlm.tui.messages import (
     BatchesReported,
     NoticeReported,
@@ -53,7 +61,6 @@ from tui_charlm.tui.widgets.loss_plot import LossPlot
 from tui_charlm.tui.widgets.seed_pane import SeedPane
 from tui_charlm.tui.widgets.status_bar import StatusBar, format_duration
 
-RECIPE_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 MAX_TEMPERATURE = 3.0
 MAX_STREAMS = 8
 SEED_LENGTH = 60
@@ -84,8 +91,18 @@ class CoalescingReporter:
     def flush(self) -> None:
         if self.pending and self.last is not None:
             last = self.last
-            self.post(BatchesReported(self.pending, last.epoch, last.batch, last.batches, last.step,
-                                      last.chars_per_second, last.average_chars_per_second, last.elapsed))
+            self.post(
+                BatchesReported(
+                    self.pending,
+                    last.epoch,
+                    last.batch,
+                    last.batches,
+                    last.step,
+                    last.chars_per_second,
+                    last.average_chars_per_second,
+                    last.elapsed,
+                )
+            )
             self.pending = []
         self.last_post = time.monotonic()
 
@@ -98,8 +115,6 @@ def _guard_option_list_paging() -> None:
     (typing in the palette, then PageDown at once); found by the keyboard
     fuzz test. That key press is dropped instead.
     """
-    from textual.widgets import OptionList
-
     original = getattr(OptionList, "_move_page", None)
     if original is None or getattr(original, "guarded", False):
         return
@@ -125,30 +140,21 @@ class CharLMApp(App[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (60, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-tiny"), (18, "-short"), (32, "-tall")]
 
-    BINDINGS = [
-        Binding("up,plus", "temperature(0.1)", "T+", id="temperature-up"),
-        Binding("down,minus", "temperature(-0.1)", "T-", id="temperature-down"),
-        Binding("space", "toggle_pause", "Pause", id="pause"),
-        Binding("s", "save", "Save", id="save"),
-        Binding("r", "random_seed", "Seed", id="random-seed"),
-        Binding("e", "edit_seed", "Type seed", id="edit-seed"),
-        Binding("a", "add_stream", "Add", id="add-stream"),
-        Binding("x", "remove_stream", "Remove", id="remove-stream"),
-        Binding("t", "cycle_sampling", "Sampling", id="sampling"),
-        Binding("c", "clear", "Clear", id="clear"),
-        Binding("b", "toggle_unit", "Nats/bits", id="unit"),
-        Binding("u", "toggle_surprise", "Surprise", id="surprise"),
-        Binding("question_mark,f1", "help", "Help", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="interrupt"),
-    ]
+    BINDINGS = bindings()  # from tui/keys.py, with the help screen and the palette
 
     state: reactive[str] = reactive("loading", init=False)
     unit: reactive[str] = reactive("nats", init=False)
     surprise: reactive[bool] = reactive(False, init=False)
 
-    def __init__(self, backend: TrainingBackend, *, temperatures=RECIPE_TEMPERATURES, chars_per_second: float = 40.0,
-                 seed_text: str | None = None, rng_seed: int | None = None):
+    def __init__(
+        self,
+        backend: TrainingBackend,
+        *,
+        temperatures=RECIPE_TEMPERATURES,
+        chars_per_second: float = 40.0,
+        seed_text: str | None = None,
+        rng_seed: int | None = None,
+    ):
         super().__init__()
         self.backend = backend
         self.initial_settings = [SamplingSettings(t) for t in temperatures]
@@ -221,8 +227,9 @@ class CharLMApp(App[None]):
         post = self.post_message
         try:
             try:
-                info = self.backend.prepare(lambda text: post(StatusChanged(text)),
-                                            lambda text: post(NoticeReported(text)))
+                info = self.backend.prepare(
+                    lambda text: post(StatusChanged(text)), lambda text: post(NoticeReported(text))
+                )
             except CharlmError as error:
                 post(PreparationFailed(str(error)))
                 return
@@ -231,8 +238,13 @@ class CharLMApp(App[None]):
                 self.backend.publish_weights(self.weight_box)
                 return
             reporter = CoalescingReporter(post)
-            self.backend.fit(reporter, stop_event=self.stop_event, pause_event=self.pause_event,
-                             save_event=self.save_event, weight_box=self.weight_box)
+            self.backend.fit(
+                reporter,
+                stop_event=self.stop_event,
+                pause_event=self.pause_event,
+                save_event=self.save_event,
+                weight_box=self.weight_box,
+            )
             reporter.flush()
         finally:
             self.training_done.set()
@@ -244,16 +256,22 @@ class CharLMApp(App[None]):
         self.generation.run(lambda: worker.is_cancelled)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "training" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR,
-                                                                 WorkerState.CANCELLED):
+        if event.worker.group == "training" and event.state in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
             if event.state == WorkerState.ERROR:
                 error = event.worker.error
                 self.state = "failed"
                 self.note = f"unexpected error: {type(error).__name__}: {error}"
                 self.notify(self.note, title="Training stopped", severity="error", timeout=30)
             elif self.state in ("training", "paused", "stopping", "loading"):
-                self.state = "stopped" if self.stop_event.is_set() else ("generating" if not self.backend.can_train
-                                                                        else "finished")
+                self.state = (
+                    "stopped"
+                    if self.stop_event.is_set()
+                    else ("generating" if not self.backend.can_train else "finished")
+                )
             if self.quitting:
                 self.exit()
         elif event.worker.group == "generation" and event.state == WorkerState.ERROR:
@@ -294,9 +312,16 @@ class CharLMApp(App[None]):
             seed, source = self.typed_seed, "typed on the command line"
         else:
             seed, source = self.backend.random_seed(self.rng, SEED_LENGTH)
-        self.generation = GenerationLoop(self.weight_box, info.vocab, [p.settings for p in self.panes()],
-                                         seed_text=seed, seed_source=source, mode=info.default_mode,
-                                         chars_per_second=self.chars_per_second, post=self.post_message)
+        self.generation = GenerationLoop(
+            self.weight_box,
+            info.vocab,
+            [p.settings for p in self.panes()],
+            seed_text=seed,
+            seed_source=source,
+            mode=info.default_mode,
+            chars_per_second=self.chars_per_second,
+            post=self.post_message,
+        )
         self.run_generation()
 
     def on_batches_reported(self, message: BatchesReported) -> None:
@@ -375,11 +400,18 @@ class CharLMApp(App[None]):
         if info is None:
             status.show_run(self.state, "…", "…", "…", self.note)
         else:
-            size = f"{info.corpus_chars / 1e6:.2f}M chars" if info.corpus_chars >= 1e5 else f"{info.corpus_chars:,} chars"
-            status.show_run(self.state, f"{info.corpus_name} ({size})", f"{info.parameters:,} params", info.device,
-                            self.note)
-        status.show_figures(self.format_loss(self.last_loss), f"{self.last_rate:,.0f}", f"{self.average_rate:,.0f}",
-                            format_duration(self.elapsed))
+            size = (
+                f"{info.corpus_chars / 1e6:.2f}M chars" if info.corpus_chars >= 1e5 else f"{info.corpus_chars:,} chars"
+            )
+            status.show_run(
+                self.state, f"{info.corpus_name} ({size})", f"{info.parameters:,} params", info.device, self.note
+            )
+        status.show_figures(
+            self.format_loss(self.last_loss),
+            f"{self.last_rate:,.0f}",
+            f"{self.average_rate:,.0f}",
+            format_duration(self.elapsed),
+        )
         if self.sub_title != self.state:
             self.sub_title = self.state
 
@@ -402,44 +434,48 @@ class CharLMApp(App[None]):
     def training_active(self) -> bool:
         return self.state in ("training", "paused") and self.backend.can_train
 
-    def submit(self, command: object) -> bool:
-        if self.generation is None:
+    def ready(self, what: object) -> bool:
+        """True when `what` (the generator, or the run's info) has loaded; else says the model is still loading."""
+        if what is None:
             self.notify("The model is still loading.", severity="warning")
+        return what is not None
+
+    def submit(self, command: object) -> bool:
+        """Send a command to the generator, if it runs yet."""
+        if not self.ready(self.generation):
             return False
         self.generation.submit(command)
         return True
 
-    def action_temperature(self, delta: float) -> None:
-        index = self.focused_index()
-        pane = self.panes()[index]
-        old = pane.settings
-        temperature = round(min(MAX_TEMPERATURE, max(0.0, old.temperature + delta)), 1)
-        settings = SamplingSettings(temperature, old.top_k, old.top_p)
-        pane.show_settings(settings)
+    def apply_settings(self, index: int, settings: SamplingSettings) -> None:
+        """Show new sampling settings on stream `index` and, once generation runs, use them from its next char."""
+        self.panes()[index].show_settings(settings)
         if self.generation is not None:
             self.generation.submit(SetSettings(self.layout_version, index, settings))
 
+    def action_temperature(self, delta: float) -> None:
+        index = self.focused_index()
+        old = self.panes()[index].settings
+        temperature = round(min(MAX_TEMPERATURE, max(0.0, old.temperature + delta)), 1)
+        self.apply_settings(index, SamplingSettings(temperature, old.top_k, old.top_p))
+
     def action_cycle_sampling(self) -> None:
         index = self.focused_index()
-        pane = self.panes()[index]
-        old = pane.settings
+        old = self.panes()[index].settings
         if old.top_k is None and old.top_p is None:
             settings = SamplingSettings(old.temperature, top_k=10)
         elif old.top_k is not None:
             settings = SamplingSettings(old.temperature, top_p=0.9)
         else:
             settings = SamplingSettings(old.temperature)
-        pane.show_settings(settings)
-        if self.generation is not None:
-            self.generation.submit(SetSettings(self.layout_version, index, settings))
+        self.apply_settings(index, settings)
 
     def action_add_stream(self) -> None:
         panes = self.panes()
         if len(panes) >= MAX_STREAMS:
             self.notify(f"At most {MAX_STREAMS} streams.", severity="warning")
             return
-        if self.generation is None:
-            self.notify("The model is still loading.", severity="warning")
+        if not self.ready(self.generation):
             return
         settings = panes[self.focused_index()].settings
         self.layout_version += 1
@@ -454,8 +490,7 @@ class CharLMApp(App[None]):
         if len(panes) <= 1:
             self.notify("The last stream stays.", severity="warning")
             return
-        if self.generation is None:
-            self.notify("The model is still loading.", severity="warning")
+        if not self.ready(self.generation):
             return
         index = self.focused_index()
         self.layout_version += 1
@@ -489,14 +524,12 @@ class CharLMApp(App[None]):
                 pane.clear()
 
     def action_random_seed(self) -> None:
-        if self.info is None:
-            self.notify("The model is still loading.", severity="warning")
+        if not self.ready(self.info):
             return
         self.reseed(*self.backend.random_seed(self.rng, SEED_LENGTH))
 
     def action_edit_seed(self) -> None:
-        if self.info is None:
-            self.notify("The model is still loading.", severity="warning")
+        if not self.ready(self.info):
             return
 
         def typed(text: str | None) -> None:
@@ -504,8 +537,9 @@ class CharLMApp(App[None]):
                 return
             report = self.info.vocab.clean_seed(text)
             if not report.text:
-                self.notify("None of those characters are in the model's vocabulary; the seed is unchanged.",
-                            severity="warning")
+                self.notify(
+                    "None of those characters are in the model's vocabulary; the seed is unchanged.", severity="warning"
+                )
                 return
             self.reseed(text, "typed")
 
@@ -530,11 +564,8 @@ class CharLMApp(App[None]):
             self.notify(f"Generation mode: {mode}.")
 
     def action_recipe_temperatures(self) -> None:
-        for index, (pane, temperature) in enumerate(zip(self.panes(), RECIPE_TEMPERATURES)):
-            settings = SamplingSettings(temperature)
-            pane.show_settings(settings)
-            if self.generation is not None:
-                self.generation.submit(SetSettings(self.layout_version, index, settings))
+        for index, temperature in enumerate(RECIPE_TEMPERATURES[: len(self.panes())]):
+            self.apply_settings(index, SamplingSettings(temperature))
 
     async def action_quit(self) -> None:
         """Stop training at the next batch, let it checkpoint, then exit."""
@@ -567,23 +598,5 @@ class CharLMApp(App[None]):
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
-        commands = [
-            ("Pause or resume training", "Space", self.action_toggle_pause),
-            ("Save a checkpoint now", "s", self.action_save),
-            ("New random seed", "r", self.action_random_seed),
-            ("Type a seed", "e", self.action_edit_seed),
-            ("Add a stream", "a", self.action_add_stream),
-            ("Remove the focused stream", "x", self.action_remove_stream),
-            ("Raise the focused stream's temperature", "Up or +", lambda: self.action_temperature(0.1)),
-            ("Lower the focused stream's temperature", "Down or -", lambda: self.action_temperature(-0.1)),
-            ("Cycle sampling: temperature, top-k, top-p", "t", self.action_cycle_sampling),
-            ("Clear generated text", "c", self.action_clear),
-            ("Show loss in nats or bits", "b", self.action_toggle_unit),
-            ("Colour chars by surprise", "u", self.action_toggle_surprise),
-            ("Reset temperatures to the recipe's (0.2, 0.5, 1.0, 1.2)", "no key",
-             self.action_recipe_temperatures),
-            *[(f"Generation mode: {mode}", "no key", (lambda m=mode: self.action_generation_mode(m))) for mode in MODES],
-            ("Help: every key", "? or F1", self.action_help),
-        ]
-        for title, key, callback in commands:
-            yield SystemCommand(title, f"key: {key}", callback)
+        for title, help, action in palette_commands():
+            yield SystemCommand(title, help, partial(self.run_action, action))

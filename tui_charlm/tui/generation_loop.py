@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tui_charlm.core.generation import Generator, WeightBox, make_room_for_training
 from tui_charlm.core.sampling import SamplingSettings
@@ -66,8 +66,18 @@ class SetMode:
 class GenerationLoop:
     """Owns the Generator; call `run` in a worker thread and `submit` from the UI."""
 
-    def __init__(self, box: WeightBox, vocab, settings: list[SamplingSettings], *, seed_text: str, seed_source: str,
-                 mode: str | None, chars_per_second: float, post: Callable[[object], None]):
+    def __init__(
+        self,
+        box: WeightBox,
+        vocab,
+        settings: list[SamplingSettings],
+        *,
+        seed_text: str,
+        seed_source: str,
+        mode: str | None,
+        chars_per_second: float,
+        post: Callable[[object], None],
+    ):
         self.box = box
         self.vocab = vocab
         self.initial = (list(settings), seed_text, seed_source, mode)
@@ -98,8 +108,15 @@ class GenerationLoop:
             generator.reseed(command.text)
             self.seed_source = command.source
             self.layout = command.layout
-            self.post(SeedApplied(self.layout, generator.seed_report.text, command.source,
-                                  generator.seed_report.describe(), generator.mode))
+            self.post(
+                SeedApplied(
+                    self.layout,
+                    generator.seed_report.text,
+                    command.source,
+                    generator.seed_report.describe(),
+                    generator.mode,
+                )
+            )
         elif isinstance(command, SetMode):
             generator.set_mode(command.mode)
             self.post(SeedApplied(self.layout, generator.seed_report.text, self.seed_source, "", generator.mode))
@@ -114,8 +131,15 @@ class GenerationLoop:
         settings, seed_text, seed_source, mode = self.initial
         self.generator = Generator(self.box.latest(), self.vocab, settings, seed_text=seed_text, mode=mode)
         self.seed_source = seed_source
-        self.post(SeedApplied(self.layout, self.generator.seed_report.text, seed_source,
-                              self.generator.seed_report.describe(), self.generator.mode))
+        self.post(
+            SeedApplied(
+                self.layout,
+                self.generator.seed_report.text,
+                seed_source,
+                self.generator.seed_report.describe(),
+                self.generator.mode,
+            )
+        )
         interval = 1.0 / self.chars_per_second if self.chars_per_second > 0 else 0.0
         pending: list[list[tuple[str, float]]] = [[] for _ in settings]
         next_char = last_post = time.monotonic()
@@ -137,7 +161,7 @@ class GenerationLoop:
                 # Never bank more than a moment of backlog: after a stall, carry on at the normal pace.
                 next_char = max(next_char + interval, now - 0.2)
             if now - last_post >= POST_INTERVAL and any(pending):
-                self.post(TextGenerated(self.layout, pending, self.generator.weights.version))
+                self.post(TextGenerated(self.layout, pending))
                 pending = [[] for _ in self.generator.settings]
                 last_post = now
             wait = min(next_char, last_post + POST_INTERVAL) - time.monotonic()

@@ -8,14 +8,22 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Sequence
 
+from tui_charlm.core.config import make_config
 from tui_charlm.core.errors import CharlmError
-from tui_charlm.core.hangup import HANGUP_STATUS, GuardedStream, terminal_hung_up, watch_for_hangup
+from tui_charlm.core.hangup import (
+    HANGUP_STATUS,
+    GuardedStream,
+    terminal_hung_up,
+    watch_for_hangup,
+)
 from tui_charlm.core.options import add_config_options, config_overrides
 from tui_charlm.core.sampling import check_temperature
+from tui_charlm.tui.app import CharLMApp
+from tui_charlm.tui.core_bridge import CoreBackend, TuiOptions
 from tui_charlm.tui.shutdown import SAVE_SECONDS, Shutdown
 
 
@@ -34,15 +42,26 @@ def parse_temperatures(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="charlm-tui", description="Train a character-level LSTM and watch it learn, in the terminal.")
+        prog="charlm-tui", description="Train a character-level LSTM and watch it learn, in the terminal."
+    )
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue training a run")
-    parser.add_argument("--load", type=Path, metavar="RUN_DIR", help="open a saved run (with --no-train: generation only)")
+    parser.add_argument(
+        "--load", type=Path, metavar="RUN_DIR", help="open a saved run (with --no-train: generation only)"
+    )
     parser.add_argument("--no-train", action="store_true", help="with --load: a generation playground, no training")
     parser.add_argument("--run-dir", type=Path, help="where to write a new run (default: runs/<corpus>-<time>)")
-    parser.add_argument("--temperatures", type=parse_temperatures, default=[0.2, 0.5, 1.0, 1.2],
-                        help="one stream per temperature, comma-separated (default: 0.2,0.5,1.0,1.2)")
-    parser.add_argument("--chars-per-second", type=float, default=40.0,
-                        help="how fast each stream types (default: 40; 0 = as fast as possible)")
+    parser.add_argument(
+        "--temperatures",
+        type=parse_temperatures,
+        default=[0.2, 0.5, 1.0, 1.2],
+        help="one stream per temperature, comma-separated (default: 0.2,0.5,1.0,1.2)",
+    )
+    parser.add_argument(
+        "--chars-per-second",
+        type=float,
+        default=40.0,
+        help="how fast each stream types (default: 40; 0 = as fast as possible)",
+    )
     parser.add_argument("--seed-text", help="start generating from this text (default: a random corpus slice)")
     parser.add_argument("--rng-seed", type=int, help="random seed for seeds and sampling")
     parser.add_argument("--offline", action="store_true", default=None, help="never use the network")
@@ -67,9 +86,10 @@ def stderr_to_log(path: Path, on_lost: Callable[[int], None]):
         yield None
         return
     saved_fd = os.dup(2)
-    terminal = os.fdopen(terminal_fd, "w", buffering=1, encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8",
-                         errors="replace")
-    log = open(path, "w", encoding="utf-8")
+    terminal = os.fdopen(
+        terminal_fd, "w", buffering=1, encoding=getattr(sys.__stderr__, "encoding", None) or "utf-8", errors="replace"
+    )
+    log = open(path, "w", encoding="utf-8")  # noqa: SIM115 (held until the finally below: this is the context manager)
     original = sys.__stderr__
     os.dup2(log.fileno(), 2)
     sys.__stderr__ = GuardedStream(terminal, on_lost)
@@ -108,22 +128,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--chars-per-second must be zero or a positive number")
     if args.rng_seed is not None and args.rng_seed < 0:
         parser.error("--rng-seed must be zero or positive")
-    from tui_charlm.tui.app import CharLMApp
-    from tui_charlm.tui.backend import CoreBackend, TuiOptions
-
     overrides = config_overrides(args)
     try:
         if not args.resume and not args.load:
-            from tui_charlm.core.config import make_config
-
             make_config(args.recipe, **overrides)  # bad options end here, before the screen opens
     except CharlmError as error:
         print(f"charlm-tui: error: {error}", file=sys.stderr)
         return 1
-    options = TuiOptions(overrides=overrides, recipe=args.recipe, resume=args.resume, load=args.load,
-                         train=not args.no_train, run_dir=args.run_dir, offline=args.offline)
-    app = CharLMApp(CoreBackend(options), temperatures=args.temperatures, chars_per_second=args.chars_per_second,
-                    seed_text=args.seed_text, rng_seed=args.rng_seed)
+    options = TuiOptions(
+        overrides=overrides,
+        recipe=args.recipe,
+        resume=args.resume,
+        load=args.load,
+        train=not args.no_train,
+        run_dir=args.run_dir,
+        offline=args.offline,
+    )
+    app = CharLMApp(
+        CoreBackend(options),
+        temperatures=args.temperatures,
+        chars_per_second=args.chars_per_second,
+        seed_text=args.seed_text,
+        rng_seed=args.rng_seed,
+    )
     # A hang-up (SSH gone), a terminal that fails or closes, or termination: stop training, checkpoint, exit.
     log_path = Path(tempfile.gettempdir()) / f"charlm-tui-{os.getpid()}.log"
     shutdown = Shutdown(app, log_path)
@@ -138,8 +165,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             app.run()
         finally:
             watching.set()
-    if shutdown.status is None and sys.__stdin__ is not None and os.isatty(sys.__stdin__.fileno()) \
-            and terminal_hung_up(sys.__stdin__.fileno()):
+    if (
+        shutdown.status is None
+        and sys.__stdin__ is not None
+        and os.isatty(sys.__stdin__.fileno())
+        and terminal_hung_up(sys.__stdin__.fileno())
+    ):
         shutdown.status = HANGUP_STATUS  # it went while the app was closing
     if shutdown.status is not None:
         app.training_done.wait(SAVE_SECONDS)  # the hang-up checkpoint comes first

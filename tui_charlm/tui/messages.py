@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from textual.message import Message
 
-from tui_charlm.tui.backend import RunInfo
+from tui_charlm.tui.core_bridge import RunInfo
 
 
 @dataclass
@@ -64,7 +64,6 @@ class TextGenerated(Message):
 
     layout: int  # which stream layout these belong to; stale layouts are ignored
     chunks: list[list[tuple[str, float]]] = field(default_factory=list)
-    weights_version: int = 0
 
 
 @dataclass

@@ -28,7 +28,7 @@ def surprise_legend() -> Text:
     """One line explaining the surprise colours."""
     legend = Text("surprise: ")
     legend.append("p≥0.5 plain  ")
-    for (limit, style), label in zip(reversed(SURPRISE_STYLES), ("p<0.5", "p<0.2", "p<0.05")):
+    for (_, style), label in zip(reversed(SURPRISE_STYLES), ("p<0.5", "p<0.2", "p<0.05")):
         legend.append(f" {label} ", style=style)
         legend.append("  ")
     return legend

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 from tui_charlm.core.checkpoints import History
+from tui_charlm.core.units import LN2
 
-LN2 = math.log(2.0)
 # Points drawn at most; longer curves are thinned evenly (the terminal has fewer columns than that anyway).
 MAX_POINTS = 600
 # Seconds between redraws while data streams in: plotext rebuilds the whole plot in Python each time,

@@ -5,10 +5,19 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
-STATE_STYLES = {"loading": "bold blue", "training": "bold green", "paused": "bold yellow", "stopping": "bold yellow",
-                "stopped": "bold", "finished": "bold green", "failed": "bold red", "generating": "bold cyan"}
+STATE_STYLES = {
+    "loading": "bold blue",
+    "training": "bold green",
+    "paused": "bold yellow",
+    "stopping": "bold yellow",
+    "stopped": "bold",
+    "finished": "bold green",
+    "failed": "bold red",
+    "generating": "bold cyan",
+}
 
 
 # The status bar shows the session's average chars/s beside the recent figure from this width on.
@@ -22,7 +31,16 @@ def format_duration(seconds: float) -> str:
 
 
 class StatusBar(Vertical):
-    """Two lines: the run, then the epoch's progress with ETA and the live figures."""
+    """Two lines: the run, then the epoch's progress with ETA and the live figures.
+
+    Each piece of text is a reactive: the app sets them as often as it likes,
+    and a child is redrawn only when its text changed.
+    """
+
+    run_text: reactive[Text] = reactive(Text, repaint=False, init=False)
+    epoch_text: reactive[str] = reactive("", repaint=False, init=False)
+    eta_text: reactive[str] = reactive("", repaint=False, init=False)
+    figures_text: reactive[str] = reactive("", repaint=False, init=False)
 
     def compose(self) -> ComposeResult:
         # Hold the children rather than query them: updates may arrive while the app is closing.
@@ -45,18 +63,13 @@ class StatusBar(Vertical):
         line.append(f"  corpus {corpus}  ·  model {parameters}  ·  {device}")
         if note:
             line.append(f"  ·  {note}", style="dim")
-        if line != getattr(self, "_last_run_line", None):
-            self._last_run_line = line
-            self.run_line.update(line, layout=False)  # fixed height: no layout pass needed
+        self.run_text = line
 
     def show_progress(self, epoch: int, epochs: int, batch: int, batches: int, eta: float | None = None) -> None:
         """The epoch's progress; `eta` is the seconds of training left in it, if known."""
-        label = f"epoch {epoch}/{epochs} "
-        if label != getattr(self, "_last_label", None):
-            self._last_label = label
-            self.epoch_label.update(label)  # its width may change: this one needs a layout pass
+        self.epoch_text = f"epoch {epoch}/{epochs} "
         self.progress.update(total=max(batches, 1), progress=batch)
-        self.eta.update(f" ETA {format_duration(eta)}" if eta is not None else " ETA --:--", layout=False)
+        self.eta_text = f" ETA {format_duration(eta)}" if eta is not None else " ETA --:--"
 
     def show_figures(self, loss: str, rate: str, average: str, elapsed: str) -> None:
         """Loss, chars/s over the last seconds and over the session (both wall-clock: every second counts).
@@ -64,4 +77,16 @@ class StatusBar(Vertical):
         The session's average needs room: below WIDE_FIGURES columns only the recent rate is shown.
         """
         session = f" (avg {average})" if self.size.width >= WIDE_FIGURES else ""
-        self.figures.update(f" loss {loss} · {rate} chars/s{session} · {elapsed}", layout=False)
+        self.figures_text = f" loss {loss} · {rate} chars/s{session} · {elapsed}"
+
+    def watch_run_text(self, text: Text) -> None:
+        self.run_line.update(text, layout=False)  # fixed height: no layout pass needed
+
+    def watch_epoch_text(self, text: str) -> None:
+        self.epoch_label.update(text)  # its width may change: this one needs a layout pass
+
+    def watch_eta_text(self, text: str) -> None:
+        self.eta.update(text, layout=False)
+
+    def watch_figures_text(self, text: str) -> None:
+        self.figures.update(text, layout=False)

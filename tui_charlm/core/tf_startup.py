@@ -1,7 +1,8 @@
-"""TensorFlow start-up: quiet logs, thread counts, and what device trains.
+"""TensorFlow start-up, in one place: quiet logs, thread counts, logical CPU devices.
 
 Importing TensorFlow takes seconds, so it happens here, on first use, and
-never at import time of the core package.
+never at import time of the core package. Everything that needs TensorFlow
+gets it from `import_tensorflow()`, which configures it once.
 """
 
 from __future__ import annotations
@@ -12,8 +13,40 @@ import tempfile
 import threading
 from contextlib import contextmanager
 
+from tui_charlm.core.errors import CharlmError
+
+# Split the one physical CPU into this many logical devices before TensorFlow starts. For trying
+# `--strategy mirrored` (and testing it) on a machine without GPUs; it does not make training faster.
+CPU_DEVICES_ENV = "CHARLM_CPU_DEVICES"
+
 _lock = threading.Lock()
 _configured_threads: int | None = None
+
+
+def logical_cpu_count() -> int:
+    """How many logical CPU devices CHARLM_CPU_DEVICES asks for (1 when unset)."""
+    value = os.environ.get(CPU_DEVICES_ENV, "").strip()
+    if not value:
+        return 1
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise CharlmError(f"{CPU_DEVICES_ENV}={value!r} is not a whole number of devices; unset it or give 1, 2, ...")
+    return count
+
+
+def split_cpu(tf) -> None:
+    """Configure CHARLM_CPU_DEVICES logical CPUs; must run before TensorFlow's runtime starts."""
+    count = logical_cpu_count()
+    if count < 2:
+        return
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        pass  # the runtime already started in this process; keep its devices
 
 
 @contextmanager
@@ -71,11 +104,9 @@ def import_tensorflow(threads: int | None = None, *, quiet: bool = True):
             import tensorflow as tf
         else:
             with _quiet_stderr() if quiet else _nothing():
-                import tensorflow as tf
                 import keras  # noqa: F401  (loads the rest of the C++ runtime while stderr is quiet)
+                import tensorflow as tf
         if _configured_threads is None:
-            from tui_charlm.core.devices import split_cpu
-
             split_cpu(tf)
             _configured_threads = 0
         if threads is not None and threads != _configured_threads:
@@ -86,4 +117,3 @@ def import_tensorflow(threads: int | None = None, *, quiet: bool = True):
             except RuntimeError:
                 pass  # the runtime already started in this process (a second run in one process): keep its count
     return tf
-

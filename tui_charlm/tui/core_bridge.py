@@ -9,17 +9,20 @@ integration test drives the app with `CoreBackend` and a real tiny model.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from tui_charlm.core.checkpoints import History
+from tui_charlm.core.config import make_config
 from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.events import Log
+from tui_charlm.core.session import SavedRun, new_training, open_saved_run, resume_training, saved_corpus_ids
+from tui_charlm.core.tf_startup import import_tensorflow
 from tui_charlm.core.vocab import Vocabulary
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,15 @@ class TrainingBackend(Protocol):
         one-line messages the user should read (a corpus fallback, say).
         """
 
-    def fit(self, report: Callable[[object], None], *, stop_event: threading.Event, pause_event: threading.Event,
-            save_event: threading.Event, weight_box) -> object:
+    def fit(
+        self,
+        report: Callable[[object], None],
+        *,
+        stop_event: threading.Event,
+        pause_event: threading.Event,
+        save_event: threading.Event,
+        weight_box,
+    ) -> object:
         """Train until done or stopped, publishing weight snapshots into weight_box."""
 
     def publish_weights(self, weight_box) -> None:
@@ -84,15 +94,12 @@ class CoreBackend:
         self.options = options
         self.can_train = options.train
         self.trainer = None
-        self.model = None
+        self.saved: SavedRun | None = None  # a run opened for generation only
         self.ids: np.ndarray | None = None
         self.vocab: Vocabulary | None = None
         self.seq_len = 60
 
     def prepare(self, status: Log, notice: Log) -> RunInfo:
-        from tui_charlm.core.backend import import_tensorflow
-        from tui_charlm.core.config import make_config
-
         options = self.options
         status("loading TensorFlow")
         # The app already sends fd 2 to a log file, so stderr need not be silenced here. Thread counts are
@@ -102,8 +109,6 @@ class CoreBackend:
             # Nothing trains: generation runs in NumPy on the CPU whatever the machine has.
             return self._prepare_load(status, notice, "CPU (generation only)")
         status("loading corpus and model")
-        from tui_charlm.core.session import new_training, resume_training
-
         if options.resume is not None:
             overrides = dict(options.overrides)
             trainer = resume_training(options.resume, overrides, offline=options.offline, log=notice)
@@ -117,48 +122,61 @@ class CoreBackend:
         self.seq_len = trainer.config.seq_len
         state = trainer.state
         chars = len(trainer.split.train) + len(trainer.split.heldout)
-        return RunInfo(trainer.run.path, trainer.run.meta.get("corpus", {}).get("name", "?"), chars,
-                       int(trainer.model.count_params()), trainer.device, self.vocab, self.seq_len,
-                       "stateful" if trainer.config.predicts_every_position else "window",
-                       trainer.train_windows.num_batches(state.epoch), trainer.config.epochs, state.epoch, state.step,
-                       state.history)
+        return RunInfo(
+            trainer.run.path,
+            trainer.run.meta.get("corpus", {}).get("name", "?"),
+            chars,
+            int(trainer.model.count_params()),
+            trainer.device,
+            self.vocab,
+            self.seq_len,
+            "stateful" if trainer.config.predicts_every_position else "window",
+            trainer.train_windows.num_batches(state.epoch),
+            trainer.config.epochs,
+            state.epoch,
+            state.step,
+            state.history,
+        )
 
     def _prepare_load(self, status: Log, notice: Log, device: str) -> RunInfo:
-        from tui_charlm.core.checkpoints import RunDirectory
-        from tui_charlm.core.session import load_config_corpus
-
         status("loading the run")
-        run = RunDirectory.open(self.options.load)
-        model, checkpoint = run.load_model(compile=False)
-        if model is None:
-            raise CharlmError(f"{run.path} has no checkpoint yet; train it first.")
-        self.model, self.vocab, self.seq_len = model, run.vocab, run.config.seq_len
-        self.step = checkpoint.state.step
-        try:
-            corpus = load_config_corpus(run.config, offline=True, max_vocab=10**6, log=lambda _: None)
-            self.ids = corpus.ids_in(run.vocab, drop_unknown=True)
-            name = corpus.name
-        except CharlmError:
+        saved = self.saved = open_saved_run(self.options.load)
+        run, state = saved.run, saved.checkpoint.state
+        self.vocab, self.seq_len = run.vocab, run.config.seq_len
+        found = saved_corpus_ids(run)
+        if found is None:
             notice("The run's corpus is not available here: seeds are random characters, or type one with e.")
-            self.ids = None
-            name = run.meta.get("corpus", {}).get("name", "?")
-        return RunInfo(run.path, name, 0 if self.ids is None else len(self.ids), int(model.count_params()), device,
-                       run.vocab, run.config.seq_len, "stateful" if run.config.predicts_every_position else "window",
-                       0, run.config.epochs, checkpoint.state.epoch, checkpoint.state.step, checkpoint.state.history)
+            self.ids, name = None, run.meta.get("corpus", {}).get("name", "?")
+        else:
+            self.ids, name = found
+        return RunInfo(
+            run.path,
+            name,
+            0 if self.ids is None else len(self.ids),
+            saved.parameters,
+            device,
+            run.vocab,
+            run.config.seq_len,
+            "stateful" if run.config.predicts_every_position else "window",
+            0,
+            run.config.epochs,
+            state.epoch,
+            state.step,
+            state.history,
+        )
 
     def fit(self, report, *, stop_event, pause_event, save_event, weight_box):
         if self.trainer is None:
             raise CharlmError("Nothing to train: the run was opened for generation only.")
-        return self.trainer.fit(report, stop_event=stop_event, pause_event=pause_event, save_event=save_event,
-                                weight_box=weight_box)
+        return self.trainer.fit(
+            report, stop_event=stop_event, pause_event=pause_event, save_event=save_event, weight_box=weight_box
+        )
 
     def publish_weights(self, weight_box) -> None:
-        from tui_charlm.core.inference import weights_from_model
-
         if self.trainer is not None:
             weight_box.publish(self.trainer.snapshot())
-        elif self.model is not None:
-            weight_box.publish(weights_from_model(self.model, seq_len=self.seq_len, version=self.step))
+        elif self.saved is not None:
+            weight_box.publish(self.saved.weights)
 
     def random_seed(self, rng: np.random.Generator, length: int) -> tuple[str, str]:
         if self.ids is None or len(self.ids) <= length:
@@ -166,7 +184,7 @@ class CoreBackend:
             return "".join(rng.choice(chars, size=min(length, 20))), "random characters"
         start = int(rng.integers(0, len(self.ids) - length))
         # Start at a word boundary when one is near, so the seed reads naturally.
-        text = self.vocab.decode(self.ids[start:start + length + 20])
+        text = self.vocab.decode(self.ids[start : start + length + 20])
         space = text.find(" ", 0, 20)
-        text = text[space + 1:space + 1 + length] if space >= 0 else text[:length]
+        text = text[space + 1 : space + 1 + length] if space >= 0 else text[:length]
         return text, f"random corpus slice at char {start:,}"

@@ -1,0 +1,114 @@
+"""Every key of the main screen, written once: the bindings, the help screen and the command palette come from here.
+
+As Textual builds its own keys panel from the bindings, the app builds its
+BINDINGS, the help screen's table and the palette's commands from KEYS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+from tui_charlm.core.generation import MODES
+from tui_charlm.core.sampling import RECIPE_TEMPERATURES
+
+
+@dataclass(frozen=True)
+class Key:
+    """One thing the user can do: its keys (if any), the action it runs, and how it is described."""
+
+    keys: str | None  # Textual key names, comma-separated; None: only in the palette (or Textual's own key)
+    action: str | None  # the action, as Textual writes it ("temperature(0.1)"); None: Textual handles the key
+    label: str  # the footer's short label
+    text: str  # what it does: a line in the help screen, a command in the palette
+    shown: str = ""  # how the help screen and the palette write the keys ("Up / +")
+    footer: bool = True
+    priority: bool = False
+    id: str | None = None
+
+
+KEYS: tuple[Key, ...] = (
+    Key(
+        "up,plus",
+        "temperature(0.1)",
+        "T+",
+        "Raise the focused stream's temperature by 0.1",
+        "Up / +",
+        id="temperature-up",
+    ),
+    Key(
+        "down,minus",
+        "temperature(-0.1)",
+        "T-",
+        "Lower the focused stream's temperature by 0.1 (0 = greedy)",
+        "Down / -",
+        id="temperature-down",
+    ),
+    Key(None, None, "", "Focus the next / previous stream", "Tab / Shift+Tab"),
+    Key(
+        "space",
+        "toggle_pause",
+        "Pause",
+        "Pause or resume training (generation goes on with the last weights)",
+        "Space",
+        id="pause",
+    ),
+    Key("s", "save", "Save", "Save a checkpoint now", "s", id="save"),
+    Key("r", "random_seed", "Seed", "New random seed from the corpus", "r", id="random-seed"),
+    Key("e", "edit_seed", "Type seed", "Type a seed", "e", id="edit-seed"),
+    Key("a", "add_stream", "Add", "Add a stream (a copy of the focused one's settings)", "a", id="add-stream"),
+    Key("x", "remove_stream", "Remove", "Remove the focused stream", "x", id="remove-stream"),
+    Key("t", "cycle_sampling", "Sampling", "Cycle sampling: temperature, top-k (10), top-p (0.9)", "t", id="sampling"),
+    Key("c", "clear", "Clear", "Clear generated text", "c", id="clear"),
+    Key("b", "toggle_unit", "Nats/bits", "Show loss in nats or bits per char", "b", id="unit"),
+    Key(
+        "u", "toggle_surprise", "Surprise", "Colour chars by how surprising they were to the model", "u", id="surprise"
+    ),
+    Key(
+        None,
+        "recipe_temperatures",
+        "",
+        f"Reset temperatures to the recipe's ({', '.join(map(str, RECIPE_TEMPERATURES))})",
+    ),
+    *(Key(None, f"generation_mode('{mode}')", "", f"Generation mode: {mode}") for mode in MODES),
+    Key("question_mark,f1", "help", "Help", "Help: every key", "? / F1", id="help"),
+    Key(None, None, "", "Command palette: every action, also those without a key", "Ctrl+P"),
+    Key(
+        "q",
+        "quit",
+        "Quit",
+        "Quit: stop training after the current batch, save a checkpoint, exit",
+        "q / Ctrl+C",
+        id="quit",
+    ),
+    Key("ctrl+c", "quit", "Quit", "", footer=False, priority=True, id="interrupt"),
+)
+
+
+def bindings() -> list[Binding]:
+    """The main screen's BINDINGS."""
+    return [
+        Binding(key.keys, key.action, key.label, show=key.footer, priority=key.priority, id=key.id)
+        for key in KEYS
+        if key.keys and key.action
+    ]
+
+
+def help_table() -> str:
+    """The help screen's table of keys, as Markdown."""
+    rows = [
+        f"| {' / '.join(f'`{part.strip()}`' for part in key.shown.split(' / '))} | {key.text} |"
+        for key in KEYS
+        if key.shown and key.text
+    ]
+    return "| key | what it does |\n|---|---|\n" + "\n".join(rows)
+
+
+def palette_commands() -> list[tuple[str, str, str]]:
+    """(title, help, action) for each command the palette offers: every action, with its keys if it has any."""
+    return [
+        (key.text, f"key: {key.shown}" if key.shown else "no key", key.action)
+        for key in KEYS
+        if key.action and key.text
+    ]
