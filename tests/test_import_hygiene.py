@@ -7,7 +7,7 @@ import sys
 
 CORE_MODULES = [
     "atomic",
-    "backend",
+    "tf_startup",
     "builtin_corpus",
     "checkpoints",
     "config",
@@ -26,6 +26,7 @@ CORE_MODULES = [
     "sampling",
     "session",
     "training",
+    "units",
     "vocab",
 ]
 

@@ -53,10 +53,11 @@ def test_any_text_in_any_chunks_encodes_like_the_whole(tmp_path_factory, text, n
     try:
         try:
             expected = whole(data, encoding=encoding)
-        except CharlmError as error:
-            with pytest.raises(CharlmError) as raised:
+        except UnicodeError:
+            expected = None
+        if not expected or "\x00" in expected:  # not text, empty, or binary: refused with one sentence
+            with pytest.raises(CharlmError, match=r"^The corpus (is not valid|is empty|looks like binary data)"):
                 encode_file(path, cache=encoded_cache_dir(), encoding=encoding)
-            assert str(raised.value).split(" at ")[0].split(" (")[0] == str(error).split(" at ")[0].split(" (")[0]
             return
         result = encode_file(path, cache=encoded_cache_dir(), encoding=encoding)
         assert result.vocab.decode(result.ids) == expected

@@ -24,7 +24,7 @@ def status_text(app) -> str:
 
 
 async def started(pilot):
-    await wait_for(pilot, lambda: pilot.app.state == "training" and pilot.app.generation is not None)
+    await wait_for(pilot, lambda: pilot.app.main.state == "training" and pilot.app.main.generation is not None)
 
 
 async def test_first_screen_shows_the_four_recipe_streams_and_starts_training():
@@ -59,7 +59,7 @@ async def test_up_down_plus_minus_change_the_focused_temperature_with_clamping()
         await pilot.press("tab")
         await pilot.press(*["up"] * 30)
         assert titles(app)[1] == "T=3.0"
-        assert app.generation.generator.settings[1].temperature == 3.0
+        assert app.main.generation.generator.settings[1].temperature == 3.0
 
 
 async def test_tab_and_shift_tab_move_focus_between_streams():
@@ -79,12 +79,12 @@ async def test_add_and_remove_streams():
         await pilot.press("tab", "a")
         assert titles(app) == ["T=0.2", "T=0.5", "T=1.0", "T=1.2", "T=0.5"]
         assert app.focused is list(app.query(GenerationPane))[-1]
-        await wait_for(pilot, lambda: len(app.generation.generator.settings) == 5)
+        await wait_for(pilot, lambda: len(app.main.generation.generator.settings) == 5)
         await wait_for(pilot, lambda: len(list(app.query(GenerationPane))[-1].chars) > 3)
         for _ in range(10):
             await pilot.press("x")
         assert len(titles(app)) == 1
-        await wait_for(pilot, lambda: len(app.generation.generator.settings) == 1)
+        await wait_for(pilot, lambda: len(app.main.generation.generator.settings) == 1)
         for _ in range(10):
             await pilot.press("a")
         assert len(titles(app)) == 8
@@ -108,7 +108,7 @@ async def test_space_pauses_training_but_not_generation():
     async with app.run_test() as pilot:
         await started(pilot)
         await pilot.press("space")
-        assert app.state == "paused" and app.has_class("-paused")
+        assert app.main.state == "paused" and app.main.has_class("-paused")
         await pilot.pause(0.2)
         step = backend.max_step
         chars = len(app.query(GenerationPane).first().chars)
@@ -117,7 +117,7 @@ async def test_space_pauses_training_but_not_generation():
         assert len(app.query(GenerationPane).first().chars) > chars
         assert "PAUSED" in status_text(app)
         await pilot.press("space")
-        assert app.state == "training"
+        assert app.main.state == "training"
         await wait_for(pilot, lambda: backend.max_step > step)
 
 
@@ -178,7 +178,7 @@ async def test_b_switches_nats_and_bits():
     app = make_app()
     async with app.run_test() as pilot:
         await started(pilot)
-        await wait_for(pilot, lambda: app.last_loss is not None)
+        await wait_for(pilot, lambda: app.main.last_loss is not None)
         assert "nats" in status_text(app)
         await pilot.press("b")
         assert app.query_one(LossPlot).unit == "bits" and "bits" in status_text(app)
@@ -209,8 +209,16 @@ async def test_help_opens_with_question_mark_and_f1_and_lists_every_key():
             key = next(k for k in KEYS if k.id == binding.id)
             assert (key.action == binding.action and key.text in shown) or not binding.show, binding
             for name in binding.key.split(","):
-                written = {"up": "Up", "down": "Down", "plus": "+", "minus": "-", "space": "Space",
-                           "question_mark": "?", "f1": "F1", "ctrl+c": "Ctrl+C"}.get(name, name)
+                written = {
+                    "up": "Up",
+                    "down": "Down",
+                    "plus": "+",
+                    "minus": "-",
+                    "space": "Space",
+                    "question_mark": "?",
+                    "f1": "F1",
+                    "ctrl+c": "Ctrl+C",
+                }.get(name, name)
                 assert f"`{written}`" in shown, name
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -235,7 +243,7 @@ async def test_command_palette_offers_every_action():
         await pilot.press(*"generation mode: window")
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.generation.generator.mode == "window")
+        await wait_for(pilot, lambda: app.main.generation.generator.mode == "window")
 
 
 async def test_q_stops_training_saves_and_exits():
@@ -261,10 +269,10 @@ async def test_ctrl_c_behaves_like_q():
 async def test_a_failed_start_is_shown_and_the_app_stays_usable():
     app = make_app(FakeBackend(prepare_error="Corpus file 'x.txt' does not exist; check the path."))
     async with app.run_test() as pilot:
-        await wait_for(pilot, lambda: app.state == "failed")
+        await wait_for(pilot, lambda: app.main.state == "failed")
         assert "does not exist" in status_text(app)
         await pilot.press("space", "s", "r", "e", "a", "x", "up", "b", "u", "c", "t")
-        assert app.is_running and app.state == "failed"
+        assert app.is_running and app.main.state == "failed"
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running)
 
@@ -272,7 +280,7 @@ async def test_a_failed_start_is_shown_and_the_app_stays_usable():
 async def test_nan_during_training_is_reported_and_generation_goes_on():
     app = make_app(FakeBackend(fail_at_step=15))
     async with app.run_test() as pilot:
-        await wait_for(pilot, lambda: app.state == "failed")
+        await wait_for(pilot, lambda: app.main.state == "failed")
         assert any("nan" in n.message for n in app._notifications)
         chars = len(app.query(GenerationPane).first().chars)
         await wait_for(pilot, lambda: len(app.query(GenerationPane).first().chars) > chars)
@@ -281,7 +289,7 @@ async def test_nan_during_training_is_reported_and_generation_goes_on():
 async def test_generation_only_mode_does_not_train():
     app = make_app(FakeBackend(can_train=False))
     async with app.run_test() as pilot:
-        await wait_for(pilot, lambda: app.state == "generating")
+        await wait_for(pilot, lambda: app.main.state == "generating")
         await wait_for(pilot, lambda: len(app.query(GenerationPane).first().chars) > 5)
         await pilot.press("space")
         assert any("not running" in n.message for n in app._notifications)
@@ -323,10 +331,10 @@ async def test_the_generation_mode_is_shown_and_can_be_switched_from_the_palette
     app = make_app()
     async with app.run_test() as pilot:
         await started(pilot)
-        await wait_for(pilot, lambda: str(app.seed_pane.border_subtitle) == "stateful generation")
+        await wait_for(pilot, lambda: str(app.main.seed_pane.border_subtitle) == "stateful generation")
         await pilot.press("ctrl+p")  # Textual's command palette, then the words of the command, then Enter
         await pilot.pause(0.3)
         await pilot.press(*["space" if c == " " else c for c in "generation mode window"])
         await pilot.pause(0.6)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: str(app.seed_pane.border_subtitle) == "window generation")
+        await wait_for(pilot, lambda: str(app.main.seed_pane.border_subtitle) == "window generation")

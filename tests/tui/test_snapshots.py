@@ -15,12 +15,13 @@ TEXT = (
 async def freeze(pilot) -> None:
     """Wait for the run to load, stop generation, and put the same text in every pane."""
     app = pilot.app
-    await wait_for(pilot, lambda: app.state == "training" and app.seed_pane.seed_text.startswith("seed"))
-    await wait_for(pilot, lambda: app.loss_plot.steps and app.loss_plot.steps[-1] == 205)  # the fake's one batch
-    await wait_for(pilot, lambda: not app.loss_plot.dirty)  # the plot redraws at most once a second
+    await wait_for(pilot, lambda: app.main.state == "training" and app.main.seed_pane.seed_text.startswith("seed"))
+    # the fake backend reports one batch
+    await wait_for(pilot, lambda: app.main.loss_plot.steps and app.main.loss_plot.steps[-1] == 205)
+    await wait_for(pilot, lambda: not app.main.loss_plot.dirty)  # the plot redraws at most once a second
     app.workers.cancel_group(app, "generation")
     await pilot.pause(0.2)
-    app.layout_version += 1  # text already in flight from the generator is now stale and ignored
+    app.main.layout_version += 1  # text already in flight from the generator is now stale and ignored
     for index, pane in enumerate(app.query(GenerationPane)):
         pane.clear()
         pane.add([(char, 0.5) for char in TEXT[index * 7 :]])

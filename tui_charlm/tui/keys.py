@@ -26,6 +26,7 @@ class Key:
     footer: bool = True
     priority: bool = False
     id: str | None = None
+    scope: str = "screen"  # "screen": the main screen's keys; "app": keys that work on every screen
 
 
 KEYS: tuple[Key, ...] = (
@@ -72,7 +73,7 @@ KEYS: tuple[Key, ...] = (
         f"Reset temperatures to the recipe's ({', '.join(map(str, RECIPE_TEMPERATURES))})",
     ),
     *(Key(None, f"generation_mode('{mode}')", "", f"Generation mode: {mode}") for mode in MODES),
-    Key("question_mark,f1", "help", "Help", "Help: every key", "? / F1", id="help"),
+    Key("question_mark,f1", "help", "Help", "Help: every key", "? / F1", id="help", scope="app"),
     Key(None, None, "", "Command palette: every action, also those without a key", "Ctrl+P"),
     Key(
         "q",
@@ -81,17 +82,18 @@ KEYS: tuple[Key, ...] = (
         "Quit: stop training after the current batch, save a checkpoint, exit",
         "q / Ctrl+C",
         id="quit",
+        scope="app",
     ),
-    Key("ctrl+c", "quit", "Quit", "", footer=False, priority=True, id="interrupt"),
+    Key("ctrl+c", "quit", "Quit", "", footer=False, priority=True, id="interrupt", scope="app"),
 )
 
 
-def bindings() -> list[Binding]:
-    """The main screen's BINDINGS."""
+def bindings(scope: str) -> list[Binding]:
+    """The BINDINGS of the main screen ("screen") or of the app ("app": on every screen)."""
     return [
         Binding(key.keys, key.action, key.label, show=key.footer, priority=key.priority, id=key.id)
         for key in KEYS
-        if key.keys and key.action
+        if key.keys and key.action and key.scope == scope
     ]
 
 
@@ -105,10 +107,10 @@ def help_table() -> str:
     return "| key | what it does |\n|---|---|\n" + "\n".join(rows)
 
 
-def palette_commands() -> list[tuple[str, str, str]]:
-    """(title, help, action) for each command the palette offers: every action, with its keys if it has any."""
+def palette_commands() -> list[tuple[str, str, str, str]]:
+    """(title, help, action, scope) for each command the palette offers: every action, with its keys if any."""
     return [
-        (key.text, f"key: {key.shown}" if key.shown else "no key", key.action)
+        (key.text, f"key: {key.shown}" if key.shown else "no key", key.action, key.scope)
         for key in KEYS
         if key.action and key.text
     ]

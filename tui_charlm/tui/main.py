@@ -174,12 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutdown.status = HANGUP_STATUS  # it went while the app was closing
     if shutdown.status is not None:
         app.training_done.wait(SAVE_SECONDS)  # the hang-up checkpoint comes first
-    failed = app.state == "failed" or app.return_code not in (None, 0)
-    if app.info is not None and app.info.run_dir is not None:
-        say(f"run directory: {app.info.run_dir}")
+    failed = app.main.state == "failed" or app.return_code not in (None, 0)
+    if app.main.info is not None and app.main.info.run_dir is not None:
+        say(f"run directory: {app.main.info.run_dir}")
     if failed and shutdown.status is None:
-        if app.note:
-            say(f"charlm-tui: {app.note}", error=True)
+        if app.main.note:
+            say(f"charlm-tui: {app.main.note}", error=True)
         say(f"charlm-tui: diagnostics are in {log_path}", error=True)
         return 1
     try:

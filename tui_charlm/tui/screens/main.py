@@ -1,0 +1,451 @@
+"""The main screen: the loss, the seed, the streams and the status, and the keys that steer them.
+
+The app (tui/app.py) runs training in a worker thread and posts what it
+reports here; generation runs in this screen's own worker. Workers never
+touch widgets: they post messages (tui/messages.py) and the handlers here
+update the screen, which keeps handling them while a dialog is shown above
+it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Grid, Horizontal, Vertical
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from tui_charlm.core.events import (
+    CheckpointSaved,
+    EpochFinished,
+    TrainingFailed,
+    TrainingFinished,
+    TrainingPaused,
+    TrainingResumed,
+    TrainingStarted,
+    to_bits,
+)
+from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
+from tui_charlm.tui.core_bridge import RunInfo
+from tui_charlm.tui.generation_loop import (
+    AddStream,
+    GenerationLoop,
+    RemoveStream,
+    Reseed,
+    SetMode,
+    SetSettings,
+)
+from tui_charlm.tui.keys import bindings
+from tui_charlm.tui.messages import (
+    BatchesReported,
+    NoticeReported,
+    PreparationFailed,
+    RunPrepared,
+    SeedApplied,
+    StatusChanged,
+    TextGenerated,
+    TrainingEventReported,
+)
+from tui_charlm.tui.screens.seed_input import SeedInputScreen
+from tui_charlm.tui.widgets.generation_pane import GenerationPane, surprise_legend
+from tui_charlm.tui.widgets.loss_plot import LossPlot
+from tui_charlm.tui.widgets.seed_pane import SeedPane
+from tui_charlm.tui.widgets.status_bar import StatusBar, format_duration
+
+MAX_TEMPERATURE = 3.0
+MAX_STREAMS = 8
+SEED_LENGTH = 60
+
+
+class MainScreen(Screen[None]):
+    """Watch the model learn and steer its streams."""
+
+    BINDINGS = bindings("screen")
+
+    state: reactive[str] = reactive("loading", init=False)
+    unit: reactive[str] = reactive("nats", init=False)
+    surprise: reactive[bool] = reactive(False, init=False)
+
+    def __init__(
+        self,
+        *,
+        temperatures=RECIPE_TEMPERATURES,
+        chars_per_second: float = 40.0,
+        seed_text: str | None = None,
+        rng_seed: int | None = None,
+    ):
+        super().__init__()
+        self.initial_settings = [SamplingSettings(t) for t in temperatures]
+        self.chars_per_second = chars_per_second
+        self.typed_seed = seed_text
+        self.rng = np.random.default_rng(rng_seed)
+        self.info: RunInfo | None = None
+        self.generation: GenerationLoop | None = None
+        self.layout_version = 0
+        self.last_loss: float | None = None
+        self.last_rate = 0.0
+        self.average_rate = 0.0
+        self.elapsed = 0.0
+        self.epoch = 0
+        self.note = ""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="top"):
+            with Vertical(id="loss-box") as box:
+                box.border_title = LossPlot.LEGEND
+                yield LossPlot(id="loss")
+            yield SeedPane(id="seed")
+        with Grid(id="streams"):
+            for settings in self.initial_settings:
+                yield GenerationPane(settings, classes="stream")
+        yield Static(surprise_legend(), id="legend")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.sub_title = "loading"
+        self.status_bar.show_run("loading", "…", "…", "…", "starting")
+        self.panes()[0].focus()
+
+    # (A screen's queries search the screen itself, even while a dialog is shown above it.)
+    @property
+    def loss_plot(self) -> LossPlot:
+        return self.query_one(LossPlot)
+
+    @property
+    def seed_pane(self) -> SeedPane:
+        return self.query_one(SeedPane)
+
+    @property
+    def status_bar(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    @property
+    def streams(self) -> Grid:
+        return self.query_one("#streams", Grid)
+
+    def panes(self) -> list[GenerationPane]:
+        return list(self.streams.query(GenerationPane))
+
+    @property
+    def closing(self) -> bool:
+        """True once the main screen is going away: late worker messages are then ignored."""
+        return self.app.stop_event.is_set() and not self.is_attached
+
+    def focused_index(self) -> int:
+        panes = self.panes()
+        return panes.index(self.focused) if self.focused in panes else 0
+
+    # -- messages from the workers -------------------------------------------------
+
+    def on_status_changed(self, message: StatusChanged) -> None:
+        if self.closing:
+            return
+        self.note = message.text
+        self.refresh_status()
+
+    def on_notice_reported(self, message: NoticeReported) -> None:
+        self.notify(message.text, timeout=15)
+
+    def on_preparation_failed(self, message: PreparationFailed) -> None:
+        if self.closing:
+            return
+        self.note = message.message
+        self.state = "failed"
+        self.notify(message.message, title="Could not start", severity="error", timeout=60)
+
+    def on_run_prepared(self, message: RunPrepared) -> None:
+        if self.closing:
+            return
+        info = self.info = message.info
+        self.epoch = info.epoch
+        self.note = ""
+        self.state = "training" if self.app.backend.can_train else "generating"
+        self.app.title = f"charlm — {info.corpus_name}"
+        if info.history.batches or info.history.epochs:
+            self.loss_plot.set_history(info.history)
+            if info.history.batches:
+                self.last_loss = float(info.history.batches[-1][1])
+        self.status_bar.show_progress(info.epoch + 1, info.epochs, 0, info.batches_per_epoch or 1)
+        if self.typed_seed is not None:
+            seed, source = self.typed_seed, "typed on the command line"
+        else:
+            seed, source = self.app.backend.random_seed(self.rng, SEED_LENGTH)
+        self.generation = GenerationLoop(
+            self.app.weight_box,
+            info.vocab,
+            [p.settings for p in self.panes()],
+            seed_text=seed,
+            seed_source=source,
+            mode=info.default_mode,
+            chars_per_second=self.chars_per_second,
+            post=self.post_message,
+        )
+        self.run_generation()
+
+    def on_batches_reported(self, message: BatchesReported) -> None:
+        if self.closing:
+            return
+        self.loss_plot.add_batches(message.losses)
+        self.last_loss = message.losses[-1][1]
+        self.last_rate = message.chars_per_second
+        self.average_rate = message.average_chars_per_second
+        self.elapsed = message.elapsed
+        if self.info:
+            # Training seconds per step so far (epoch-end scoring included) times the steps left in the epoch.
+            eta = (message.batches - message.batch) * message.elapsed / max(message.step, 1)
+            self.status_bar.show_progress(message.epoch + 1, self.info.epochs, message.batch, message.batches, eta)
+        self.refresh_status()
+
+    def on_training_event_reported(self, message: TrainingEventReported) -> None:
+        if self.closing:
+            return
+        event = message.event
+        if isinstance(event, TrainingStarted):
+            self.state = "paused" if self.app.pause_event.is_set() else "training"
+        elif isinstance(event, TrainingPaused):
+            self.note = f"paused at step {event.step}"
+        elif isinstance(event, TrainingResumed):
+            self.note = ""
+        elif isinstance(event, EpochFinished):
+            self.epoch = event.epoch
+            self.loss_plot.add_epoch(event.step, event.val_loss)
+            self.note = f"epoch {event.epoch}: held-out {self.format_loss(event.val_loss)}"
+        elif isinstance(event, CheckpointSaved):
+            self.note = f"saved step {event.step}"
+            if event.reason in ("requested", "stopped", "time budget"):
+                self.notify(f"Checkpoint saved ({event.reason}): {event.path}", title="Saved")
+        elif isinstance(event, TrainingFinished):
+            self.note = f"{event.reason} at epoch {event.epoch}, step {event.step}"
+            self.state = {"completed": "finished", "time budget": "finished"}.get(event.reason, "stopped")
+        elif isinstance(event, TrainingFailed):
+            self.note = event.message
+            self.state = "failed"
+            where = f" The last good checkpoint is {event.checkpoint}." if event.checkpoint else ""
+            self.notify(event.message + where, title="Training stopped", severity="error", timeout=60)
+        self.refresh_status()
+
+    def on_text_generated(self, message: TextGenerated) -> None:
+        if self.closing:
+            return
+        if message.layout != self.layout_version:
+            return  # chars for a stream layout that has since changed
+        for pane, chunk in zip(self.panes(), message.chunks):
+            if chunk:
+                pane.add(chunk)
+
+    def on_seed_applied(self, message: SeedApplied) -> None:
+        if self.closing:
+            return
+        if message.layout != self.layout_version:
+            return
+        self.seed_pane.show_seed(message.text, message.source, message.mode)
+        if message.problem:
+            self.notify(message.problem, title="Seed", severity="warning")
+
+    def training_ended(self, worker: Worker) -> None:
+        """The training worker returned (or raised): say how it ended."""
+        if worker.state == WorkerState.ERROR:
+            error = worker.error
+            self.state = "failed"
+            self.note = f"unexpected error: {type(error).__name__}: {error}"
+            self.notify(self.note, title="Training stopped", severity="error", timeout=30)
+        elif self.state in ("training", "paused", "stopping", "loading"):
+            self.state = (
+                "stopped"
+                if self.app.stop_event.is_set()
+                else ("generating" if not self.app.backend.can_train else "finished")
+            )
+
+    @work(thread=True, exclusive=True, group="generation", exit_on_error=False)
+    def run_generation(self) -> None:
+        """Stream chars from the newest weights until cancelled."""
+        worker = get_current_worker()
+        self.generation.run(lambda: worker.is_cancelled)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "generation" and event.state == WorkerState.ERROR:
+            self.notify(f"Generation stopped: {event.worker.error}", severity="error", timeout=30)
+
+    # -- status -------------------------------------------------------------------
+
+    def format_loss(self, nats: float | None) -> str:
+        if nats is None:
+            return "—"
+        return f"{to_bits(nats):.3f} bits" if self.unit == "bits" else f"{nats:.3f} nats"
+
+    def refresh_status(self) -> None:
+        info = self.info
+        if not self.is_mounted or self.closing:
+            return
+        status = self.status_bar
+
+        if info is None:
+            status.show_run(self.state, "…", "…", "…", self.note)
+        else:
+            size = (
+                f"{info.corpus_chars / 1e6:.2f}M chars" if info.corpus_chars >= 1e5 else f"{info.corpus_chars:,} chars"
+            )
+            status.show_run(
+                self.state, f"{info.corpus_name} ({size})", f"{info.parameters:,} params", info.device, self.note
+            )
+        status.show_figures(
+            self.format_loss(self.last_loss),
+            f"{self.last_rate:,.0f}",
+            f"{self.average_rate:,.0f}",
+            format_duration(self.elapsed),
+        )
+        if self.app.sub_title != self.state:
+            self.app.sub_title = self.state
+
+    def watch_state(self) -> None:
+        self.set_class(self.state == "paused", "-paused")
+        self.set_class(self.state == "failed", "-failed")
+        self.refresh_status()
+
+    def watch_unit(self, unit: str) -> None:
+        self.loss_plot.unit = unit
+        self.refresh_status()
+
+    def watch_surprise(self, surprise: bool) -> None:
+        for pane in self.panes():
+            pane.surprise = surprise
+        self.set_class(surprise, "-surprise")
+
+    # -- actions ------------------------------------------------------------------
+
+    def training_active(self) -> bool:
+        return self.state in ("training", "paused") and self.app.backend.can_train
+
+    def ready(self, what: object) -> bool:
+        """True when `what` (the generator, or the run's info) has loaded; else says the model is still loading."""
+        if what is None:
+            self.notify("The model is still loading.", severity="warning")
+        return what is not None
+
+    def submit(self, command: object) -> bool:
+        """Send a command to the generator, if it runs yet."""
+        if not self.ready(self.generation):
+            return False
+        self.generation.submit(command)
+        return True
+
+    def apply_settings(self, index: int, settings: SamplingSettings) -> None:
+        """Show new sampling settings on stream `index` and, once generation runs, use them from its next char."""
+        self.panes()[index].show_settings(settings)
+        if self.generation is not None:
+            self.generation.submit(SetSettings(self.layout_version, index, settings))
+
+    def action_temperature(self, delta: float) -> None:
+        index = self.focused_index()
+        old = self.panes()[index].settings
+        temperature = round(min(MAX_TEMPERATURE, max(0.0, old.temperature + delta)), 1)
+        self.apply_settings(index, SamplingSettings(temperature, old.top_k, old.top_p))
+
+    def action_cycle_sampling(self) -> None:
+        index = self.focused_index()
+        old = self.panes()[index].settings
+        if old.top_k is None and old.top_p is None:
+            settings = SamplingSettings(old.temperature, top_k=10)
+        elif old.top_k is not None:
+            settings = SamplingSettings(old.temperature, top_p=0.9)
+        else:
+            settings = SamplingSettings(old.temperature)
+        self.apply_settings(index, settings)
+
+    def action_add_stream(self) -> None:
+        panes = self.panes()
+        if len(panes) >= MAX_STREAMS:
+            self.notify(f"At most {MAX_STREAMS} streams.", severity="warning")
+            return
+        if not self.ready(self.generation):
+            return
+        settings = panes[self.focused_index()].settings
+        self.layout_version += 1
+        pane = GenerationPane(settings, classes="stream")
+        pane.surprise = self.surprise
+        self.streams.mount(pane)
+        self.generation.submit(AddStream(self.layout_version, settings))
+        pane.focus()
+
+    def action_remove_stream(self) -> None:
+        panes = self.panes()
+        if len(panes) <= 1:
+            self.notify("The last stream stays.", severity="warning")
+            return
+        if not self.ready(self.generation):
+            return
+        index = self.focused_index()
+        self.layout_version += 1
+        self.generation.submit(RemoveStream(self.layout_version, index))
+        panes[index].remove()
+        panes[index - 1 if index > 0 else 1].focus()
+
+    def action_toggle_pause(self) -> None:
+        if not self.training_active():
+            self.notify("Training is not running.", severity="warning")
+            return
+        if self.app.pause_event.is_set():
+            self.app.pause_event.clear()
+            self.state = "training"
+        else:
+            self.app.pause_event.set()
+            self.state = "paused"
+
+    def action_save(self) -> None:
+        if not self.training_active():
+            where = f" ({self.info.run_dir})" if self.info and self.info.run_dir else ""
+            self.notify(f"Not training: the last checkpoint is already saved{where}.", severity="warning")
+            return
+        self.app.save_event.set()
+        self.notify("Saving a checkpoint after this batch…")
+
+    def reseed(self, text: str, source: str) -> None:
+        self.layout_version += 1
+        if self.submit(Reseed(self.layout_version, text, source)):
+            for pane in self.panes():
+                pane.clear()
+
+    def action_random_seed(self) -> None:
+        if not self.ready(self.info):
+            return
+        self.reseed(*self.app.backend.random_seed(self.rng, SEED_LENGTH))
+
+    def action_edit_seed(self) -> None:
+        if not self.ready(self.info):
+            return
+
+        def typed(text: str | None) -> None:
+            if text is None:
+                return
+            report = self.info.vocab.clean_seed(text)
+            if not report.text:
+                self.notify(
+                    "None of those characters are in the model's vocabulary; the seed is unchanged.", severity="warning"
+                )
+                return
+            self.reseed(text, "typed")
+
+        self.app.push_screen(SeedInputScreen(), typed)
+
+    def action_clear(self) -> None:
+        for pane in self.panes():
+            pane.clear()
+
+    def action_toggle_unit(self) -> None:
+        self.unit = "bits" if self.unit == "nats" else "nats"
+
+    def action_toggle_surprise(self) -> None:
+        self.surprise = not self.surprise
+
+    def action_generation_mode(self, mode: str) -> None:
+        if self.submit(SetMode(mode)):
+            self.notify(f"Generation mode: {mode}.")
+
+    def action_recipe_temperatures(self) -> None:
+        for index, temperature in enumerate(RECIPE_TEMPERATURES[: len(self.panes())]):
+            self.apply_settings(index, SamplingSettings(temperature))
