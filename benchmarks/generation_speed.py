@@ -31,7 +31,6 @@ sys.path.insert(0, str(HERE))
 from versions import versions_line  # noqa: E402
 
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
-TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
 
 
 def recipe_sample(preds: np.ndarray, temperature: float, rng) -> int:
@@ -92,12 +91,12 @@ def recipe_loop_rate(model, vocab_size: int, seed_ids: list[int], seconds: float
 def engine_rate(weights, vocab, seed_text: str, mode: str, streams: int, seconds: float) -> float:
     """Chars per second (all streams together) of the NumPy engine."""
     from tui_charlm.core.generation import Generator
-    from tui_charlm.core.sampling import SamplingSettings
+    from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
 
     generator = Generator(
         weights,
         vocab,
-        [SamplingSettings(t) for t in TEMPERATURES[:streams]],
+        [SamplingSettings(t) for t in RECIPE_TEMPERATURES[:streams]],
         seed_text=seed_text,
         mode=mode,
         rng_seed=0,

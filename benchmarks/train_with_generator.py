@@ -53,7 +53,7 @@ def main() -> int:
     from tui_charlm.core.config import make_config
     from tui_charlm.core.events import BatchFinished
     from tui_charlm.core.generation import Generator, WeightBox, make_room_for_training
-    from tui_charlm.core.sampling import SamplingSettings
+    from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
     from tui_charlm.core.session import new_training
 
     tmp = tempfile.TemporaryDirectory()
@@ -78,7 +78,7 @@ def main() -> int:
         generator = Generator(
             box.latest(),
             trainer.run.vocab,
-            [SamplingSettings(t) for t in (0.2, 0.5, 1.0, 1.2)],
+            [SamplingSettings(t) for t in RECIPE_TEMPERATURES],
             seed_text="the philosopher ",
             rng_seed=0,
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tui_charlm.core.checkpoints import History
+from tui_charlm.core.checkpoints import History, checkpoint_folder_name
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import (
     BatchFinished,
@@ -132,7 +132,10 @@ class FakeBackend:
             self.saves.append(reason)
             report(
                 CheckpointSaved(
-                    self.run_dir / f"checkpoints/step-{step:08d}", step // self.batches_per_epoch, step, reason
+                    self.run_dir / "checkpoints" / checkpoint_folder_name(step),
+                    step // self.batches_per_epoch,
+                    step,
+                    reason,
                 )
             )
 
