@@ -130,3 +130,5 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 
 
 CHARLM = [sys.executable, "-m", "tui_charlm.cli"]
+# The tiny model of tiny_config as command-line flags, for tests that run `charlm` or `charlm-tui` as programs.
+TINY_FLAGS = ["--units", "8", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1"]

@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 from tui_charlm.core.encoded import encode_file
-from tui_charlm.core.errors import CharlmError
 
 
 def decode_whole(data: bytes, encoding: str = "utf-8", lowercase: bool = False) -> str:
@@ -33,9 +32,6 @@ def decode_real(data: bytes, encoding: str = "utf-8", *, max_vocab: int = 4096) 
         text = encoded.vocab.decode(encoded.ids)
         del encoded  # (the memory map, before its folder goes)
         return text
-
-
-__all__ = ["CharlmError", "decode_real", "decode_whole", "text_of"]
 
 
 def text_of(corpus) -> str:

@@ -13,22 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHARLM, cli_env, make_text
+from tests.conftest import CHARLM, TINY_FLAGS, cli_env, make_text
 
-TINY = [
-    "--units",
-    "8",
-    "--embedding-dim",
-    "4",
-    "--seq-len",
-    "16",
-    "--batch-size",
-    "8",
-    "--threads",
-    "1",
-    "--precision",
-    "float32",
-]
+TINY = [*TINY_FLAGS, "--precision", "float32"]
 
 
 def charlm(*args, tmp_path, timeout=240):
@@ -78,38 +65,11 @@ def test_train_prints_plain_progress_lines_when_not_a_terminal(tmp_path, corpus)
 
 
 def test_generate_prints_text_for_each_temperature(run_dir, tmp_path):
-    result = charlm(
-        "generate",
-        run_dir,
-        "--seed-text",
-        "the cat",
-        "-n",
-        "30",
-        "-t",
-        "0.5",
-        "-t",
-        "0",
-        "--rng-seed",
-        "3",
-        tmp_path=tmp_path,
-    )
+    args = ("generate", run_dir, "--seed-text", "the cat", "-n", "30", "-t", "0.5", "-t", "0", "--rng-seed", "3")
+    result = charlm(*args, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "--- T=0.5 ---" in result.stdout and "--- greedy ---" in result.stdout
-    again = charlm(
-        "generate",
-        run_dir,
-        "--seed-text",
-        "the cat",
-        "-n",
-        "30",
-        "-t",
-        "0.5",
-        "-t",
-        "0",
-        "--rng-seed",
-        "3",
-        tmp_path=tmp_path,
-    )
+    again = charlm(*args, tmp_path=tmp_path)
     assert again.stdout == result.stdout
 
 

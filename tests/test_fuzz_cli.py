@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -23,7 +24,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_text, tiny_config
+from tests.conftest import TINY_FLAGS, cli_env, make_text, tiny_config
+from tests.ptys import on_pty, read_until, wait_for_exit
 from tui_charlm import cli
 from tui_charlm.core import checkpoints
 from tui_charlm.core.checkpoints import RunDirectory
@@ -39,22 +41,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 # The tiny model every training case starts from (drawn options come after and win), and what caps its time.
-TINY = [
-    "--units",
-    "8",
-    "--embedding-dim",
-    "4",
-    "--seq-len",
-    "16",
-    "--batch-size",
-    "8",
-    "--threads",
-    "1",
-    "--precision",
-    "float32",
-    "--checkpoint-every",
-    "0",
-]
+TINY = [*TINY_FLAGS, "--precision", "float32", "--checkpoint-every", "0"]
 CAPS = ["--epochs", "1", "--time-budget", "3"]
 RUN_FILES = ["run.json", "config.json", "vocab.json", "latest.json", "state.json", "model.keras"]
 
@@ -344,11 +331,6 @@ SETTLED = (b"TRAINING", b"FINISHED", b"FAILED", b"GENERATING", b"STOPPED")
 @settings(FUZZ, max_examples=EXAMPLES or 8)
 @given(options=_options(TUI_OPTIONS), how=DAMAGE)
 def test_charlm_tui_start_up_options_succeed_or_say_why(place, tmp_path_factory, options, how):
-    import sys
-
-    from tests.conftest import cli_env
-    from tests.ptys import on_pty, read_until, wait_for_exit
-
     work = tmp_path_factory.mktemp("tui")
     for name in ("template", "damaged"):
         shutil.copytree(place / "template", work / name, ignore=shutil.ignore_patterns(".lock*"))

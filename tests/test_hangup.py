@@ -20,26 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHARLM, cli_env, make_text
+from tests.conftest import CHARLM, TINY_FLAGS, cli_env, make_text
 from tests.ptys import close_terminal, on_pty, read_until, wait_for_exit
 
 EXIT_WITHIN = 10.0
-TINY = [
-    "--units",
-    "8",
-    "--embedding-dim",
-    "4",
-    "--seq-len",
-    "16",
-    "--batch-size",
-    "8",
-    "--threads",
-    "1",
-    "--epochs",
-    "100000",
-    "--checkpoint-every",
-    "0",
-]
+TINY = [*TINY_FLAGS, "--epochs", "100000", "--checkpoint-every", "0"]
 # Long epochs (about 15 s for the tiny model): a checkpoint found after a hang-up in the first seconds of training
 # is the hang-up's own, not an epoch end's.
 CORPUS_CHARS = 1_000_000

@@ -45,13 +45,13 @@ from tui_charlm.core.events import (
     TrainingPaused,
     TrainingResumed,
     TrainingStarted,
-    to_bits,
 )
 from tui_charlm.core.generation import Generator
 from tui_charlm.core.hangup import GuardedStream, watch_for_hangup
 from tui_charlm.core.options import add_config_options, config_overrides
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
 from tui_charlm.core.session import load_config_corpus, new_training, open_saved_run, resume_training, saved_corpus_ids
+from tui_charlm.core.units import to_bits
 
 # Plain (non-TTY) progress lines at most this often.
 PLAIN_INTERVAL = 10.0

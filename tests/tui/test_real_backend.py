@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.conftest import cli_env, make_text, tiny_config
+from tests.conftest import TINY_FLAGS, cli_env, make_text, tiny_config
 from tests.ptys import on_pty, read_until, wait_for_exit
 from tests.tui.conftest import tiny_core_app, wait_for
 from tests.tui.test_app import status_text
@@ -104,18 +104,11 @@ def test_a_checkpoint_that_cannot_be_written_is_shown_and_quits_with_status_1(tm
         str(corpus),
         "--run-dir",
         str(tmp_path / "run"),
-        "--units",
+        *TINY_FLAGS,
+        "--units",  # wider than the tiny model: its first checkpoint must outgrow the 40 KB limit
         "48",
-        "--embedding-dim",
-        "4",
-        "--seq-len",
-        "16",
-        "--batch-size",
-        "8",
         "--epochs",
         "5",
-        "--threads",
-        "1",
         "--checkpoint-every",
         "0",
     ]

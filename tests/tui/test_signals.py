@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.conftest import cli_env, make_text
+from tests.conftest import TINY_FLAGS, cli_env, make_text
 from tests.ptys import on_pty, read_until, wait_for_exit
 
 
@@ -41,16 +41,7 @@ def tiny_tui_on_pty(
         str(corpus),
         "--run-dir",
         str(tmp_path / run),
-        "--units",
-        "8",
-        "--embedding-dim",
-        "4",
-        "--seq-len",
-        "16",
-        "--batch-size",
-        "8",
-        "--threads",
-        "1",
+        *TINY_FLAGS,
         "--epochs",
         "100000",
         *options,

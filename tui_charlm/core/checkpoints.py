@@ -41,7 +41,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from tui_charlm.core.atomic import atomic_write_text, fsync_directory
-from tui_charlm.core.config import TrainConfig
+from tui_charlm.core.config import TrainConfig, json_fits
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.vocab import Vocabulary
 
@@ -91,49 +91,38 @@ class TrainingState:
         if not isinstance(data, dict):
             raise ValueError("state.json is not a JSON object")
         history = data.get("history", {})
+        batches = history.get("batches", []) if isinstance(history, dict) else None
+        epochs = history.get("epochs", []) if isinstance(history, dict) else None
         if not (
-            isinstance(history, dict)
-            and _all_numbers(history.get("batches", []), pairs=True)
-            and isinstance(history.get("epochs", []), list)
-            and all(
-                isinstance(e, dict) and {"step", "val_loss"} <= e.keys() and _all_numbers(e.values())
-                for e in history.get("epochs", [])
-            )
+            isinstance(batches, list)
+            and all(isinstance(b, list) and len(b) == 2 and _numbers(b) for b in batches)
+            and isinstance(epochs, list)
+            and all(isinstance(e, dict) and {"step", "val_loss"} <= e.keys() and _numbers(e.values()) for e in epochs)
         ):
             raise ValueError("state.json has a damaged loss history")
         values = {}
         for name in ("epoch", "batch_in_epoch", "step", "batch_size"):
             value = data.get(name, 0)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if not json_fits(value, int) or value < 0:
                 raise ValueError(f"state.json has {name} {json.dumps(value)[:40]}, not a whole number")
             values[name] = value
         for name in ("epoch_loss_sum", "elapsed"):
             value = data.get(name, 0.0)
-            if not _all_numbers([value]) or not math.isfinite(value):
+            if not json_fits(value, float) or not math.isfinite(value):
                 raise ValueError(f"state.json has {name} {json.dumps(value)[:40]}, not a number")
             values[name] = float(value)
         states = data.get("random_states", {})
         if not (
             isinstance(states, dict)
-            and all(isinstance(v, list) and all(isinstance(i, int) for i in v) for v in states.values())
+            and all(isinstance(v, list) and all(json_fits(i, int) for i in v) for v in states.values())
         ):
             raise ValueError("state.json has damaged random states")
-        return cls(
-            history=History(
-                batches=[list(b) for b in history.get("batches", [])], epochs=list(history.get("epochs", []))
-            ),
-            random_states=states,
-            **values,
-        )
+        return cls(history=History(batches=batches, epochs=epochs), random_states=states, **values)
 
 
-def _all_numbers(values, *, pairs: bool = False) -> bool:
-    """True if every item is a JSON number (or, with `pairs`, a list of two numbers)."""
-    if not isinstance(values, (list, type({}.values()))):
-        return False
-    if pairs:
-        return all(isinstance(v, list) and len(v) == 2 and _all_numbers(v) for v in values)
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+def _numbers(values) -> bool:
+    """True if every item is a JSON number."""
+    return all(json_fits(v, float) for v in values)
 
 
 @dataclass(frozen=True)

@@ -195,20 +195,20 @@ class TrainConfig:
         return cls(**values)
 
 
-def _checked(name: str, value: Any, kind: type) -> Any:
-    """`value` if it has the JSON type of a field whose default is of type `kind` (ints pass as floats)."""
+def json_fits(value: Any, kind: type) -> bool:
+    """True if a JSON value can stand for a field of type `kind` (ints pass as floats; true/false are not numbers)."""
     if kind is type(None):  # optional strings (the corpus)
-        ok = value is None or isinstance(value, str)
-    elif kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, kind)
-    if not ok:
-        raise CharlmError(
-            f"{name.replace('_', '-')} is {json.dumps(value)[:40]}, not a {_TYPE_NAMES.get(kind, 'string')}"
-        )
+        return value is None or isinstance(value, str)
+    if kind in (int, float):
+        return isinstance(value, int if kind is int else (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _checked(name: str, value: Any, kind: type) -> Any:
+    """`value` if it has the JSON type of a field whose default is of type `kind`, else a CharlmError naming it."""
+    if not json_fits(value, kind):
+        wanted = _TYPE_NAMES.get(kind, "string")
+        raise CharlmError(f"{name.replace('_', '-')} is {json.dumps(value)[:40]}, not a {wanted}")
     return float(value) if kind is float else value
 
 

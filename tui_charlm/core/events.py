@@ -11,12 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui_charlm.core.units import LN2, to_bits
+from tui_charlm.core.units import LN2
 
 # The core's other channel: one-line notes for the user ("Note: the corpus changed ..."), printed or shown.
 Log = Callable[[str], None]
-
-__all__ = ["LN2", "Log", "to_bits"]  # (re-exported: the CLI and the app read events and units together)
 
 
 @dataclass(frozen=True)

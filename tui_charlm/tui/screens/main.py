@@ -26,9 +26,9 @@ from tui_charlm.core.events import (
     TrainingPaused,
     TrainingResumed,
     TrainingStarted,
-    to_bits,
 )
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
+from tui_charlm.core.units import to_bits
 from tui_charlm.tui.core_bridge import RunInfo
 from tui_charlm.tui.generation_loop import (
     AddStream,
