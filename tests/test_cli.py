@@ -78,6 +78,51 @@ def test_generate_reports_unknown_seed_chars(run_dir, tmp_path):
     assert result.returncode == 0 and "never saw" in result.stderr
 
 
+CELL_LINE = r"^{name} +((?:#\d+ [+-]\d\.\d\d(?: +|$)){{{top}}}|\(does not vary in this text\)$)"
+
+
+def quoted(text: str) -> str:
+    """`text` with some words in double quotes and some in brackets."""
+    words = text.split(" ")
+    return " ".join(f'"{w}"' if i % 7 == 0 else f"({w})" if i % 11 == 0 else w for i, w in enumerate(words))
+
+
+def test_cells_ranks_cells_per_feature_and_writes_a_page(tmp_path):
+    corpus = tmp_path / "quoted.txt"
+    corpus.write_text(quoted(make_text(5000)))
+    run = tmp_path / "run"
+    trained = charlm("train", "--corpus", corpus, "--run-dir", run, "--epochs", "1", *TINY, tmp_path=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    text_file = tmp_path / "other.txt"
+    text_file.write_text(quoted(make_text(1500, seed=4)) + " {}")  # braces: chars the model never saw
+    page = tmp_path / "cells.html"
+    result = charlm("cells", run, "--text", text_file, "--top", "2", "--html", page, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "not in the model's vocabulary ('{', '}'); dropped them" in result.stderr
+    assert f"text: {text_file}" in result.stdout
+    for name in ("inside quotes", "bracket depth", "position in line", "start of a word", "after a newline"):
+        assert re.search(CELL_LINE.format(name=name, top=2), result.stdout, re.M), (name, result.stdout)
+    html = page.read_text()
+    listed = set(re.findall(r"#\d+", result.stdout))
+    assert html.count("<section>") == len(listed) and html.startswith("<!DOCTYPE html>")
+    assert "inside quotes (r = " in html and "&quot;" in html
+
+    # The default text is the run's held-out text.
+    held_out = charlm("cells", run, "--top", "1", tmp_path=tmp_path)
+    assert held_out.returncode == 0, held_out.stderr
+    assert "text: the held-out text of quoted.txt" in held_out.stdout
+    assert re.search(CELL_LINE.format(name="inside quotes", top=1), held_out.stdout, re.M)
+
+
+def test_cells_refuses_bad_numbers_and_missing_text(run_dir, tmp_path):
+    for args, words in (
+        (["--top", "0"], "--top must be at least 1"),
+        (["--text", tmp_path / "missing.txt"], "Cannot read"),
+    ):
+        result = charlm("cells", run_dir, *args, tmp_path=tmp_path)
+        assert result.returncode == 1 and words in result.stderr and "Traceback" not in result.stderr
+
+
 def test_eval_scores_the_held_out_text_as_keras_does(run_dir, corpus, tmp_path):
     # Every 60-char window of the held-out tenth (more positions asked than there are), and the whole
     # held-out text read in order: both computed here from the checkpoint with Keras itself.

@@ -1,4 +1,4 @@
-"""`charlm`: train, generate, eval and list corpora from the command line.
+"""`charlm`: train, generate, eval, look inside (cells) and list corpora from the command line.
 
 On a terminal, training shows a Rich progress bar with loss and ETA; when
 output goes to a file or a pipe it prints plain lines a log can keep.
@@ -29,6 +29,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from tui_charlm.core.atomic import atomic_write_text
+from tui_charlm.core.cells import rank_cells, record_states
+from tui_charlm.core.cells_page import Section, cells_page
 from tui_charlm.core.config import make_config
 from tui_charlm.core.corpus import cache_dir, list_corpora
 from tui_charlm.core.dataset import split_ids
@@ -107,6 +110,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--context", type=int, default=60, help="chars of context per position (default: 60)")
     evaluate.add_argument("--offline", action="store_true", default=None, help="never use the network")
+
+    cells = sub.add_parser(
+        "cells",
+        help="which LSTM cells track quotes, brackets, lines, words",
+        description="Record every LSTM cell over a text and rank the cells by how closely their activation "
+        "(tanh of the cell state) follows features of the text: inside double quotes, bracket depth, position in "
+        "the line, start of a word, after a newline.",
+    )
+    cells.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    cells.add_argument("--text", type=Path, metavar="FILE", help="read this text (default: the run's held-out text)")
+    cells.add_argument(
+        "--chars", type=int, default=60_000, help="use at most this many chars of the text (default: 60000)"
+    )
+    cells.add_argument("--top", type=int, default=3, help="cells listed per feature (default: 3)")
+    cells.add_argument("--html", type=Path, metavar="FILE", help="write a page of the text coloured by those cells")
+    cells.add_argument(
+        "--html-chars", type=int, default=3000, help="chars of the text shown per cell on the page (default: 3000)"
+    )
+    cells.add_argument("--offline", action="store_true", default=None, help="never use the network")
 
     sub.add_parser(
         "corpora", help="list the corpora you can name", description="List corpora and whether they are cached."
@@ -396,14 +418,12 @@ def stream_to_terminal(generator, settings, length: int) -> None:
 # -- eval ----------------------------------------------------------------------
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    if args.positions < 1 or args.context < 1:
-        raise CharlmError("--positions and --context must be at least 1.")
-    saved = open_saved_run(args.run_dir)
-    run, weights, config = saved.run, saved.weights, saved.run.config
+def heldout_of(run, offline: bool | None):
+    """(the run's corpus, its held-out ids): the text training held out, read again from the corpus."""
+    config = run.config
     corpus = load_config_corpus(
         config,
-        offline=args.offline,
+        offline=offline,
         max_vocab=max(config.max_vocab, len(run.vocab)),
         log=lambda text: print(text, file=sys.stderr),
     )
@@ -421,7 +441,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"sha256 {corpus.sha256[:12]}): the held-out part scored is not the text training held out.",
             file=sys.stderr,
         )
-    heldout = split_ids(corpus.ids_in(run.vocab), config).heldout
+    return corpus, split_ids(corpus.ids_in(run.vocab), config).heldout
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.positions < 1 or args.context < 1:
+        raise CharlmError("--positions and --context must be at least 1.")
+    saved = open_saved_run(args.run_dir)
+    run, weights = saved.run, saved.weights
+    corpus, heldout = heldout_of(run, args.offline)
     if len(heldout) < args.context + 2:
         raise CharlmError(f"The held-out text ({len(heldout)} chars) is shorter than one {args.context}-char window.")
     result = evaluate(weights, heldout, context=args.context, positions=args.positions)
@@ -445,6 +473,77 @@ def _chars(count) -> str:
     return f"{count:,} chars" if isinstance(count, int) else "of unrecorded length"
 
 
+# -- cells -----------------------------------------------------------------------
+
+
+def cmd_cells(args: argparse.Namespace) -> int:
+    for name in ("chars", "top", "html_chars"):
+        if getattr(args, name) < 1:
+            raise CharlmError(f"--{name.replace('_', '-')} must be at least 1.")
+    saved = open_saved_run(args.run_dir)
+    run, weights = saved.run, saved.weights
+    if args.text is not None:
+        try:
+            text = args.text.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise CharlmError(f"Cannot read {args.text}: {getattr(error, 'strerror', None) or error}.") from None
+        if run.config.lowercase:
+            text = text.lower()
+        report = run.vocab.clean_seed(text[: args.chars])
+        if report.unknown:
+            shown = ", ".join(map(repr, report.unknown[:10])) + (", ..." if len(report.unknown) > 10 else "")
+            print(
+                f"charlm: {args.text} has characters not in the model's vocabulary ({shown}); dropped them.",
+                file=sys.stderr,
+            )
+        text, source = report.text, str(args.text)
+    else:
+        corpus, heldout = heldout_of(run, args.offline)
+        text, source = run.vocab.decode(heldout[: args.chars]), f"the held-out text of {corpus.name}"
+    if len(text) < 2:
+        raise CharlmError(f"The text ({source}) has {len(text)} usable chars; give one with at least a line in it.")
+    states = record_states(weights, run.vocab.encode(text))
+    activations = states.activations
+    ranked = rank_cells(activations, text, top=args.top)
+    units = ", ".join(str(layer.units) for layer in weights.lstm)
+    print(f"run: {run.path} (step {weights.version}); text: {source}, {len(text):,} chars")
+    print(f"cells: {states.layers} layer(s) of {units}; correlation of tanh(c) after each char with each feature")
+    width = max(len(name) for name in ranked)
+    for name, matches in ranked.items():
+        shown = "   ".join(f"{m.cell.label(states.layers):>7} {m.correlation:+.2f}" for m in matches)
+        print(f"{name:<{width}}  {shown or '(does not vary in this text)'}")
+    if args.html is not None:
+        shown_text = text[: args.html_chars]
+        sections, seen = [], set()
+        for name, matches in ranked.items():
+            for match in matches:
+                if match.cell in seen:
+                    continue
+                seen.add(match.cell)
+                cell = match.cell
+                sections.append(
+                    Section(
+                        f"cell {cell.label(states.layers)}: {name} (r = {match.correlation:+.2f})",
+                        activations[cell.layer][: len(shown_text), cell.index],
+                    )
+                )
+        page = cells_page(
+            f"LSTM cells of {run.path.name}",
+            shown_text,
+            sections,
+            notes=[
+                f"Run {run.path} at step {weights.version}; text: {source} ({len(shown_text):,} of "
+                f"{len(text):,} chars shown). Correlations are over all {len(text):,} chars."
+            ],
+        )
+        try:
+            atomic_write_text(args.html, page)
+        except OSError as error:
+            raise CharlmError(f"Cannot write {args.html}: {error.strerror or error}.") from None
+        print(f"wrote {args.html} ({len(sections)} cells)")
+    return 0
+
+
 # -- corpora ---------------------------------------------------------------------
 
 
@@ -464,7 +563,13 @@ def cmd_corpora(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "eval": cmd_eval, "corpora": cmd_corpora}
+COMMANDS = {
+    "train": cmd_train,
+    "generate": cmd_generate,
+    "eval": cmd_eval,
+    "cells": cmd_cells,
+    "corpora": cmd_corpora,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
