@@ -10,7 +10,7 @@ from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.generation import Generator
 from tui_charlm.core.inference import Network, weights_from_model
 from tui_charlm.core.model import build_model
-from tui_charlm.core.sampling import SamplingSettings, log_softmax
+from tui_charlm.core.sampling import SamplingSettings, distribution, entropy_bits, log_softmax, pick
 from tui_charlm.core.vocab import Vocabulary
 
 VOCAB = Vocabulary.from_text("abcdefghij")
@@ -79,7 +79,9 @@ class _Replay:
     def __init__(self, values):
         self.values = list(values)
 
-    def random(self, n):
+    def random(self, n=None):
+        if n is None:
+            return self.values.pop(0)
         out, self.values = self.values[:n], self.values[n:]
         return np.array(out)
 
@@ -125,3 +127,75 @@ def test_stream_yields_chars_of_every_stream_in_turn_with_probability_and_entrop
     chars = [next(stream) for _ in range(6)]
     assert [c.stream for c in chars] == [0, 1, 0, 1, 0, 1]
     assert all(0.0 < c.probability <= 1.0 and c.entropy >= 0.0 and c.char in VOCAB for c in chars)
+
+
+def test_a_held_stream_waits_while_the_others_go_on():
+    generator = make_generator([SamplingSettings(1.0), SamplingSettings(0.5)])
+    generator.hold(0)
+    before = list(generator.histories[0])
+    chars = [c for _ in range(20) for c in generator.step()]
+    assert {c.stream for c in chars} == {1} and len(chars) == 20
+    assert generator.histories[0] == before
+    generator.hold(0, False)
+    assert {c.stream for c in generator.step()} == {0, 1}
+
+
+def test_held_streams_continue_exactly_as_if_never_held():
+    # A held stream's state is untouched by the others' steps: greedy text after holding equals greedy text alone.
+    alone = make_generator([SamplingSettings(0.0)]).generate(30)[0]
+    generator = make_generator([SamplingSettings(0.0), SamplingSettings(1.0)])
+    generator.hold(0)
+    for _ in range(7):
+        generator.step()
+    generator.hold(0, False)
+    assert generator.generate(30)[0] == alone
+
+
+def test_writing_a_char_steers_the_stream_like_a_seed():
+    generator = make_generator([SamplingSettings(0.0)], seed_text="abc")
+    odds = generator.odds(0)
+    third = int(odds.order[2])
+    written = generator.write(0, third)
+    assert written.char == VOCAB.chars[third]
+    assert written.probability == pytest.approx(float(odds.model[third]))
+    # The state moved on by the written char: the same as a stream seeded with it.
+    seeded = make_generator([SamplingSettings(0.0)], seed_text="abc" + VOCAB.chars[third])
+    assert np.allclose(generator.next_logits(), seeded.next_logits(), atol=1e-6)
+    with pytest.raises(CharlmError):
+        generator.write(0, len(VOCAB))
+
+
+def test_draw_moves_only_the_stream_asked_for():
+    generator = make_generator([SamplingSettings(1.0), SamplingSettings(1.0)])
+    generator.hold(0)
+    generator.hold(1)
+    drawn = generator.draw(1)
+    assert drawn.stream == 1 and len(generator.histories[1]) == len(generator.histories[0]) + 1
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [SamplingSettings(0.7), SamplingSettings(1.0, top_k=3), SamplingSettings(1.3, top_p=0.5), SamplingSettings(0.0)],
+)
+def test_odds_are_the_distribution_the_stream_samples_from(settings):
+    generator = make_generator([settings, SamplingSettings(1.0)])
+    odds = generator.odds(0)
+    logits = generator.next_logits()[0].astype(np.float64)
+    # The sampler's own function, and a direct computation of softmax(logits / T) with the cuts applied.
+    assert np.array_equal(odds.probs, distribution(logits, settings))
+    assert odds.probs.sum() == pytest.approx(1.0)
+    if settings.temperature > 0:
+        direct = np.exp(logits / settings.temperature)
+        direct /= direct.sum()
+        keep = np.argsort(-direct)[: settings.top_k or len(direct)]
+        if settings.top_p is not None:
+            keep = keep[: int(np.searchsorted(np.cumsum(direct[keep]), settings.top_p)) + 1]
+        expected = np.zeros_like(direct)
+        expected[keep] = direct[keep] / direct[keep].sum()
+        assert np.allclose(odds.probs, expected, atol=1e-12)
+    assert odds.entropy == pytest.approx(entropy_bits(odds.probs))
+    assert list(odds.probs[odds.order]) == sorted(odds.probs, reverse=True)
+    assert [p for _, p in odds.top(3)] == sorted(odds.probs, reverse=True)[:3]
+    # draw() picks from exactly these odds: the char the inverse CDF gives for its uniform draw.
+    generator.rng = _Replay([0.37])
+    assert generator.draw(0).char == VOCAB.chars[pick(odds.probs, 0.37)]

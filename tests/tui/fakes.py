@@ -25,7 +25,7 @@ from tui_charlm.core.inference import LSTMWeights, NetworkWeights
 from tui_charlm.core.vocab import Vocabulary
 from tui_charlm.tui.core_bridge import RunInfo
 
-VOCAB = Vocabulary.from_text("abcdefghijklmnopqrstuvwxyz .,\n")
+VOCAB = Vocabulary.from_text("abcdefghijklmnopqrstuvwxyz .,\n\"()")
 
 
 def random_weights(version: int = 0, units: int = 8, seed: int = 0) -> NetworkWeights:
@@ -114,6 +114,10 @@ class FakeBackend:
         self.seeds += 1
         word = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")[self.seeds % 10]
         return f"seed number {word} for the fake", f"random corpus slice at char {self.seeds * 100}"
+
+    def heldout_text(self, length):
+        text = 'he said "one (two) three"\nand then "four, five"\n(six) seven.\n' * 40
+        return text[:length], "the start of the held-out text"
 
     def fit(
         self,

@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -27,8 +28,13 @@ from tui_charlm.core.inference import Network, NetworkWeights
 from tui_charlm.core.sampling import (
     SamplingSettings,
     batch_plan,
+    distribution,
+    entropy_bits,
+    log_softmax,
+    pick,
     pick_rows,
     sample_distributions,
+    sample_row,
 )
 from tui_charlm.core.vocab import Vocabulary
 
@@ -97,6 +103,21 @@ def make_room_for_training() -> None:
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
 
 
+@dataclass(frozen=True)
+class Odds:
+    """The distribution one stream draws its next char from, as the inspector shows it."""
+
+    stream: int
+    probs: np.ndarray  # the sampling distribution: temperature, top-k and top-p applied (sums to 1)
+    model: np.ndarray  # the model's own distribution (temperature 1, nothing cut)
+    order: np.ndarray  # char ids, likeliest first under `probs` (ties, and chars it rules out, by `model`)
+    entropy: float  # bits, of `probs`
+
+    def top(self, count: int) -> list[tuple[int, float]]:
+        """The `count` likeliest (char id, probability under `probs`)."""
+        return [(int(i), float(self.probs[i])) for i in self.order[:count]]
+
+
 class WeightBox:
     """The newest weights, handed from the training thread to generator threads.
 
@@ -136,6 +157,7 @@ class Generator:
             raise CharlmError("Generation needs at least one stream.")
         self.vocab = vocab
         self.settings = list(settings)
+        self.held = [False] * len(self.settings)  # a held stream waits: step() leaves it, draw() and write() move it
         self._plan = None  # batch_plan(settings); reset whenever the settings change
         self.rng = np.random.default_rng(rng_seed)
         self.network = Network(weights)
@@ -178,6 +200,7 @@ class Generator:
     def add_stream(self, settings: SamplingSettings) -> None:
         """A new stream, starting from the current seed."""
         self.settings.append(settings)
+        self.held.append(False)
         self._plan = None
         self.histories.append(list(self.seed_ids))
         if self.mode == "stateful":
@@ -193,6 +216,7 @@ class Generator:
         if len(self.settings) <= 1:
             raise CharlmError("At least one stream must remain.")
         del self.settings[index]
+        del self.held[index]
         del self.histories[index]
         self._plan = None
         if self.mode == "stateful":
@@ -237,33 +261,86 @@ class Generator:
             self.state, self.last_logits = self._warm([self._context(h) for h in self.histories])
 
     def next_logits(self) -> np.ndarray:
-        """Logits for every stream's next char, (streams, vocab)."""
+        """Logits for every stream's next char, (streams, vocab): a copy, which the next step leaves alone."""
+        return self._next_logits().copy()
+
+    def _next_logits(self) -> np.ndarray:
         if self.mode == "stateful":
-            return self.last_logits
+            return self.last_logits  # overwritten in place by the next step
         contexts = [self._context(h) for h in self.histories]
         return self._warm(contexts)[1]
 
+    def hold(self, index: int, held: bool = True) -> None:
+        """Hold one stream (step() leaves it where it is; draw() and write() still move it), or let it run."""
+        self.held[index] = held
+
     def step(self) -> list[GeneratedChar]:
-        """Advance every stream by one char."""
+        """Advance every stream that is not held by one char."""
         if self._plan is None:
             self._plan = batch_plan(self.settings)
+        inverse, special = self._plan
+        if len(self.settings) == 1 and not special[0] and not self.held[0]:
+            # One stream, temperature only (the common case when watching one stream): the same draw, in a
+            # third of the NumPy calls.
+            char_id, model_prob, entropy = sample_row(self._next_logits()[0], inverse[0, 0], self.rng.random())
+            return self._advance(None, np.array([char_id]), [model_prob], [entropy])
         uniforms = self.rng.random(len(self.settings))
-        probs, entropies, model_log_probs = sample_distributions(self.next_logits(), self.settings, self._plan)
+        probs, entropies, model_log_probs = sample_distributions(self._next_logits(), self.settings, self._plan)
         chosen = pick_rows(probs, uniforms)
         model_probs = np.exp(model_log_probs[np.arange(len(chosen)), chosen])
+        if not any(self.held):
+            return self._advance(None, chosen, model_probs.tolist(), entropies.tolist())
+        rows = np.flatnonzero(~np.array(self.held))
+        if len(rows) == 0:
+            return []
+        return self._advance(rows, chosen[rows], model_probs[rows].tolist(), entropies[rows].tolist())
+
+    def odds(self, index: int) -> Odds:
+        """What stream `index` draws its next char from: its sampling distribution (settings applied), ranked."""
+        logits = self.next_logits()[index]
+        probs = distribution(logits, self.settings[index])
+        model = np.exp(log_softmax(np.asarray(logits, np.float64)))
+        # Likeliest first under the sampling distribution; chars it rules out follow, by the model's odds.
+        order = np.lexsort((-model, -probs))
+        return Odds(index, probs, model, order, entropy_bits(probs))
+
+    def draw(self, index: int) -> GeneratedChar:
+        """Advance one stream by one char drawn as step() would draw it (held or not)."""
+        probs = distribution(self.next_logits()[index], self.settings[index])
+        char_id = pick(probs, float(self.rng.random()))
+        return self.write(index, char_id, probs)
+
+    def write(self, index: int, char_id: int, probs: np.ndarray | None = None) -> GeneratedChar:
+        """Advance one stream with `char_id` instead of a drawn char: steering. Its probability is the model's."""
+        if not 0 <= char_id < len(self.vocab):
+            raise CharlmError(f"There is no char with id {char_id} in a vocabulary of {len(self.vocab)}.")
+        logits = np.asarray(self.next_logits()[index], np.float64)
+        if probs is None:
+            probs = distribution(logits, self.settings[index])
+        model_prob = float(np.exp(log_softmax(logits)[char_id]))
+        return self._advance(np.array([index]), np.array([char_id]), [model_prob], [entropy_bits(probs)])[0]
+
+    def _advance(self, rows, chosen, model_probs, entropies) -> list[GeneratedChar]:
+        """Append `chosen` to the streams in `rows` (None: every stream) and move their state on by it."""
+        streams = range(len(self.settings)) if rows is None else rows.tolist()
         chars = self.vocab.chars
         seq_len = self.network.weights.seq_len
         out = []
-        for index, (char_id, model_prob, entropy) in enumerate(
-            zip(chosen.tolist(), model_probs.tolist(), entropies.tolist())
-        ):
+        for index, char_id, model_prob, entropy in zip(streams, chosen.tolist(), model_probs, entropies):
             history = self.histories[index]
             history.append(char_id)
             if len(history) > 4 * seq_len:  # only the last seq_len chars are ever read
                 del history[:-seq_len]
             out.append(GeneratedChar(index, chars[char_id], model_prob, entropy))
         if self.mode == "stateful":
-            self.last_logits, self.state = self.network.step(chosen, self.state)
+            if rows is None:
+                self.network.advance(chosen, self.state, self.last_logits)
+            else:
+                part = [(h[rows], c[rows]) for h, c in self.state]
+                logits, part = self.network.step(chosen, part)
+                for (h, c), (new_h, new_c) in zip(self.state, part):
+                    h[rows], c[rows] = new_h, new_c
+                self.last_logits[rows] = logits
         return out
 
     def stream(self) -> Iterator[GeneratedChar]:

@@ -113,6 +113,44 @@ class Network:
                     layer.units,
                 )
             )
+        self._scratch: dict[int, _Scratch] = {}
+
+    def advance(self, ids: np.ndarray, state: list[tuple[np.ndarray, np.ndarray]], logits: np.ndarray) -> None:
+        """step(), in place: `state`'s arrays and `logits` are overwritten, and nothing is allocated.
+
+        The same arithmetic as step(), in the same order. Generation calls this
+        once per char, where allocating a dozen small arrays per step costs
+        more than the products themselves; scratch buffers are kept per batch
+        size.
+        """
+        scratch = self._scratch.get(len(ids))
+        if scratch is None:
+            scratch = self._scratch[len(ids)] = _Scratch(len(ids), self.layers)
+        x = None
+        for (kernel, bias, recurrent, _), (h, c), buffers in zip(self.layers, state, scratch.layers):
+            z, gates, product, input_gate, forget_gate, cell_gate, output_gate, projection = buffers
+            np.matmul(h, recurrent, out=z)
+            if bias is None:
+                if len(ids) == 1:
+                    z += kernel[ids[0]]  # a view: one stream reads its row of the table without a copy
+                else:
+                    np.take(kernel, ids, axis=0, out=projection)
+                    z += projection
+            else:
+                np.matmul(x, kernel, out=projection)
+                projection += bias
+                z += projection
+            np.tanh(z, out=z)
+            np.multiply(z, 0.5, out=gates)
+            gates += 0.5
+            c *= forget_gate
+            np.multiply(input_gate, cell_gate, out=product)
+            c += product
+            np.tanh(c, out=product)
+            np.multiply(output_gate, product, out=h)
+            x = h
+        np.matmul(x, self.weights.dense_kernel, out=logits)
+        logits += self.weights.dense_bias
 
     def zero_state(self, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(h, c) of zeros for every layer."""
@@ -155,3 +193,25 @@ class Network:
         for t in range(ids.shape[1]):
             out[:, t], state = self.step(ids[:, t], state)
         return out, state
+
+
+class _Scratch:
+    """advance()'s buffers for one batch size: per layer the gate pre-activations, the gates, a product, views."""
+
+    def __init__(self, batch: int, layers):
+        self.layers = []
+        for _, _, _, units in layers:
+            z = np.empty((batch, 4 * units), np.float32)
+            gates = np.empty((batch, 4 * units), np.float32)
+            self.layers.append(
+                (
+                    z,
+                    gates,
+                    np.empty((batch, units), np.float32),
+                    gates[:, :units],
+                    gates[:, units : 2 * units],
+                    z[:, 2 * units : 3 * units],  # the cell gate is tanh itself, not a sigmoid
+                    gates[:, 3 * units :],
+                    np.empty((batch, 4 * units), np.float32),
+                )
+            )

@@ -73,6 +73,9 @@ class TrainingBackend(Protocol):
     def random_seed(self, rng: np.random.Generator, length: int) -> tuple[str, str]:
         """(seed text, where it came from) from a random place in the corpus."""
 
+    def heldout_text(self, length: int) -> tuple[str, str] | None:
+        """(the first `length` chars of the held-out text, where they came from), or None if it is not at hand."""
+
 
 @dataclass
 class TuiOptions:
@@ -96,6 +99,8 @@ class CoreBackend:
         self.trainer = None
         self.saved: SavedRun | None = None  # a run opened for generation only
         self.ids: np.ndarray | None = None
+        self.heldout: np.ndarray | None = None
+        self.corpus_name = "?"
         self.vocab: Vocabulary | None = None
         self.seq_len = 60
 
@@ -119,6 +124,7 @@ class CoreBackend:
         self.vocab = trainer.run.vocab
         # Random seeds come from the training part (a view of the corpus, never a copy: it may be huge).
         self.ids = trainer.split.train
+        self.heldout = trainer.split.heldout
         self.seq_len = trainer.config.seq_len
         state = trainer.state
         chars = len(trainer.split.train) + len(trainer.split.heldout)
@@ -149,6 +155,8 @@ class CoreBackend:
             self.ids, name = None, run.meta.get("corpus", {}).get("name", "?")
         else:
             self.ids, name = found
+            # The text training held out: the corpus's last val_fraction (as core/dataset.split_ids cuts it).
+            self.heldout = self.ids[len(self.ids) - round(len(self.ids) * run.config.val_fraction) :]
         return RunInfo(
             run.path,
             name,
@@ -188,3 +196,8 @@ class CoreBackend:
         space = text.find(" ", 0, 20)
         text = text[space + 1 : space + 1 + length] if space >= 0 else text[:length]
         return text, f"random corpus slice at char {start:,}"
+
+    def heldout_text(self, length: int) -> tuple[str, str] | None:
+        if self.heldout is None or len(self.heldout) < 2:
+            return None
+        return self.vocab.decode(self.heldout[:length]), "the start of the held-out text"

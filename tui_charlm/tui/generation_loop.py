@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tui_charlm.core.generation import Generator, WeightBox, make_room_for_training
+from tui_charlm.core.generation import GeneratedChar, Generator, WeightBox, make_room_for_training
 from tui_charlm.core.sampling import SamplingSettings
-from tui_charlm.tui.messages import SeedApplied, TextGenerated
+from tui_charlm.tui.messages import OddsReported, SeedApplied, TextGenerated
 
 # Seconds between posts to the UI: a few updates per second per pane types smoothly enough, and
 # keeps the UI's rendering (Python, holding the interpreter lock) from slowing training.
@@ -63,6 +63,44 @@ class SetMode:
     mode: str
 
 
+@dataclass(frozen=True)
+class Hold:
+    """Hold one stream (it waits for Draw or Write), or let it run again."""
+
+    layout: int
+    index: int
+    held: bool
+
+
+@dataclass(frozen=True)
+class Draw:
+    """Draw one char on one stream (held or not)."""
+
+    layout: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Write:
+    """Write the `rank`-th likeliest char (1 = likeliest) on one stream instead of drawing."""
+
+    layout: int
+    index: int
+    rank: int
+
+
+@dataclass(frozen=True)
+class Inspect:
+    """Report the odds of this stream's next char a few times a second (None: stop reporting)."""
+
+    layout: int
+    index: int | None
+
+
+# Chars the inspector lists.
+ODDS_SHOWN = 10
+
+
 class GenerationLoop:
     """Owns the Generator; call `run` in a worker thread and `submit` from the UI."""
 
@@ -87,14 +125,33 @@ class GenerationLoop:
         self.layout = 0
         self.generator: Generator | None = None
         self.seed_source = seed_source
+        self.inspected: int | None = None  # the stream whose odds are reported
+        self.last_drawn: dict[int, GeneratedChar] = {}  # each stream's newest char
+        self.odds_due = False  # report odds now (a command changed them), not at the next post
 
     def submit(self, command: object) -> None:
         """Queue a command; it takes effect before the next char."""
         self.commands.put(command)
 
-    def _apply(self, command: object) -> None:
+    def _apply(self, command: object) -> list[GeneratedChar]:
+        """Carry out one command; returns the chars it wrote (Draw and Write), to be shown like any others."""
         generator = self.generator
-        if isinstance(command, SetSettings):
+        if isinstance(command, (Hold, Draw, Write, Inspect)) and command.layout != self.layout:
+            return []  # meant for streams that have since been added, removed or re-seeded
+        self.odds_due = True
+        if isinstance(command, Inspect):
+            self.inspected = command.index
+        elif isinstance(command, Hold):
+            if 0 <= command.index < len(generator.settings):
+                generator.hold(command.index, command.held)
+        elif isinstance(command, Draw):
+            if 0 <= command.index < len(generator.settings):
+                return [generator.draw(command.index)]
+        elif isinstance(command, Write):
+            if 0 <= command.index < len(generator.settings):
+                odds = generator.odds(command.index)
+                return [generator.write(command.index, int(odds.order[command.rank - 1]))]
+        elif isinstance(command, SetSettings):
             if 0 <= command.index < len(generator.settings):
                 generator.set_settings(command.index, command.settings)
         elif isinstance(command, AddStream):
@@ -120,6 +177,33 @@ class GenerationLoop:
         elif isinstance(command, SetMode):
             generator.set_mode(command.mode)
             self.post(SeedApplied(self.layout, generator.seed_report.text, self.seed_source, "", generator.mode))
+        if isinstance(command, (AddStream, RemoveStream, Reseed)):
+            self.last_drawn.clear()
+            if isinstance(command, RemoveStream) and self.inspected is not None:
+                self.inspected = None  # the screen says which stream to inspect next
+        return []
+
+    def report_odds(self) -> None:
+        """Post the inspected stream's next-char odds, and the char it drew last."""
+        generator, index = self.generator, self.inspected
+        self.odds_due = False
+        if index is None or not 0 <= index < len(generator.settings):
+            return
+        odds = generator.odds(index)
+        chars = generator.vocab.chars
+        drawn = self.last_drawn.get(index)
+        self.post(
+            OddsReported(
+                self.layout,
+                index,
+                [(chars[char_id], probability) for char_id, probability in odds.top(ODDS_SHOWN)],
+                odds.entropy,
+                None if drawn is None else drawn.char,
+                None if drawn is None else drawn.probability,
+                generator.held[index],
+                generator.settings[index].describe(),
+            )
+        )
 
     def run(self, cancelled: Callable[[], bool]) -> None:
         """Generate until `cancelled()` is true."""
@@ -149,20 +233,33 @@ class GenerationLoop:
                     command = self.commands.get_nowait()
                 except queue.Empty:
                     break
-                self._apply(command)
-                pending = [[] for _ in self.generator.settings]
+                layout = self.layout
+                written = self._apply(command)
+                if self.layout != layout:
+                    pending = [[] for _ in self.generator.settings]
+                for char in written:
+                    self.last_drawn[char.stream] = char
+                    pending[char.stream].append((char.char, char.probability))
+                if written:
+                    last_post = 0.0  # show a stepped or written char at once
             latest = self.box.latest()
             if latest is not self.generator.weights:
                 self.generator.set_weights(latest)
+                self.odds_due = True
             now = time.monotonic()
             if now >= next_char:
                 for char in self.generator.step():
                     pending[char.stream].append((char.char, char.probability))
+                    self.last_drawn[char.stream] = char
                 # Never bank more than a moment of backlog: after a stall, carry on at the normal pace.
                 next_char = max(next_char + interval, now - 0.2)
-            if now - last_post >= POST_INTERVAL and any(pending):
-                self.post(TextGenerated(self.layout, pending))
-                pending = [[] for _ in self.generator.settings]
+            if now - last_post >= POST_INTERVAL and (any(pending) or self.odds_due):
+                if any(pending):
+                    self.post(TextGenerated(self.layout, pending))
+                    pending = [[] for _ in self.generator.settings]
+                    self.odds_due = True
+                if self.odds_due:
+                    self.report_odds()
                 last_post = now
             wait = min(next_char, last_post + POST_INTERVAL) - time.monotonic()
             if wait > 0:

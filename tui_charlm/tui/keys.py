@@ -66,6 +66,19 @@ KEYS: tuple[Key, ...] = (
     Key(
         "u", "toggle_surprise", "Surprise", "Colour chars by how surprising they were to the model", "u", id="surprise"
     ),
+    Key("i", "inspect", "Odds", "Show or hide the next-char odds of the focused stream", "i", id="inspect"),
+    Key("p", "hold", "Hold", "Hold the focused stream (the others go on), or let it run again", "p", id="hold"),
+    Key("n", "draw", "Next", "On a held stream: draw one more char", "n", footer=False, id="draw"),
+    Key(None, None, "", "On a held stream: write the 1st-9th likeliest char instead of drawing", "1 … 9"),
+    *(Key(str(rank), f"write({rank})", f"Write {rank}", "", footer=False, id=f"write-{rank}") for rank in range(1, 10)),
+    Key(
+        "v",
+        "cells",
+        "Cells",
+        "Cell view: a text coloured by one LSTM cell, the best cell for each feature",
+        "v",
+        id="cells",
+    ),
     Key(
         None,
         "recipe_temperatures",

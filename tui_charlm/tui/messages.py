@@ -75,3 +75,17 @@ class SeedApplied(Message):
     source: str
     problem: str  # '' or a sentence about characters that were dropped
     mode: str = "stateful"  # how the streams generate: 'stateful' or 'window'
+
+
+@dataclass
+class OddsReported(Message):
+    """The inspected stream's next-char odds: the distribution it samples from, likeliest first."""
+
+    layout: int
+    stream: int
+    top: list[tuple[str, float]]  # (char, probability under the stream's sampling settings)
+    entropy: float  # bits, of that distribution
+    drawn: str | None  # the stream's newest char, if it has drawn one since the inspector opened
+    drawn_probability: float | None  # the model's probability of that char
+    held: bool
+    settings: str  # the stream's sampling settings, e.g. 'T=0.5 top-k 10'

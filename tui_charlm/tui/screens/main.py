@@ -32,16 +32,21 @@ from tui_charlm.core.units import to_bits
 from tui_charlm.tui.core_bridge import RunInfo
 from tui_charlm.tui.generation_loop import (
     AddStream,
+    Draw,
     GenerationLoop,
+    Hold,
+    Inspect,
     RemoveStream,
     Reseed,
     SetMode,
     SetSettings,
+    Write,
 )
 from tui_charlm.tui.keys import bindings
 from tui_charlm.tui.messages import (
     BatchesReported,
     NoticeReported,
+    OddsReported,
     PreparationFailed,
     RunPrepared,
     SeedApplied,
@@ -49,9 +54,11 @@ from tui_charlm.tui.messages import (
     TextGenerated,
     TrainingEventReported,
 )
+from tui_charlm.tui.screens.cells import VIEW_CHARS, CellScreen
 from tui_charlm.tui.screens.seed_input import SeedInputScreen
 from tui_charlm.tui.widgets.generation_pane import GenerationPane, surprise_legend
 from tui_charlm.tui.widgets.loss_plot import LossPlot
+from tui_charlm.tui.widgets.odds_pane import OddsPane
 from tui_charlm.tui.widgets.seed_pane import SeedPane
 from tui_charlm.tui.widgets.status_bar import StatusBar, format_duration
 
@@ -68,6 +75,7 @@ class MainScreen(Screen[None]):
     state: reactive[str] = reactive("loading", init=False)
     unit: reactive[str] = reactive("nats", init=False)
     surprise: reactive[bool] = reactive(False, init=False)
+    inspecting: reactive[bool] = reactive(False, init=False)
 
     def __init__(
         self,
@@ -99,9 +107,11 @@ class MainScreen(Screen[None]):
                 box.border_title = LossPlot.LEGEND
                 yield LossPlot(id="loss")
             yield SeedPane(id="seed")
-        with Grid(id="streams"):
-            for settings in self.initial_settings:
-                yield GenerationPane(settings, classes="stream")
+        with Horizontal(id="middle"):
+            with Grid(id="streams"):
+                for settings in self.initial_settings:
+                    yield GenerationPane(settings, classes="stream")
+            yield OddsPane(id="odds")
         yield Static(surprise_legend(), id="legend")
         yield StatusBar(id="status")
         yield Footer()
@@ -123,6 +133,10 @@ class MainScreen(Screen[None]):
     @property
     def status_bar(self) -> StatusBar:
         return self.query_one(StatusBar)
+
+    @property
+    def odds_pane(self) -> OddsPane:
+        return self.query_one(OddsPane)
 
     @property
     def streams(self) -> Grid:
@@ -237,6 +251,16 @@ class MainScreen(Screen[None]):
         for pane, chunk in zip(self.panes(), message.chunks):
             if chunk:
                 pane.add(chunk)
+
+    def on_odds_reported(self, message: OddsReported) -> None:
+        if self.closing or message.layout != self.layout_version or not self.inspecting:
+            return
+        if message.stream == self.focused_index():
+            self.odds_pane.show(message)
+
+    def on_descendant_focus(self, event) -> None:
+        if self.inspecting and isinstance(event.widget, GenerationPane):
+            self.inspect_focused()
 
     def on_seed_applied(self, message: SeedApplied) -> None:
         if self.closing:
@@ -441,6 +465,54 @@ class MainScreen(Screen[None]):
 
     def action_toggle_surprise(self) -> None:
         self.surprise = not self.surprise
+
+    def inspect_focused(self) -> None:
+        """Ask the generator for the focused stream's odds (or for none, with the inspector closed)."""
+        if self.generation is not None:
+            self.odds_pane.show(None)
+            self.generation.submit(Inspect(self.layout_version, self.focused_index() if self.inspecting else None))
+
+    def watch_inspecting(self, inspecting: bool) -> None:
+        self.set_class(inspecting, "-inspecting")
+        self.inspect_focused()
+
+    def action_inspect(self) -> None:
+        self.inspecting = not self.inspecting
+
+    def action_hold(self) -> None:
+        index = self.focused_index()
+        pane = self.panes()[index]
+        if self.submit(Hold(self.layout_version, index, not pane.held)):
+            pane.held = not pane.held
+
+    def held_pane(self) -> int | None:
+        """The focused stream's index if it is held; else says how to hold it."""
+        index = self.focused_index()
+        if not self.panes()[index].held:
+            self.notify("Hold this stream with p first; then n draws a char and 1-9 write one.", severity="warning")
+            return None
+        return index
+
+    def action_draw(self) -> None:
+        index = self.held_pane()
+        if index is not None:
+            self.submit(Draw(self.layout_version, index))
+
+    def action_write(self, rank: int) -> None:
+        index = self.held_pane()
+        if index is not None:
+            self.submit(Write(self.layout_version, index, rank))
+
+    def action_cells(self) -> None:
+        if not self.ready(self.info) or not self.ready(self.app.weight_box.latest()):
+            return
+        pane = self.panes()[self.focused_index()]
+        stream = (pane.text, f"stream {self.focused_index() + 1} ({pane.settings.describe()})")
+        self.app.push_screen(
+            CellScreen(
+                self.app.weight_box, self.info.vocab, heldout=self.app.backend.heldout_text(VIEW_CHARS), stream=stream
+            )
+        )
 
     def action_generation_mode(self, mode: str) -> None:
         if self.submit(SetMode(mode)):

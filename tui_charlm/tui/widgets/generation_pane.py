@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
 from rich.text import Text
@@ -34,31 +35,110 @@ def surprise_legend() -> Text:
     return legend
 
 
+# A stream is called repeating when its newest chars are one span again and again: at least three times, over
+# at least this many chars, for spans up to MAX_PERIOD chars.
+MIN_REPEAT_CHARS = 48
+MAX_PERIOD = 100
+# Runs of this many spaces or more are drawn as dim dots, so a stream typing whitespace does not look blank.
+SPACE_RUN = 2
+_SHOWN = re.compile(" {" + str(SPACE_RUN) + r",}|[\x00-\x09\x0b-\x1f\x7f]|\n")
+
+
+def repeating_period(text: str) -> int | None:
+    """The shortest span the end of `text` repeats (3+ times, over MIN_REPEAT_CHARS+ chars), or None."""
+    for period in range(1, MAX_PERIOD + 1):
+        length = max(3 * period, MIN_REPEAT_CHARS)
+        if len(text) < length:
+            return None
+        tail = text[-length:]
+        if tail[period:] == tail[:-period]:
+            return period
+    return None
+
+
+def visible(char: str) -> str:
+    """How a whitespace or control char is drawn: ⏎ then a line break, · for a space in a run, ␉ for a tab..."""
+    if char == "\n":
+        return "⏎\n"
+    if char == " ":
+        return "·"
+    code = ord(char)
+    return "␡" if code == 0x7F else chr(0x2400 + code)  # Unicode's Control Pictures
+
+
+def show_whitespace(chars: str) -> Text:
+    """`chars` with newlines, runs of spaces and control chars made visible (dim), everything else as is."""
+    text = Text(no_wrap=False, overflow="fold")
+    begin = 0
+    for match in _SHOWN.finditer(chars):
+        text.append(chars[begin : match.start()])
+        text.append("".join(visible(c) for c in match.group()), style="dim")
+        begin = match.end()
+    text.append(chars[begin:])
+    return text
+
+
+def show_whitespace_styled(chars: list[tuple[str, float]]) -> Text:
+    """show_whitespace() with each char coloured by how surprising it was (surprise_style)."""
+    plain = "".join(c for c, _ in chars)
+    marked = set()
+    for match in _SHOWN.finditer(plain):
+        marked.update(range(match.start(), match.end()))
+    text = Text(no_wrap=False, overflow="fold")
+    for index, (char, probability) in enumerate(chars):
+        style = surprise_style(probability)
+        if index in marked:
+            text.append(visible(char), style=f"dim {style}".strip())
+        else:
+            text.append(char, style=style)
+    return text
+
+
 class GenerationPane(Widget, can_focus=True):
     """Generated text of one stream; the focused pane is the one the keys steer."""
 
     surprise: reactive[bool] = reactive(False)
+    held: reactive[bool] = reactive(False)
 
     def __init__(self, settings: SamplingSettings, **kwargs):
         super().__init__(**kwargs)
         self.settings = settings
         self.chars: deque[tuple[str, float]] = deque(maxlen=KEEP_CHARS)
+        self.period: int | None = None  # the span the stream is repeating, if it is
 
     def on_mount(self) -> None:
         self.show_settings(self.settings)
 
     def show_settings(self, settings: SamplingSettings) -> None:
         self.settings = settings
-        self.border_title = settings.describe()
+        self.show_title()
+
+    def show_title(self) -> None:
+        title = self.settings.describe()
+        if self.held:
+            title += " · held (n: next, 1-9: write)"
+        if self.period is not None:
+            title += " · repeats one char" if self.period == 1 else f" · repeats a {self.period}-char span"
+        self.border_title = title
+        self.set_class(self.held, "-held")
         self.refresh()
+
+    def watch_held(self) -> None:
+        self.show_title()
 
     def add(self, chars: list[tuple[str, float]]) -> None:
         self.chars.extend(chars)
+        tail = "".join(self.chars[i][0] for i in range(max(0, len(self.chars) - 3 * MAX_PERIOD), len(self.chars)))
+        period = repeating_period(tail)
+        if period != self.period:
+            self.period = period
+            self.show_title()
         self.refresh()
 
     def clear(self) -> None:
         self.chars.clear()
-        self.refresh()
+        self.period = None
+        self.show_title()
 
     @property
     def text(self) -> str:
@@ -73,12 +153,7 @@ class GenerationPane(Widget, can_focus=True):
         keep = width * height * 3 // 2 + width
         chars = self.chars
         tail = [chars[i] for i in range(max(0, len(chars) - keep), len(chars))]
-        text = Text(no_wrap=False, overflow="fold")
-        if self.surprise:
-            for char, probability in tail:
-                text.append(char, style=surprise_style(probability))
-        else:
-            text.append("".join(c for c, _ in tail))
+        text = show_whitespace_styled(tail) if self.surprise else show_whitespace("".join(c for c, _ in tail))
         lines = text.wrap(self.app.console, width)
         shown = Text("\n").join(lines[-height:])
         return shown

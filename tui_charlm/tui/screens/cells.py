@@ -1,0 +1,237 @@
+"""The cell view: a text coloured char by char by one LSTM cell's activation, following the newest weights.
+
+Each char's background is tanh of the chosen cell's state after reading it:
+blue for -1, white for 0, red for +1 (the palette of `charlm cells
+--html`). Under NO_COLOR a line of block characters under each line of text
+carries the value instead (▁ for -1 up to ▇ for +1). Recording runs in a
+thread worker on the NumPy engine (core/cells.py), niced like generation so
+training keeps the CPU; it is redone when newer weights are published, at
+most every RERECORD_SECONDS.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from rich.color import Color
+from rich.style import Style
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from tui_charlm.core.cells import FEATURES, Match, correlations, rank_cells, record_states
+from tui_charlm.core.cells_page import shade
+from tui_charlm.core.generation import lower_thread_priority
+
+# Chars of text shown and recorded: a few screenfuls.
+VIEW_CHARS = 1500
+# Seconds between re-recordings while training publishes new weights.
+RERECORD_SECONDS = 5.0
+BLOCKS = "▁▂▃▄▅▆▇"
+
+
+@dataclass
+class CellsRecorded(Message):
+    """The recorder read the text with one snapshot of the weights."""
+
+    version: int
+    text: str
+    activations: tuple[np.ndarray, ...]  # per layer: (chars, units), tanh of the cell state
+    best: dict[str, list[Match]]  # per feature: the best cell for it
+
+
+def block(value: float) -> str:
+    """▁ for -1 up to ▇ for +1."""
+    return BLOCKS[round((max(-1.0, min(1.0, value)) + 1) / 2 * (len(BLOCKS) - 1))]
+
+
+def coloured_lines(text: str, values: np.ndarray, width: int, *, blocks: bool) -> Text:
+    """`text` in lines of at most `width` chars, each char's background its value.
+
+    With `blocks` (NO_COLOR), a line of block characters under each line carries the values.
+    """
+    rows: list[tuple[str, list[float]]] = []
+    line, line_values = [], []
+    for char, value in zip(text, values.tolist()):
+        shown = "⏎" if char == "\n" else ("␉" if char == "\t" else char)
+        line.append(shown)
+        line_values.append(value)
+        if char == "\n" or len(line) >= width:
+            rows.append(("".join(line), line_values))
+            line, line_values = [], []
+    if line:
+        rows.append(("".join(line), line_values))
+    out = Text(no_wrap=True, overflow="crop")
+    for chars, row_values in rows:
+        for char, value in zip(chars, row_values):
+            out.append(char, style=Style(color="black", bgcolor=Color.from_rgb(*shade(value))))
+        out.append("\n")
+        if blocks:
+            out.append("".join(block(v) for v in row_values) + "\n", style="dim")
+    return out
+
+
+class CellScreen(Screen[None]):
+    """One cell at a time over a held-out slice or a stream's text; keys change the cell, feature, layer and text."""
+
+    BINDINGS = [
+        Binding("left", "cell(-1)", "Cell -1", id="cell-previous"),
+        Binding("right", "cell(1)", "Cell +1", id="cell-next"),
+        Binding("f", "next_feature", "Feature", id="cell-feature"),
+        Binding("l", "next_layer", "Layer", id="cell-layer"),
+        Binding("t", "toggle_text", "Text", id="cell-text"),
+        Binding("escape,v", "dismiss", "Close", id="cell-close"),
+    ]
+
+    def __init__(self, weight_box, vocab, *, heldout: tuple[str, str] | None, stream: tuple[str, str] | None):
+        super().__init__()
+        self.weight_box = weight_box
+        self.vocab = vocab
+        self.sources = [source for source in (heldout, stream) if source is not None and len(source[0]) >= 2]
+        self.source = 0
+        self.layer = 0
+        self.cell = 0
+        self.feature: str | None = None  # the feature whose best cell is shown; None once the user picks a cell
+        self.recorded: CellsRecorded | None = None
+        self.last_record = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="cell-header")
+        with VerticalScroll(id="cell-scroll"):
+            yield Static(id="cell-text-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if not self.sources:
+            self.query_one("#cell-header", Static).update(
+                "No text to read yet: the corpus is not at hand and the stream is empty."
+            )
+            return
+        self.query_one("#cell-header", Static).update("recording the cells…")
+        self.record()
+        self.set_interval(1.0, self.follow_weights)
+
+    # -- recording ------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="cells", exit_on_error=False)
+    def record(self) -> None:
+        """Read the current text with the newest weights and rank the cells (in a worker thread)."""
+        lower_thread_priority()
+        weights = self.weight_box.latest()
+        if weights is None:
+            return
+        text = self.vocab.clean_seed(self.sources[self.source][0][-VIEW_CHARS:]).text
+        states = record_states(weights, self.vocab.encode(text))
+        activations = states.activations
+        self.post_message(CellsRecorded(weights.version, text, activations, rank_cells(activations, text, top=1)))
+
+    def follow_weights(self) -> None:
+        latest = self.weight_box.latest()
+        due = time.monotonic() - self.last_record >= RERECORD_SECONDS
+        if latest is not None and self.recorded is not None and latest.version != self.recorded.version and due:
+            self.last_record = time.monotonic()
+            self.record()
+
+    def on_cells_recorded(self, message: CellsRecorded) -> None:
+        first = self.recorded is None
+        self.recorded = message
+        self.last_record = time.monotonic()
+        if first:
+            self.feature = next(iter(FEATURES))
+        if self.feature is not None:
+            self.jump_to_best()
+        self.layer = min(self.layer, len(message.activations) - 1)
+        self.cell = min(self.cell, message.activations[self.layer].shape[1] - 1)
+        self.show()
+
+    def jump_to_best(self) -> None:
+        matches = self.recorded.best.get(self.feature) or []
+        if matches:
+            self.layer, self.cell = matches[0].cell.layer, matches[0].cell.index
+
+    # -- showing --------------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        self.show()
+
+    def show(self) -> None:
+        recorded = self.recorded
+        if recorded is None:
+            return
+        values = recorded.activations[self.layer][:, self.cell]
+        layers = len(recorded.activations)
+        units = recorded.activations[self.layer].shape[1]
+        where = f"layer {self.layer + 1}/{layers} · " if layers > 1 else ""
+        header = Text()
+        header.append(f"{where}cell #{self.cell} of {units}", style="bold")
+        header.append(f" · weights of step {recorded.version} · text: {self.sources[self.source][1]}\n")
+        if self.feature is not None:
+            matches = recorded.best.get(self.feature) or []
+            if matches:
+                header.append(f"the cell that best follows {self.feature}", style="bold")
+                header.append(f" (r = {matches[0].correlation:+.2f})\n")
+            else:
+                header.append(f"{self.feature}: does not vary in this text\n")
+        else:
+            header.append("\n")
+        follows = []
+        for name, feature_of in FEATURES.items():
+            r = correlations(values[:, None], feature_of(recorded.text))[0]
+            follows.append(f"{name} {r:+.2f}")
+        header.append("this cell against each feature: " + " · ".join(follows) + "\n", style="dim")
+        header.append("-1 ", style=Style(color="black", bgcolor=Color.from_rgb(*shade(-1.0))))
+        header.append(" 0 ", style=Style(color="black", bgcolor=Color.from_rgb(*shade(0.0))))
+        header.append("+1 ", style=Style(color="black", bgcolor=Color.from_rgb(*shade(1.0))))
+        header.append("  tanh of the cell state after each char  ·  ←/→ cell · f feature · l layer · t text")
+        self.query_one("#cell-header", Static).update(header)
+        width = max(10, self.query_one("#cell-scroll").content_region.width - 1)
+        view = coloured_lines(recorded.text, values, width, blocks=self.app.no_color)
+        self.query_one("#cell-text-view", Static).update(view)
+
+    # -- keys -----------------------------------------------------------------------
+
+    def action_cell(self, delta: int) -> None:
+        if self.recorded is None:
+            return
+        units = self.recorded.activations[self.layer].shape[1]
+        self.cell = (self.cell + delta) % units
+        self.feature = None
+        self.show()
+
+    def action_next_feature(self) -> None:
+        if self.recorded is None:
+            return
+        names = list(FEATURES)
+        self.feature = names[(names.index(self.feature) + 1) % len(names)] if self.feature in names else names[0]
+        self.jump_to_best()
+        self.show()
+
+    def action_next_layer(self) -> None:
+        if self.recorded is None:
+            return
+        layers = len(self.recorded.activations)
+        if layers == 1:
+            self.notify("This model has one LSTM layer.")
+            return
+        self.layer = (self.layer + 1) % layers
+        self.cell = min(self.cell, self.recorded.activations[self.layer].shape[1] - 1)
+        self.feature = None
+        self.show()
+
+    def action_toggle_text(self) -> None:
+        if len(self.sources) < 2:
+            self.notify("Only one text to show here.", severity="warning")
+            return
+        self.source = 1 - self.source
+        self.query_one("#cell-header", Static).update("recording the cells…")
+        self.record()
+
+    def action_dismiss(self) -> None:
+        self.dismiss(None)
