@@ -25,7 +25,7 @@ from tui_charlm.core.inference import LSTMWeights, NetworkWeights
 from tui_charlm.core.vocab import Vocabulary
 from tui_charlm.tui.core_bridge import RunInfo
 
-VOCAB = Vocabulary.from_text("abcdefghijklmnopqrstuvwxyz .,\n\"()")
+VOCAB = Vocabulary.from_text('abcdefghijklmnopqrstuvwxyz .,\n"()')
 
 
 def random_weights(version: int = 0, units: int = 8, seed: int = 0) -> NetworkWeights:

@@ -1,9 +1,13 @@
-"""Snapshots of the main screen at 80x24 and 120x40, frozen so every run draws the same."""
+"""Snapshots, frozen so every run draws the same: the main screen (80x24, 120x40), the inspector, the cell view."""
 
 from __future__ import annotations
 
 from tests.tui.conftest import make_app, wait_for
-from tests.tui.fakes import FakeBackend
+from tests.tui.fakes import VOCAB, FakeBackend, random_weights
+from tui_charlm.core.generation import Generator
+from tui_charlm.core.sampling import SamplingSettings
+from tui_charlm.tui.messages import OddsReported
+from tui_charlm.tui.screens.cells import CellScreen
 from tui_charlm.tui.widgets.generation_pane import GenerationPane
 
 TEXT = (
@@ -37,4 +41,40 @@ def test_main_screen_80x24(snap_compare):
 def test_main_screen_120x40(snap_compare):
     assert snap_compare(
         make_app(FakeBackend(frozen=True, batches_per_epoch=20)), terminal_size=(120, 40), run_before=freeze
+    )
+
+
+async def freeze_with_odds(pilot) -> None:
+    """The frozen screen with the inspector open on stream 2, its odds made from fixed weights and a fixed seed."""
+    await freeze(pilot)
+    app = pilot.app
+    await pilot.press("tab", "p")
+    app.main.inspecting = True
+    generator = Generator(random_weights(), VOCAB, [SamplingSettings(0.5)], seed_text="the old dog ")
+    odds = generator.odds(0)
+    top = [(VOCAB.chars[i], p) for i, p in odds.top(10)]
+    report = OddsReported(app.main.layout_version, 1, top, odds.entropy, "g", 0.25, True, "T=0.5")
+    await pilot.pause()
+    app.main.odds_pane.show(report)
+    await pilot.pause()
+
+
+def test_inspector_120x40(snap_compare):
+    assert snap_compare(
+        make_app(FakeBackend(frozen=True, batches_per_epoch=20)), terminal_size=(120, 40), run_before=freeze_with_odds
+    )
+
+
+async def open_cells(pilot) -> None:
+    """The cell view over the fake's held-out text, on the best cell for quotes."""
+    await freeze(pilot)
+    app = pilot.app
+    await pilot.press("v")
+    await wait_for(pilot, lambda: isinstance(app.screen, CellScreen) and app.screen.recorded is not None)
+    await pilot.pause()
+
+
+def test_cell_view_120x40(snap_compare):
+    assert snap_compare(
+        make_app(FakeBackend(frozen=True, batches_per_epoch=20)), terminal_size=(120, 40), run_before=open_cells
     )

@@ -82,11 +82,12 @@ class Draw:
 
 @dataclass(frozen=True)
 class Write:
-    """Write the `rank`-th likeliest char (1 = likeliest) on one stream instead of drawing."""
+    """Write on one stream instead of drawing: `char` (as the inspector showed it), else the rank-th likeliest."""
 
     layout: int
     index: int
-    rank: int
+    rank: int  # 1 = the likeliest
+    char: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,11 @@ class GenerationLoop:
                 return [generator.draw(command.index)]
         elif isinstance(command, Write):
             if 0 <= command.index < len(generator.settings):
-                odds = generator.odds(command.index)
-                return [generator.write(command.index, int(odds.order[command.rank - 1]))]
+                if command.char is not None:
+                    char_id = generator.vocab.char_to_id[command.char]
+                else:
+                    char_id = int(generator.odds(command.index).order[command.rank - 1])
+                return [generator.write(command.index, char_id)]
         elif isinstance(command, SetSettings):
             if 0 <= command.index < len(generator.settings):
                 generator.set_settings(command.index, command.settings)

@@ -96,9 +96,10 @@ class CellScreen(Screen[None]):
         self.vocab = vocab
         self.sources = [source for source in (heldout, stream) if source is not None and len(source[0]) >= 2]
         self.source = 0
-        self.layer = 0
-        self.cell = 0
-        self.feature: str | None = None  # the feature whose best cell is shown; None once the user picks a cell
+        self.layer_index = 0
+        self.cell_index = 0
+        self.feature = next(iter(FEATURES))  # f cycles the features
+        self.on_best = True  # showing the feature's best cell (and following it as the weights change)
         self.recorded: CellsRecorded | None = None
         self.last_record = 0.0
 
@@ -140,21 +141,20 @@ class CellScreen(Screen[None]):
             self.record()
 
     def on_cells_recorded(self, message: CellsRecorded) -> None:
-        first = self.recorded is None
         self.recorded = message
         self.last_record = time.monotonic()
-        if first:
-            self.feature = next(iter(FEATURES))
-        if self.feature is not None:
+        if not message.best.get(self.feature):  # this text has none of it (no quotes, say): the next that varies
+            self.feature = next((name for name, matches in message.best.items() if matches), self.feature)
+        if self.on_best:
             self.jump_to_best()
-        self.layer = min(self.layer, len(message.activations) - 1)
-        self.cell = min(self.cell, message.activations[self.layer].shape[1] - 1)
+        self.layer_index = min(self.layer_index, len(message.activations) - 1)
+        self.cell_index = min(self.cell_index, message.activations[self.layer_index].shape[1] - 1)
         self.show()
 
     def jump_to_best(self) -> None:
         matches = self.recorded.best.get(self.feature) or []
         if matches:
-            self.layer, self.cell = matches[0].cell.layer, matches[0].cell.index
+            self.layer_index, self.cell_index = matches[0].cell.layer, matches[0].cell.index
 
     # -- showing --------------------------------------------------------------------
 
@@ -165,22 +165,25 @@ class CellScreen(Screen[None]):
         recorded = self.recorded
         if recorded is None:
             return
-        values = recorded.activations[self.layer][:, self.cell]
+        values = recorded.activations[self.layer_index][:, self.cell_index]
         layers = len(recorded.activations)
-        units = recorded.activations[self.layer].shape[1]
-        where = f"layer {self.layer + 1}/{layers} · " if layers > 1 else ""
+        units = recorded.activations[self.layer_index].shape[1]
+        where = f"layer {self.layer_index + 1}/{layers} · " if layers > 1 else ""
         header = Text()
-        header.append(f"{where}cell #{self.cell} of {units}", style="bold")
+        header.append(f"{where}cell #{self.cell_index} of {units}", style="bold")
         header.append(f" · weights of step {recorded.version} · text: {self.sources[self.source][1]}\n")
-        if self.feature is not None:
-            matches = recorded.best.get(self.feature) or []
-            if matches:
-                header.append(f"the cell that best follows {self.feature}", style="bold")
-                header.append(f" (r = {matches[0].correlation:+.2f})\n")
-            else:
-                header.append(f"{self.feature}: does not vary in this text\n")
+        matches = recorded.best.get(self.feature) or []
+        if not matches:
+            header.append(f"{self.feature}: does not vary in this text\n")
+        elif self.on_best:
+            header.append(f"the cell that best follows {self.feature}", style="bold")
+            header.append(f" (r = {matches[0].correlation:+.2f})\n")
         else:
-            header.append("\n")
+            best = matches[0]
+            header.append(
+                f"the best cell for {self.feature} is {best.cell.label(layers)} (r = {best.correlation:+.2f}); "
+                "f jumps to it\n"
+            )
         follows = []
         for name, feature_of in FEATURES.items():
             r = correlations(values[:, None], feature_of(recorded.text))[0]
@@ -200,16 +203,21 @@ class CellScreen(Screen[None]):
     def action_cell(self, delta: int) -> None:
         if self.recorded is None:
             return
-        units = self.recorded.activations[self.layer].shape[1]
-        self.cell = (self.cell + delta) % units
-        self.feature = None
+        units = self.recorded.activations[self.layer_index].shape[1]
+        self.cell_index = (self.cell_index + delta) % units
+        self.on_best = False
         self.show()
 
     def action_next_feature(self) -> None:
         if self.recorded is None:
             return
         names = list(FEATURES)
-        self.feature = names[(names.index(self.feature) + 1) % len(names)] if self.feature in names else names[0]
+        if self.on_best:  # already on this feature's best cell: on to the next feature the text has
+            for _ in names:
+                self.feature = names[(names.index(self.feature) + 1) % len(names)]
+                if self.recorded.best.get(self.feature):
+                    break
+        self.on_best = True
         self.jump_to_best()
         self.show()
 
@@ -220,9 +228,9 @@ class CellScreen(Screen[None]):
         if layers == 1:
             self.notify("This model has one LSTM layer.")
             return
-        self.layer = (self.layer + 1) % layers
-        self.cell = min(self.cell, self.recorded.activations[self.layer].shape[1] - 1)
-        self.feature = None
+        self.layer_index = (self.layer_index + 1) % layers
+        self.cell_index = min(self.cell_index, self.recorded.activations[self.layer_index].shape[1] - 1)
+        self.on_best = False
         self.show()
 
     def action_toggle_text(self) -> None:

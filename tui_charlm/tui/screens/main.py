@@ -500,8 +500,14 @@ class MainScreen(Screen[None]):
 
     def action_write(self, rank: int) -> None:
         index = self.held_pane()
-        if index is not None:
-            self.submit(Write(self.layout_version, index, rank))
+        if index is None:
+            return
+        # With the odds on screen, write the char shown there (the weights may have moved on since).
+        shown = self.odds_pane.odds if self.inspecting else None
+        char = None
+        if shown is not None and shown.stream == index and shown.layout == self.layout_version:
+            char = shown.top[rank - 1][0]
+        self.submit(Write(self.layout_version, index, rank, char))
 
     def action_cells(self) -> None:
         if not self.ready(self.info) or not self.ready(self.app.weight_box.latest()):

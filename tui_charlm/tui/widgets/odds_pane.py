@@ -61,7 +61,10 @@ class OddsPane(Widget):
             text.append(f"{key} ", style="bold" if odds.held and rank <= 9 else "dim")
             text.append(f"{char_label(char):>2} ", style="bold")
             text.append(bar(probability, width), style="green" if probability > 0 else "dim")
-            text.append(f" {probability:5.3f}\n" if probability >= 0.0005 else "     0\n")
+            # Ruled out by top-k or top-p: 0; possible but rounding to 0.000: <.001.
+            text.append(
+                f" {probability:5.3f}\n" if probability >= 0.0005 else " <.001\n" if probability else "     0\n"
+            )
         text.append(f"entropy {odds.entropy:.2f} bits\n")
         if odds.drawn is not None:
             text.append("last drawn ")
