@@ -24,7 +24,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from tui_charlm.core.errors import CharlmError
-from tui_charlm.core.inference import Network, NetworkWeights
+from tui_charlm.core.inference import Network, NetworkWeights, OneStream
 from tui_charlm.core.sampling import (
     SamplingSettings,
     batch_plan,
@@ -159,6 +159,7 @@ class Generator:
         self.settings = list(settings)
         self.held = [False] * len(self.settings)  # a held stream waits: step() leaves it, draw() and write() move it
         self._plan = None  # batch_plan(settings); reset whenever the settings change
+        self._one: OneStream | None = None  # the one-stream stepper, bound to the current state arrays
         self.rng = np.random.default_rng(rng_seed)
         self.network = Network(weights)
         self.mode = mode or weights.default_mode
@@ -281,7 +282,18 @@ class Generator:
         inverse, special = self._plan
         if len(self.settings) == 1 and not special[0] and not self.held[0]:
             # One stream, temperature only (the common case when watching one stream): the same draw, in a
-            # third of the NumPy calls.
+            # third of the NumPy calls; stateful, the step runs on 1-D views (OneStream).
+            if self.mode == "stateful":
+                one = self._one
+                if one is None or one.state is not self.state or one.logits is not self.last_logits:
+                    one = self._one = OneStream(self.network, self.state, self.last_logits)
+                char_id, model_prob, entropy = sample_row(one.out, inverse[0, 0], self.rng.random())
+                history = self.histories[0]
+                history.append(char_id)
+                if len(history) > 4 * self.network.weights.seq_len:  # only the last seq_len chars are ever read
+                    del history[: -self.network.weights.seq_len]
+                one(char_id)
+                return [GeneratedChar(0, self.vocab.chars[char_id], model_prob, entropy)]
             char_id, model_prob, entropy = sample_row(self._next_logits()[0], inverse[0, 0], self.rng.random())
             return self._advance(None, np.array([char_id]), [model_prob], [entropy])
         uniforms = self.rng.random(len(self.settings))
