@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import tiny_config
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.generation import Generator
-from tui_charlm.core.inference import Network, weights_from_model
+from tui_charlm.core.inference import Network, OneStream, weights_from_model
 from tui_charlm.core.model import build_model
 from tui_charlm.core.sampling import SamplingSettings, distribution, entropy_bits, log_softmax, pick
 from tui_charlm.core.vocab import Vocabulary
@@ -199,3 +199,25 @@ def test_odds_are_the_distribution_the_stream_samples_from(settings):
     # draw() picks from exactly these odds: the char the inverse CDF gives for its uniform draw.
     generator.rng = _Replay([0.37])
     assert generator.draw(0).char == VOCAB.chars[pick(odds.probs, 0.37)]
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_in_place_steps_equal_the_allocating_step(layers):
+    config = tiny_config(layers=layers, units=6)
+    network = Network(weights_from_model(randomised(build_model(config, len(VOCAB))), seq_len=config.seq_len))
+    ids = np.random.default_rng(3).integers(0, len(VOCAB), size=(20, 3))
+    state = network.zero_state(3)
+    in_place = network.zero_state(3)
+    in_place_logits = np.zeros((3, len(VOCAB)), np.float32)
+    one_state = network.zero_state(1)
+    one_logits = np.zeros((1, len(VOCAB)), np.float32)
+    one = OneStream(network, one_state, one_logits)
+    for row in ids:
+        logits, state = network.step(row, state)
+        network.advance(row, in_place, in_place_logits)
+        one.step(int(row[0]))
+        assert np.array_equal(logits, in_place_logits)
+        assert np.allclose(logits[0], one_logits[0], atol=1e-6)
+        for (h, c), (h2, c2), (h1, c1) in zip(state, in_place, one_state):
+            assert np.array_equal(h, h2) and np.array_equal(c, c2)
+            assert np.allclose(h[0], h1[0], atol=1e-6) and np.allclose(c[0], c1[0], atol=1e-6)

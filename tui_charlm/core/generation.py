@@ -292,7 +292,7 @@ class Generator:
                 history.append(char_id)
                 if len(history) > 4 * self.network.weights.seq_len:  # only the last seq_len chars are ever read
                     del history[: -self.network.weights.seq_len]
-                one(char_id)
+                one.step(char_id)
                 return [GeneratedChar(0, self.vocab.chars[char_id], model_prob, entropy)]
             char_id, model_prob, entropy = sample_row(self._next_logits()[0], inverse[0, 0], self.rng.random())
             return self._advance(None, np.array([char_id]), [model_prob], [entropy])

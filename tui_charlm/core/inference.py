@@ -253,9 +253,32 @@ class OneStream:
         self.dense_kernel = network.weights.dense_kernel
         self.dense_bias = network.weights.dense_bias
         self.out = logits[0]
+        # step(char_id) reads one char: the state and the logits then follow it. The usual model has one layer:
+        # its step has no loop and every array is a local name.
+        self.step = self._one_layer() if len(self.layers) == 1 else self._any_layers
 
-    def __call__(self, char_id: int) -> None:
-        """Read one char: the state and the logits now follow it."""
+    def _one_layer(self):
+        table, _, recurrent, h, c, z, gates, product, _, i, f, g, o = self.layers[0]
+        dense_kernel, dense_bias, out = self.dense_kernel, self.dense_bias, self.out
+        dot, add, multiply, tanh = np.dot, np.add, np.multiply, np.tanh
+
+        def step(char_id: int) -> None:
+            dot(h, recurrent, out=z)
+            add(z, table[char_id], out=z)
+            tanh(z, out=z)
+            multiply(z, 0.5, out=gates)
+            add(gates, 0.5, out=gates)
+            multiply(c, f, out=c)
+            multiply(i, g, out=product)
+            add(c, product, out=c)
+            tanh(c, out=product)
+            multiply(o, product, out=h)
+            dot(h, dense_kernel, out=out)
+            add(out, dense_bias, out=out)
+
+        return step
+
+    def _any_layers(self, char_id: int) -> None:
         dot, add, multiply, tanh = np.dot, np.add, np.multiply, np.tanh
         x = None
         for kernel, bias, recurrent, h, c, z, gates, product, projection, i, f, g, o in self.layers:
