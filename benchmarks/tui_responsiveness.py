@@ -10,7 +10,10 @@
   scored chars per second of training (steps x chars per step / training
   seconds, read from each run's last checkpoint).
 
-    python benchmarks/tui_responsiveness.py [--budget 60] [--rounds 2] [--presses 60]
+    python benchmarks/tui_responsiveness.py [--budget 60] [--rounds 2] [--presses 60] [--inside]
+
+With --inside, the app trains with the next-char inspector (i) and the cell
+view (v) open, and the keys measured are Right/Left changing the cell shown.
 
 Results are appended to benchmarks/results/tui_responsiveness.txt.
 Targets: first frame <= 1.5 s; key latency p95 < 100 ms; in-app training >= 90% of headless.
@@ -23,6 +26,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import select
 import shlex
 import statistics
@@ -107,15 +111,38 @@ def first_frame(runs: int, settings: list[str]) -> list[float]:
     return times
 
 
-def key_latency(presses: int, settings: list[str]) -> list[float]:
+CELL = re.compile(rb"cell #(\d+) of (\d+)")
+
+
+def open_inside(terminal: Terminal) -> None:
+    """Open the next-char inspector (i) and the cell view (v) over a training app, and wait until both show."""
+    terminal.send(b"i")
+    terminal.wait_for(b"entropy", timeout=30)
+    terminal.send(b"v")
+    terminal.wait_for(b" of ", timeout=30)
+    terminal.wait_for(b"tanh of the cell state", timeout=30)
+
+
+def key_latency(presses: int, settings: list[str], inside: bool = False) -> list[float]:
+    """Seconds from a key to its effect on screen: Up/Down on a stream's temperature, or (inside) Right/Left
+    changing the cell shown in the cell view, opened over the inspector."""
     with tempfile.TemporaryDirectory() as tmp:
         terminal = Terminal([str(BIN / "charlm-tui"), *settings, "--run-dir", f"{tmp}/run"])
         terminal.wait_for(b"TRAINING", timeout=120)
         terminal.wait_for(b"epoch 1/", timeout=60)
+        if inside:
+            open_inside(terminal)
+            time.sleep(1)
+            cell, units = map(int, CELL.findall(bytes(terminal.output))[-1])
         time.sleep(3)  # let training settle into its stride
         latencies = []
         for index in range(presses):
-            key, expected = (b"\x1b[A", b"T=0.3") if index % 2 == 0 else (b"\x1b[B", b"T=0.2")
+            if inside:
+                step = 1 if index % 2 == 0 else -1
+                cell = (cell + step) % units
+                key, expected = (b"\x1b[C" if step == 1 else b"\x1b[D"), f"cell #{cell} of {units}".encode()
+            else:
+                key, expected = (b"\x1b[A", b"T=0.3") if index % 2 == 0 else (b"\x1b[B", b"T=0.2")
             while terminal.read(0.0) and select.select([terminal.master], [], [], 0)[0]:
                 pass  # drain what is already there
             start = len(terminal.output)
@@ -135,8 +162,13 @@ def throughput_from_run(run_dir: Path) -> float:
     return state["step"] * config["batch_size"] * config["seq_len"] / state["elapsed"]
 
 
-def training_pair(budget: float, settings: list[str], app_first: bool = False) -> tuple[float, float]:
-    """(headless, in-app) chars/s for the same settings and budget; `app_first` swaps the order they run in."""
+def training_pair(
+    budget: float, settings: list[str], app_first: bool = False, inside: bool = False
+) -> tuple[float, float]:
+    """(headless, in-app) chars/s for the same settings and budget; `app_first` swaps the order they run in.
+
+    With `inside`, the app trains with the next-char inspector and the cell view open.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         headless, in_app = Path(tmp) / "headless", Path(tmp) / "app"
 
@@ -155,6 +187,9 @@ def training_pair(budget: float, settings: list[str], app_first: bool = False) -
             # re-reading a growing screen log every few milliseconds took a large share of one (the headless side
             # has no such watcher).
             deadline = time.perf_counter() + budget * 3 + 120
+            if inside:
+                terminal.wait_for(b"TRAINING", timeout=120)
+                open_inside(terminal)
             while b"FINISHED" not in terminal.output[-4096:] and time.perf_counter() < deadline:
                 if not terminal.read(0.25):
                     break
@@ -178,6 +213,9 @@ def main() -> int:
         help="extra model and training options for both sides, e.g. '--steps-per-execution 1'",
     )
     parser.add_argument("--throughput-only", action="store_true", help="skip the first-frame and key measurements")
+    parser.add_argument(
+        "--inside", action="store_true", help="with the next-char inspector and the cell view open (keys: Right/Left)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "tui_responsiveness.txt")
     args = parser.parse_args()
     if not CORPUS.is_file():
@@ -188,15 +226,17 @@ def main() -> int:
         f"python benchmarks/tui_responsiveness.py --budget {args.budget:g} --rounds {args.rounds} "
         + (f"--train-options {shlex.quote(args.train_options)} " if args.train_options else "")
         + ("--throughput-only" if args.throughput_only else f"--presses {args.presses} --launches {args.launches}")
+        + (" --inside" if args.inside else "")
     )
     lines = [
         f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  default model on lower-cased nietzsche"
-        f"{' ' + args.train_options if args.train_options else ''}; 120x40 pseudo-terminal",
+        f"{' ' + args.train_options if args.train_options else ''}; 120x40 pseudo-terminal"
+        f"{'; inspector and cell view open' if args.inside else ''}",
         f"# command: {command}",
     ]
     if not args.throughput_only:
         frames = first_frame(args.launches, settings)
-        latencies = key_latency(args.presses, settings)
+        latencies = key_latency(args.presses, settings, inside=args.inside)
         p95 = sorted(latencies)[max(0, round(0.95 * len(latencies)) - 1)]
         lines += [
             f"first frame: median {statistics.median(frames):.2f} s, max {max(frames):.2f} s over {len(frames)} "
@@ -205,7 +245,9 @@ def main() -> int:
             f"p95 {p95 * 1000:.0f} ms "
             f"over {len(latencies)} presses (target p95 < 100 ms: {'met' if p95 < 0.1 else 'MISSED'})",
         ]
-    pairs = [training_pair(args.budget, settings, app_first=bool(i % 2)) for i in range(args.rounds)]
+    pairs = [
+        training_pair(args.budget, settings, app_first=bool(i % 2), inside=args.inside) for i in range(args.rounds)
+    ]
     headless = statistics.mean(p[0] for p in pairs)
     in_app = statistics.mean(p[1] for p in pairs)
     rounds = ", ".join(f"{app / alone:.1%}" for alone, app in pairs)
