@@ -8,12 +8,14 @@ after the model has read each char, and a cell "follows" a feature when
 that activation correlates with the feature computed from the text itself.
 
 Recording runs in the NumPy engine (core/inference.py), no TensorFlow. A
-text of up to PIECE_CHARS chars is read as one stream from a zero state, so
-the states are exactly the model's. A longer one is cut into pieces read
-side by side as one batch (one matrix product per char for all pieces,
-instead of one vector product per char for the whole text), each piece
-warmed on the WARMUP chars before it, as `charlm eval` does: a cell state
-this far from the text before it has long forgotten that text.
+text shorter than twice PIECE_CHARS is read as one stream from a zero
+state, so the states are exactly the model's. A longer one is cut into
+pieces of about PIECE_CHARS read side by side as one batch (one matrix
+product per char for all pieces, instead of one vector product per char
+for the whole text), each warmed on the WARMUP chars before it, as `charlm
+eval` does. Most cells have forgotten what came that far back; one that
+counts over longer spans (an open quote) can start a piece on the wrong
+count.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 from tui_charlm.core.evaluation import WARMUP
 from tui_charlm.core.inference import Network, NetworkWeights
 
-# Texts up to this long are read as one stream; longer ones in pieces of this length side by side.
+# Texts shorter than twice this are read as one stream; longer ones in pieces of about this length side by side.
 PIECE_CHARS = 2000
 
 
