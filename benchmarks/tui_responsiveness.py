@@ -179,6 +179,17 @@ def training_pair(
                 capture_output=True,
             )
 
+        def finished(terminal: Terminal) -> bool:
+            """The app says FINISHED; or, with the cell view over the status bar, the run saved its last checkpoint."""
+            if b"FINISHED" in terminal.output[-4096:]:
+                return True
+            try:
+                latest = json.loads((in_app / "latest.json").read_text())["checkpoint"]
+                state = json.loads((in_app / "checkpoints" / latest / "state.json").read_text())
+                return state["elapsed"] >= budget
+            except (OSError, ValueError, KeyError):
+                return False
+
         def run_app():
             terminal = Terminal(
                 [str(BIN / "charlm-tui"), *settings, "--time-budget", str(budget), "--run-dir", str(in_app)]
@@ -190,7 +201,7 @@ def training_pair(
             if inside:
                 terminal.wait_for(b"TRAINING", timeout=120)
                 open_inside(terminal)
-            while b"FINISHED" not in terminal.output[-4096:] and time.perf_counter() < deadline:
+            while not finished(terminal) and time.perf_counter() < deadline:
                 if not terminal.read(0.25):
                     break
                 del terminal.output[:-8192]  # only the screen's tail matters here

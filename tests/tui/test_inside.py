@@ -176,3 +176,18 @@ def test_the_inspector_reports_the_generators_own_distribution():
     assert [p for _, p in odds.top(10)] == sorted(expected, reverse=True)[:10]
     assert sum(p for _, p in odds.top(10)) == pytest.approx(1.0)
     assert len([p for _, p in odds.top(10) if p > 0]) == 5
+
+
+async def test_under_no_color_the_cell_view_draws_the_values_as_blocks(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(FakeBackend(delay=0.05))
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert app.no_color
+        await started(pilot)
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, CellScreen) and app.screen.recorded is not None)
+        await pilot.pause()
+        shown = app.screen.query_one("#cell-text-view").render().plain.split("\n")
+        assert shown[0].startswith('he said "one (two) three"⏎')
+        values = app.screen.recorded.activations[0][:, app.screen.cell_index]
+        assert shown[1] == "".join(block(v) for v in values[: len(shown[1])]) and len(shown[1]) == len(shown[0])

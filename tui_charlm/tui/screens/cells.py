@@ -27,7 +27,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from tui_charlm.core.cells import FEATURES, Match, correlations, rank_cells, record_states
-from tui_charlm.core.cells_page import shade
+from tui_charlm.core.cells_page import LEVELS, level_of, shade
 from tui_charlm.core.generation import lower_thread_priority
 
 # Chars of text shown and recorded: a few screenfuls.
@@ -45,6 +45,7 @@ class CellsRecorded(Message):
     text: str
     activations: tuple[np.ndarray, ...]  # per layer: (chars, units), tanh of the cell state
     best: dict[str, list[Match]]  # per feature: the best cell for it
+    follows: tuple[np.ndarray, ...]  # per layer: (units, features) correlation of each cell with each feature
 
 
 def block(value: float) -> str:
@@ -52,29 +53,32 @@ def block(value: float) -> str:
     return BLOCKS[round((max(-1.0, min(1.0, value)) + 1) / 2 * (len(BLOCKS) - 1))]
 
 
+# One style per shade (as on the HTML page): a char's style is a table lookup, and a run of chars of one shade
+# is one span.
+STYLES = [Style(color="black", bgcolor=Color.from_rgb(*shade(level / (LEVELS - 1) * 2 - 1))) for level in range(LEVELS)]
+
+
 def coloured_lines(text: str, values: np.ndarray, width: int, *, blocks: bool) -> Text:
-    """`text` in lines of at most `width` chars, each char's background its value.
+    """`text` in lines of at most `width` chars, each char's background its value (in LEVELS shades).
 
     With `blocks` (NO_COLOR), a line of block characters under each line carries the values.
     """
-    rows: list[tuple[str, list[float]]] = []
-    line, line_values = [], []
-    for char, value in zip(text, values.tolist()):
-        shown = "⏎" if char == "\n" else ("␉" if char == "\t" else char)
-        line.append(shown)
-        line_values.append(value)
-        if char == "\n" or len(line) >= width:
-            rows.append(("".join(line), line_values))
-            line, line_values = [], []
-    if line:
-        rows.append(("".join(line), line_values))
+    shown = text.replace("\n", "⏎").replace("\t", "␉")
+    levels = level_of(np.asarray(values)).tolist()
     out = Text(no_wrap=True, overflow="crop")
-    for chars, row_values in rows:
-        for char, value in zip(chars, row_values):
-            out.append(char, style=Style(color="black", bgcolor=Color.from_rgb(*shade(value))))
+    begin = 0
+    while begin < len(text):
+        newline = text.find("\n", begin, begin + width)
+        end = newline + 1 if newline >= 0 else min(len(text), begin + width)
+        run = begin
+        for index in range(begin + 1, end + 1):
+            if index == end or levels[index] != levels[run]:
+                out.append(shown[run:index], style=STYLES[levels[run]])
+                run = index
         out.append("\n")
         if blocks:
-            out.append("".join(block(v) for v in row_values) + "\n", style="dim")
+            out.append("".join(block(v) for v in values[begin:end].tolist()) + "\n", style="dim")
+        begin = end
     return out
 
 
@@ -131,7 +135,10 @@ class CellScreen(Screen[None]):
         text = self.vocab.clean_seed(self.sources[self.source][0][-VIEW_CHARS:]).text
         states = record_states(weights, self.vocab.encode(text))
         activations = states.activations
-        self.post_message(CellsRecorded(weights.version, text, activations, rank_cells(activations, text, top=1)))
+        features = [feature_of(text) for feature_of in FEATURES.values()]
+        follows = tuple(np.stack([correlations(a, f) for f in features], axis=1) for a in activations)
+        best = rank_cells(activations, text, top=1)
+        self.post_message(CellsRecorded(weights.version, text, activations, best, follows))
 
     def follow_weights(self) -> None:
         latest = self.weight_box.latest()
@@ -184,10 +191,7 @@ class CellScreen(Screen[None]):
                 f"the best cell for {self.feature} is {best.cell.label(layers)} (r = {best.correlation:+.2f}); "
                 "f jumps to it\n"
             )
-        follows = []
-        for name, feature_of in FEATURES.items():
-            r = correlations(values[:, None], feature_of(recorded.text))[0]
-            follows.append(f"{name} {r:+.2f}")
+        follows = [f"{name} {r:+.2f}" for name, r in zip(FEATURES, recorded.follows[self.layer_index][self.cell_index])]
         header.append("this cell against each feature: " + " · ".join(follows) + "\n", style="dim")
         header.append("-1 ", style=Style(color="black", bgcolor=Color.from_rgb(*shade(-1.0))))
         header.append(" 0 ", style=Style(color="black", bgcolor=Color.from_rgb(*shade(0.0))))
