@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rich.text import Text
 
 from tests.tui.conftest import make_app, wait_for
 from tests.tui.fakes import VOCAB, FakeBackend, random_weights
 from tui_charlm.core.generation import Generator
 from tui_charlm.core.sampling import SamplingSettings, distribution
-from tui_charlm.tui.screens.cells import CellScreen, block, coloured_lines
+from tui_charlm.tui.screens.cells import CellScreen, CellText, block, coloured_lines
 from tui_charlm.tui.widgets.generation_pane import repeating_period, show_whitespace
 from tui_charlm.tui.widgets.odds_pane import OddsPane
 
@@ -159,14 +158,20 @@ async def test_a_stream_that_repeats_itself_says_so_and_a_blank_run_is_not_blank
 
 def test_cell_colours_and_blocks_carry_the_value():
     text = 'a "b"\nc'
-    values = [-1.0, -0.5, 0.0, 0.5, 1.0, 0.2, -0.2]
-    lines = coloured_lines(text, np.array(values), 40, blocks=True).plain.split("\n")
-    assert lines[0] == 'a "b"⏎' and lines[1] == "".join(block(v) for v in values[:6])
-    assert lines[2] == "c" and block(-1) == "▁" and block(1) == "▇"
-    colour = coloured_lines("ab", np.array([-1.0, 1.0]), 40, blocks=False)
-    backgrounds = [span.style.bgcolor.triplet for span in colour.spans]
-    assert backgrounds[0].blue > backgrounds[0].red and backgrounds[1].red > backgrounds[1].blue
-    assert isinstance(colour, Text)
+    values = np.array([-1.0, -0.5, 0.0, 0.5, 1.0, 0.2, -0.2])
+    rows = coloured_lines(text, values, 40, blocks=True)
+    lines = ["".join(segment.text for segment in row) for row in rows]
+    assert lines == ['a "b"⏎', "".join(block(v) for v in values[:6]), "c", block(-0.2)]
+    assert block(-1) == "▁" and block(1) == "▇"
+    (low, high), *_ = coloured_lines("ab", np.array([-1.0, 1.0]), 40, blocks=False)
+    assert low.style.bgcolor.triplet.blue > low.style.bgcolor.triplet.red
+    assert high.style.bgcolor.triplet.red > high.style.bgcolor.triplet.blue
+    # Lines break at the width as well as at newlines.
+    assert ["".join(s.text for s in row) for row in coloured_lines("abcdefg", np.zeros(7), 3, blocks=False)] == [
+        "abc",
+        "def",
+        "g",
+    ]
 
 
 def test_the_inspector_reports_the_generators_own_distribution():
@@ -187,7 +192,7 @@ async def test_under_no_color_the_cell_view_draws_the_values_as_blocks(monkeypat
         await pilot.press("v")
         await wait_for(pilot, lambda: isinstance(app.screen, CellScreen) and app.screen.recorded is not None)
         await pilot.pause()
-        shown = app.screen.query_one("#cell-text-view").render().plain.split("\n")
+        shown = app.screen.query_one(CellText).plain_lines()
         assert shown[0].startswith('he said "one (two) three"⏎')
         values = app.screen.recorded.activations[0][:, app.screen.cell_index]
         assert shown[1] == "".join(block(v) for v in values[: len(shown[1])]) and len(shown[1]) == len(shown[0])

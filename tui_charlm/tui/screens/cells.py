@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from rich.color import Color
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import work
@@ -24,6 +25,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from tui_charlm.core.cells import FEATURES, Match, correlations, rank_cells, record_states
@@ -56,30 +59,59 @@ def block(value: float) -> str:
 # One style per shade (as on the HTML page): a char's style is a table lookup, and a run of chars of one shade
 # is one span.
 STYLES = [Style(color="black", bgcolor=Color.from_rgb(*shade(level / (LEVELS - 1) * 2 - 1))) for level in range(LEVELS)]
+DIM = Style(dim=True)
 
 
-def coloured_lines(text: str, values: np.ndarray, width: int, *, blocks: bool) -> Text:
+def coloured_lines(text: str, values: np.ndarray, width: int, *, blocks: bool) -> list[list[Segment]]:
     """`text` in lines of at most `width` chars, each char's background its value (in LEVELS shades).
 
-    With `blocks` (NO_COLOR), a line of block characters under each line carries the values.
+    With `blocks` (NO_COLOR), a line of block characters under each line
+    carries the values. Segments, not a Rich Text: a line is a few spans
+    with shared styles, drawn by CellText without wrapping or measuring.
     """
     shown = text.replace("\n", "⏎").replace("\t", "␉")
     levels = level_of(np.asarray(values)).tolist()
-    out = Text(no_wrap=True, overflow="crop")
+    rows: list[list[Segment]] = []
     begin = 0
     while begin < len(text):
         newline = text.find("\n", begin, begin + width)
         end = newline + 1 if newline >= 0 else min(len(text), begin + width)
-        run = begin
+        row, run = [], begin
         for index in range(begin + 1, end + 1):
             if index == end or levels[index] != levels[run]:
-                out.append(shown[run:index], style=STYLES[levels[run]])
+                row.append(Segment(shown[run:index], STYLES[levels[run]]))
                 run = index
-        out.append("\n")
+        rows.append(row)
         if blocks:
-            out.append("".join(block(v) for v in values[begin:end].tolist()) + "\n", style="dim")
+            rows.append([Segment("".join(block(v) for v in values[begin:end].tolist()), DIM)])
         begin = end
-    return out
+    return rows
+
+
+class CellText(Widget):
+    """The coloured text: lines of segments drawn one by one (Textual's line API), so changing the cell
+    redraws the visible lines and nothing is measured or wrapped again."""
+
+    DEFAULT_CSS = "CellText { height: auto; }"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.rows: list[list[Segment]] = []
+
+    def show(self, rows: list[list[Segment]]) -> None:
+        resized = len(rows) != len(self.rows)
+        self.rows = rows
+        if resized:
+            self.styles.height = len(rows)
+        self.refresh(layout=resized)
+
+    def plain_lines(self) -> list[str]:
+        return ["".join(segment.text for segment in row) for row in self.rows]
+
+    def render_line(self, y: int) -> Strip:
+        if y >= len(self.rows):
+            return Strip.blank(self.size.width, self.rich_style)
+        return Strip(self.rows[y]).crop(0, self.size.width)
 
 
 class CellScreen(Screen[None]):
@@ -110,7 +142,7 @@ class CellScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="cell-header")
         with VerticalScroll(id="cell-scroll"):
-            yield Static(id="cell-text-view")
+            yield CellText(id="cell-text-view")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -199,8 +231,7 @@ class CellScreen(Screen[None]):
         header.append("  tanh of the cell state after each char  ·  ←/→ cell · f feature · l layer · t text")
         self.query_one("#cell-header", Static).update(header)
         width = max(10, self.query_one("#cell-scroll").content_region.width - 1)
-        view = coloured_lines(recorded.text, values, width, blocks=self.app.no_color)
-        self.query_one("#cell-text-view", Static).update(view)
+        self.query_one(CellText).show(coloured_lines(recorded.text, values, width, blocks=self.app.no_color))
 
     # -- keys -----------------------------------------------------------------------
 
