@@ -36,7 +36,7 @@ from tui_charlm.core.generation import lower_thread_priority
 # Chars of text shown and recorded: a few screenfuls.
 VIEW_CHARS = 1500
 # Seconds between re-recordings while training publishes new weights.
-RERECORD_SECONDS = 5.0
+RERECORD_SECONDS = 10.0
 BLOCKS = "▁▂▃▄▅▆▇"
 
 
