@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +78,70 @@ def test_generate_prints_text_for_each_temperature(run_dir, tmp_path):
 def test_generate_reports_unknown_seed_chars(run_dir, tmp_path):
     result = charlm("generate", run_dir, "--seed-text", "the \u263a cat", "-n", "5", "-t", "1", tmp_path=tmp_path)
     assert result.returncode == 0 and "never saw" in result.stderr
+
+
+def test_runs_lists_every_run_with_its_status_newest_first(run_dir, tmp_path):
+    root = tmp_path / "runs"
+    root.mkdir()
+    finished = root / "finished"
+    shutil.copytree(run_dir, finished)
+    stopped = root / "stopped"
+    shutil.copytree(run_dir, stopped)
+    config = json.loads((stopped / "config.json").read_text())
+    (stopped / "config.json").write_text(json.dumps({**config, "epochs": 5}))  # 2 of 5 epochs done
+    damaged = root / "damaged"
+    shutil.copytree(run_dir, damaged)
+    (damaged / "vocab.json").write_text("{")
+    training = root / "training"
+    shutil.copytree(run_dir, training)
+    (root / "notes").mkdir()  # a folder that is not a run is not listed
+    for age_hours, run in enumerate((training, finished, stopped, damaged)):
+        for state in (run / "checkpoints").glob("*/state.json"):
+            os.utime(state, (time.time() - 3600 * age_hours,) * 2)
+        os.utime(run, (time.time() - 3600 * age_hours,) * 2)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from tui_charlm.core.checkpoints import RunDirectory; "
+            "RunDirectory.open(sys.argv[1]).lock_for_training(); print('locked', flush=True); time.sleep(120)",
+            str(training),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cli_env(tmp_path),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        listed = charlm("runs", root, "--json", tmp_path=tmp_path)
+        table = charlm("runs", root, tmp_path=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)
+    assert [r["name"] for r in runs] == ["training", "finished", "stopped", "damaged"]
+    by_name = {r["name"]: r for r in runs}
+    assert by_name["training"]["status"] == "training" and by_name["training"]["pid"] == holder.pid
+    assert by_name["finished"]["status"] == "finished" and by_name["stopped"]["status"] == "stopped"
+    assert by_name["damaged"]["status"] == "damaged" and "vocab.json" in by_name["damaged"]["reason"]
+    latest = json.loads((run_dir / "latest.json").read_text())["checkpoint"]
+    state = json.loads((run_dir / "checkpoints" / latest / "state.json").read_text())
+    best = min(e["val_loss"] for e in state["history"]["epochs"])
+    run = by_name["finished"]
+    assert (run["step"], run["epoch"], run["epochs"]) == (state["step"], 2, 2)
+    assert run["best_heldout"] == pytest.approx(best) and run["best_heldout_bits"] == pytest.approx(best / math.log(2))
+    assert run["training_seconds"] == pytest.approx(state["elapsed"])
+    assert (run["layers"], run["units"], run["corpus"]) == (1, 8, "text.txt")
+    # The table says the same, for people.
+    assert table.returncode == 0, table.stderr
+    rows = {line.split()[0]: line for line in table.stdout.splitlines() if line.split() and line.split()[0] in by_name}
+    assert f"training (pid {holder.pid}" in rows["training"] and "finished" in rows["finished"]
+    assert "2/5" in rows["stopped"] and "stopped" in rows["stopped"]
+    assert "damaged" in table.stdout and "notes" not in rows
+    assert f"{best:.4f} nats" in rows["finished"] and "1x8" in rows["finished"]
+    empty = charlm("runs", tmp_path / "nowhere", tmp_path=tmp_path)
+    assert empty.returncode == 0 and "No runs in" in empty.stdout
 
 
 CELL_LINE = r"^{name} +((?:#\d+ [+-]\d\.\d\d(?: +|$)){{{top}}}|\(does not vary in this text\)$)"
@@ -209,7 +275,6 @@ def test_kill_9_during_training_then_resume_continues_the_curve(tmp_path, corpus
     finally:
         process.wait(timeout=30)
     assert checkpoints >= 2
-    import json
 
     before = json.loads((run / "latest.json").read_text())["step"]
     result = charlm(

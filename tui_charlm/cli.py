@@ -1,4 +1,4 @@
-"""`charlm`: train, generate, eval, look inside (cells) and list corpora from the command line.
+"""`charlm`: train, generate, eval, look inside (cells), list runs and corpora from the command line.
 
 On a terminal, training shows a Rich progress bar with loss and ETA; when
 output goes to a file or a pipe it prints plain lines a log can keep.
@@ -7,6 +7,7 @@ output goes to a file or a pipe it prints plain lines a log can keep.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -27,6 +29,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 from rich.text import Text
 
 from tui_charlm.core.atomic import atomic_write_text
@@ -52,6 +55,7 @@ from tui_charlm.core.events import (
 from tui_charlm.core.generation import Generator
 from tui_charlm.core.hangup import GuardedStream, watch_for_hangup
 from tui_charlm.core.options import add_config_options, config_overrides
+from tui_charlm.core.runs import RUNS_DIR, age, list_runs
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
 from tui_charlm.core.session import load_config_corpus, new_training, open_saved_run, resume_training, saved_corpus_ids
 from tui_charlm.core.units import to_bits
@@ -110,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--context", type=int, default=60, help="chars of context per position (default: 60)")
     evaluate.add_argument("--offline", action="store_true", default=None, help="never use the network")
+
+    runs = sub.add_parser(
+        "runs",
+        help="list your runs: model, progress, best held-out loss, status",
+        description="List the runs under DIR (default: ./runs), newest first: corpus, model, steps, training "
+        "time, best held-out loss, when the last checkpoint was saved, and whether each is training now "
+        "(and by which process), finished, stopped, or damaged (and why).",
+    )
+    runs.add_argument("dir", type=Path, nargs="?", default=RUNS_DIR, metavar="DIR")
+    runs.add_argument("--json", action="store_true", help="print the same as a JSON list, for scripts")
 
     cells = sub.add_parser(
         "cells",
@@ -473,6 +487,70 @@ def _chars(count) -> str:
     return f"{count:,} chars" if isinstance(count, int) else "of unrecorded length"
 
 
+# -- runs ------------------------------------------------------------------------
+
+STATUS_STYLES = {"training": "bold green", "finished": "cyan", "stopped": "yellow", "damaged": "bold red"}
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    if args.dir.exists() and not args.dir.is_dir():
+        raise CharlmError(f"{args.dir} is a file, not a folder of runs.")
+    summaries = list_runs(args.dir)
+    if args.json:
+        print(json.dumps([summary.to_json() for summary in summaries], indent=1))
+        return 0
+    if not summaries:
+        print(f"No runs in {args.dir}. Start one with `charlm train` or `charlm-tui`.")
+        return 0
+    table = Table(title=f"runs in {args.dir}", title_justify="left", box=box.SIMPLE_HEAD)
+    for column, justify in (
+        ("run", "left"),
+        ("corpus", "left"),
+        ("model", "left"),
+        ("steps", "right"),
+        ("epochs", "right"),
+        ("trained", "right"),
+        ("best held-out", "right"),
+        ("saved", "right"),
+        ("status", "left"),
+    ):
+        table.add_column(column, justify=justify, overflow="fold")
+    for run in summaries:
+        model = f"{run.layers}x{run.units}, {run.parameters:,} params" if run.units is not None else "—"
+        best = (
+            f"{run.best_heldout:.4f} nats ({run.best_heldout_bits:.3f} bits)" if run.best_heldout is not None else "—"
+        )
+        status = Text(run.status, style=STATUS_STYLES[run.status])
+        if run.reason:
+            status.append(f" ({run.reason})" if run.status == "training" else f": {run.reason}")
+        table.add_row(
+            run.name,
+            run.corpus or "—",
+            model,
+            f"{run.step:,}" if run.step is not None else "—",
+            f"{run.epoch}/{run.epochs}" if run.epoch is not None else "—",
+            format_seconds(run.training_seconds),
+            best,
+            age(run.last_saved) + (" ago" if run.last_saved is not None else ""),
+            status,
+        )
+    # On a terminal the table fits its width; into a file or a pipe, one line per run (no folding).
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    return 0
+
+
+def format_seconds(seconds: float | None) -> str:
+    """'45s', '12m 05s', '3h 02m', or '—'."""
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
 # -- cells -----------------------------------------------------------------------
 
 
@@ -568,6 +646,7 @@ COMMANDS = {
     "generate": cmd_generate,
     "eval": cmd_eval,
     "cells": cmd_cells,
+    "runs": cmd_runs,
     "corpora": cmd_corpora,
 }
 
