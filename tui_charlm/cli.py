@@ -55,7 +55,7 @@ from tui_charlm.core.events import (
 from tui_charlm.core.generation import Generator
 from tui_charlm.core.hangup import GuardedStream, watch_for_hangup
 from tui_charlm.core.options import add_config_options, config_overrides
-from tui_charlm.core.runs import RUNS_DIR, age, list_runs
+from tui_charlm.core.runs import COLUMNS, RUNS_DIR, list_runs, summary_cells
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
 from tui_charlm.core.session import load_config_corpus, new_training, open_saved_run, resume_training, saved_corpus_ids
 from tui_charlm.core.units import to_bits
@@ -503,52 +503,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"No runs in {args.dir}. Start one with `charlm train` or `charlm-tui`.")
         return 0
     table = Table(title=f"runs in {args.dir}", title_justify="left", box=box.SIMPLE_HEAD)
-    for column, justify in (
-        ("run", "left"),
-        ("corpus", "left"),
-        ("model", "left"),
-        ("steps", "right"),
-        ("epochs", "right"),
-        ("trained", "right"),
-        ("best held-out", "right"),
-        ("saved", "right"),
-        ("status", "left"),
-    ):
-        table.add_column(column, justify=justify, overflow="fold")
+    for column in COLUMNS:
+        table.add_column(column, justify="right" if column in ("steps", "epochs", "trained", "saved") else "left")
     for run in summaries:
-        model = f"{run.layers}x{run.units}, {run.parameters:,} params" if run.units is not None else "—"
-        best = (
-            f"{run.best_heldout:.4f} nats ({run.best_heldout_bits:.3f} bits)" if run.best_heldout is not None else "—"
-        )
-        status = Text(run.status, style=STATUS_STYLES[run.status])
-        if run.reason:
-            status.append(f" ({run.reason})" if run.status == "training" else f": {run.reason}")
-        table.add_row(
-            run.name,
-            run.corpus or "—",
-            model,
-            f"{run.step:,}" if run.step is not None else "—",
-            f"{run.epoch}/{run.epochs}" if run.epoch is not None else "—",
-            format_seconds(run.training_seconds),
-            best,
-            age(run.last_saved) + (" ago" if run.last_saved is not None else ""),
-            status,
-        )
+        *cells, status = summary_cells(run)
+        table.add_row(*cells, Text(status, style=STATUS_STYLES[run.status]))
     # On a terminal the table fits its width; into a file or a pipe, one line per run (no folding).
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
-
-
-def format_seconds(seconds: float | None) -> str:
-    """'45s', '12m 05s', '3h 02m', or '—'."""
-    if seconds is None:
-        return "—"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 # -- cells -----------------------------------------------------------------------

@@ -181,3 +181,70 @@ def age(seconds_since: float | None, now: float | None = None) -> str:
         if delta < limit:
             return f"{delta / size:.0f} {unit}"
     return f"{delta / 86400:.0f} days"
+
+
+def format_seconds(seconds: float | None) -> str:
+    """'45s', '12m 05s', '3h 02m', or '—'."""
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+# The columns of a runs table, as summary_cells() fills them.
+COLUMNS = ("run", "corpus", "model", "steps", "epochs", "trained", "best held-out", "saved", "status")
+
+
+def summary_cells(run: RunSummary, now: float | None = None) -> list[str]:
+    """One run as the cells of a table row (COLUMNS): what `charlm runs` and the TUI's start screen show."""
+    model = f"{run.layers}x{run.units}, {run.parameters:,} params" if run.units is not None else "—"
+    best = f"{run.best_heldout:.4f} nats ({run.best_heldout_bits:.3f} bits)" if run.best_heldout is not None else "—"
+    status = run.status
+    if run.reason:
+        status += f" ({run.reason})" if run.status == "training" else f": {run.reason}"
+    return [
+        run.name,
+        run.corpus or "—",
+        model,
+        f"{run.step:,}" if run.step is not None else "—",
+        f"{run.epoch}/{run.epochs}" if run.epoch is not None else "—",
+        format_seconds(run.training_seconds),
+        best,
+        age(run.last_saved, now) + (" ago" if run.last_saved is not None else ""),
+        status,
+    ]
+
+
+@dataclass(frozen=True)
+class HeldoutCurve:
+    """A run's held-out loss after each epoch, against step and against training time."""
+
+    name: str
+    steps: list[int]
+    seconds: list[float]  # training time at each point
+    losses: list[float]  # nats per char
+
+
+def heldout_curve(path: Path) -> HeldoutCurve | None:
+    """The held-out curve saved in a run's newest checkpoint, or None if it has none (or cannot be read).
+
+    Training time per point is the epoch's recorded `elapsed` where the run
+    has it, else the sum of the epochs' wall times so far.
+    """
+    try:
+        checkpoint = RunDirectory.open(path).latest()
+    except CharlmError:
+        return None
+    if checkpoint is None or not checkpoint.state.history.epochs:
+        return None
+    steps, seconds, losses, total = [], [], [], 0.0
+    for epoch in checkpoint.state.history.epochs:
+        total += float(epoch.get("seconds", 0.0))
+        steps.append(int(epoch["step"]))
+        seconds.append(float(epoch.get("elapsed", total)))
+        losses.append(float(epoch["val_loss"]))
+    return HeldoutCurve(Path(path).name, steps, seconds, losses)

@@ -327,6 +327,7 @@ class Trainer:
                         "train_loss": train_loss,
                         "val_loss": val_loss,
                         "seconds": seconds,
+                        "elapsed": state.elapsed,  # training time so far: lets runs be compared by time
                     }
                 )
                 report(EpochFinished(state.epoch, state.step, train_loss, val_loss, seconds))

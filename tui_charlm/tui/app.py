@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -21,6 +24,7 @@ from textual.worker import Worker, WorkerState
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import BatchFinished
 from tui_charlm.core.generation import WeightBox
+from tui_charlm.core.runs import RunSummary
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES
 from tui_charlm.tui.core_bridge import TrainingBackend
 from tui_charlm.tui.keys import bindings, palette_commands
@@ -34,6 +38,7 @@ from tui_charlm.tui.messages import (
 )
 from tui_charlm.tui.screens.help import HelpScreen
 from tui_charlm.tui.screens.main import MainScreen
+from tui_charlm.tui.screens.start import StartChoice, StartScreen
 
 # Seconds between training progress messages from the worker.
 REPORT_INTERVAL = 0.25
@@ -103,6 +108,16 @@ def _guard_option_list_paging() -> None:
 _guard_option_list_paging()
 
 
+@dataclass(frozen=True)
+class Pick:
+    """Start on the start screen: these runs to choose from, and how to make a backend from the choice."""
+
+    runs: list[RunSummary]
+    root: Path
+    corpora: list[str]
+    make_backend: Callable[[StartChoice], TrainingBackend]
+
+
 class CharLMApp(App[None]):
     """charlm-tui: watch a character-level LSTM learn, and steer its generations."""
 
@@ -114,15 +129,17 @@ class CharLMApp(App[None]):
 
     def __init__(
         self,
-        backend: TrainingBackend,
+        backend: TrainingBackend | None,
         *,
         temperatures=RECIPE_TEMPERATURES,
         chars_per_second: float = 40.0,
         seed_text: str | None = None,
         rng_seed: int | None = None,
+        pick: Pick | None = None,
     ):
         super().__init__()
-        self.backend = backend
+        self.backend = backend  # None until the start screen's choice makes one (`pick`)
+        self.pick = pick
         self.main = MainScreen(
             temperatures=temperatures, chars_per_second=chars_per_second, seed_text=seed_text, rng_seed=rng_seed
         )
@@ -139,6 +156,17 @@ class CharLMApp(App[None]):
         return self.main
 
     def on_mount(self) -> None:
+        if self.backend is None:
+            self.push_screen(StartScreen(self.pick.runs, self.pick.root, self.pick.corpora), callback=self.start_chosen)
+        else:
+            self.training_worker = self.run_training()
+
+    def start_chosen(self, choice: StartChoice | None) -> None:
+        """The start screen's choice: make the backend for it and start, or quit."""
+        if choice is None:
+            self.exit()
+            return
+        self.backend = self.pick.make_backend(choice)
         self.training_worker = self.run_training()
 
     # -- the training worker ---------------------------------------------------------

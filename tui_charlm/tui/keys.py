@@ -79,6 +79,17 @@ KEYS: tuple[Key, ...] = (
         "v",
         id="cells",
     ),
+    Key("o", "overlay", "Compare", "Draw other runs' held-out curves beside this one (pick them)", "o", id="overlay"),
+    Key("g", "toggle_axis", "Steps/time", "Loss plot against optimizer steps or training time", "g", id="axis"),
+    Key(
+        "w",
+        "keep_streams",
+        "Keep",
+        "Write the streams (text, settings, step, seed) to a file in the run folder",
+        "w",
+        id="keep",
+    ),
+    Key("h", "samples", "Samples", "Show the run's samples.txt: text generated after each epoch", "h", id="samples"),
     Key(
         None,
         "recipe_temperatures",

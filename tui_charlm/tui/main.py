@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tui_charlm.core.config import make_config
+from tui_charlm.core.corpus import list_corpora
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.hangup import (
     HANGUP_STATUS,
@@ -21,9 +22,11 @@ from tui_charlm.core.hangup import (
     watch_for_hangup,
 )
 from tui_charlm.core.options import add_config_options, config_overrides
+from tui_charlm.core.runs import RUNS_DIR, list_runs
 from tui_charlm.core.sampling import check_temperature
-from tui_charlm.tui.app import CharLMApp
+from tui_charlm.tui.app import CharLMApp, Pick
 from tui_charlm.tui.core_bridge import CoreBackend, TuiOptions
+from tui_charlm.tui.screens.start import StartChoice
 from tui_charlm.tui.shutdown import SAVE_SECONDS, Shutdown
 
 
@@ -65,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed-text", help="start generating from this text (default: a random corpus slice)")
     parser.add_argument("--rng-seed", type=int, help="random seed for seeds and sampling")
     parser.add_argument("--offline", action="store_true", default=None, help="never use the network")
+    parser.add_argument(
+        "--pick",
+        action="store_true",
+        help="start on the list of runs in ./runs (shown anyway when it has runs and no run option is given)",
+    )
     add_config_options(parser)
     return parser
 
@@ -144,12 +152,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dir=args.run_dir,
         offline=args.offline,
     )
+    pick = None
+    run_options_given = bool(args.resume or args.load or args.run_dir or overrides or args.recipe != "default")
+    if args.pick and run_options_given:
+        parser.error("--pick chooses the run on screen; give it without --resume, --load, --run-dir or run options")
+    if args.pick or not run_options_given:
+        try:
+            runs = list_runs(RUNS_DIR)
+        except CharlmError as error:
+            print(f"charlm-tui: error: {error}", file=sys.stderr)
+            return 1
+        if args.pick or runs:
+
+            def make_backend(choice: StartChoice) -> CoreBackend:
+                if choice.action == "resume":
+                    return CoreBackend(TuiOptions(overrides={}, resume=choice.path, offline=args.offline))
+                if choice.action == "load":
+                    return CoreBackend(TuiOptions(overrides={}, load=choice.path, train=False, offline=args.offline))
+                return CoreBackend(TuiOptions(overrides=choice.overrides, offline=args.offline))
+
+            pick = Pick(runs, RUNS_DIR, [row.name for row in list_corpora()], make_backend)
     app = CharLMApp(
-        CoreBackend(options),
+        None if pick else CoreBackend(options),
         temperatures=args.temperatures,
         chars_per_second=args.chars_per_second,
         seed_text=args.seed_text,
         rng_seed=args.rng_seed,
+        pick=pick,
     )
     # A hang-up (SSH gone), a terminal that fails or closes, or termination: stop training, checkpoint, exit.
     log_path = Path(tempfile.gettempdir()) / f"charlm-tui-{os.getpid()}.log"

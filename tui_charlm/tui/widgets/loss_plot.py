@@ -1,11 +1,15 @@
-"""The loss pane: smoothed training loss per batch and held-out loss per epoch, on one labelled plot."""
+"""The loss pane: smoothed training loss per batch and held-out loss per epoch, on one labelled plot.
+
+Other runs' held-out curves can be drawn beside them, against step or training time."""
 
 from __future__ import annotations
 
+import numpy as np
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 from tui_charlm.core.checkpoints import History
+from tui_charlm.core.runs import HeldoutCurve
 from tui_charlm.core.units import LN2
 
 # Points drawn at most; longer curves are thinned evenly (the terminal has fewer columns than that anyway).
@@ -24,10 +28,19 @@ def smooth(values: list[float], beta: float = 0.9) -> list[float]:
     return out
 
 
+# Colours of other runs' held-out curves (o), in order; plotext and Textual markup both know these names.
+OVERLAY_COLORS = ("magenta", "cyan", "yellow", "red", "blue", "white")
+
+
 class LossPlot(PlotextPlot):
-    """Training loss (smoothed, per batch) and held-out loss (per epoch) against optimizer step."""
+    """Training loss (smoothed, per batch) and held-out loss (per epoch) against optimizer step or training time.
+
+    Other runs' held-out curves can be drawn beside this run's (`others`);
+    against training time (`axis`), runs of different speeds compare fairly.
+    """
 
     unit: reactive[str] = reactive("nats")
+    axis: reactive[str] = reactive("step")  # 'step' or 'time'
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -35,6 +48,9 @@ class LossPlot(PlotextPlot):
         self.losses: list[float] = []
         self.val_steps: list[int] = []
         self.val_losses: list[float] = []
+        # (step, training seconds) pairs known for this run: epoch ends and live reports; maps steps to time.
+        self.clock: list[tuple[int, float]] = [(0, 0.0)]
+        self.others: list[HeldoutCurve] = []
         self.dirty = False
 
     LEGEND = "loss · ⣿ train (smoothed) · ● held-out (per epoch)"
@@ -54,7 +70,37 @@ class LossPlot(PlotextPlot):
         self.losses = [float(v) for _, v in history.batches]
         self.val_steps = [int(e["step"]) for e in history.epochs]
         self.val_losses = [float(e["val_loss"]) for e in history.epochs]
+        total = 0.0
+        for epoch in history.epochs:
+            total += float(epoch.get("seconds", 0.0))
+            self.clock.append((int(epoch["step"]), float(epoch.get("elapsed", total))))
         self.replot()
+
+    def add_time(self, step: int, seconds: float) -> None:
+        """This run had trained `seconds` at `step` (for the time axis)."""
+        if step > self.clock[-1][0] and seconds >= self.clock[-1][1]:
+            self.clock.append((step, seconds))
+
+    def set_others(self, curves: list[HeldoutCurve]) -> None:
+        self.others = curves
+        self.replot()
+
+    def watch_axis(self) -> None:
+        self.replot()
+
+    def to_x(self, steps: list[int]) -> list[float]:
+        """Steps as the horizontal axis shows them: as they are, or as this run's training seconds."""
+        if self.axis == "step":
+            return list(steps)
+        known_steps, known_seconds = zip(*self.clock)
+        # Beyond the last known point, extrapolate at the latest pace.
+        pace = known_seconds[-1] / known_steps[-1] if known_steps[-1] else 0.0
+        return [
+            float(np.interp(step, known_steps, known_seconds))
+            if step <= known_steps[-1]
+            else known_seconds[-1] + (step - known_steps[-1]) * pace
+            for step in steps
+        ]
 
     def add_batches(self, points: list[tuple[int, float]]) -> None:
         for step, loss in points:
@@ -76,9 +122,14 @@ class LossPlot(PlotextPlot):
         plt = self.plt
         plt.clear_figure()
         scale = 1.0 / LN2 if self.unit == "bits" else 1.0
-        plt.xlabel("step")
+        plt.xlabel("step" if self.axis == "step" else "training time (s)")
         plt.ylabel(f"{self.unit}/char")
-        if not self.steps and not self.val_steps:
+        for color, curve in zip(OVERLAY_COLORS, self.others):
+            xs = curve.steps if self.axis == "step" else curve.seconds
+            ys = [v * scale for v in curve.losses]
+            plt.plot(xs, ys, marker="dot", color=color)
+            plt.scatter(xs, ys, marker="●", color=color)
+        if not self.steps and not self.val_steps and not self.others:
             plt.title("waiting for the first batch")
             self.refresh()
             return
@@ -90,8 +141,9 @@ class LossPlot(PlotextPlot):
             if xs[-1] != self.steps[-1]:
                 xs.append(self.steps[-1])
                 ys.append(smoothed[-1] * scale)
+            xs = self.to_x(xs)
             # The legend is in the pane's title: inside the plot it would cover the data on small screens.
             plt.plot(xs, ys, marker="braille")
         if self.val_steps:
-            plt.scatter(self.val_steps, [v * scale for v in self.val_losses], marker="●")
+            plt.scatter(self.to_x(self.val_steps), [v * scale for v in self.val_losses], marker="●")
         self.refresh()
