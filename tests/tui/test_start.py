@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import CHARLM, TINY_FLAGS, cli_env, make_text
-from tests.ptys import on_pty, read_until, wait_for_exit
+from tests.ptys import close_terminal, on_pty, read_until, wait_for_exit
 from tests.tui.conftest import wait_for
 from tests.tui.fakes import FakeBackend
 from tui_charlm.core.runs import RunSummary
@@ -151,3 +151,16 @@ def test_charlm_tui_opens_on_the_runs_in_runs_and_resumes_one(tmp_path):
     text = output.decode(errors="replace")
     assert process.returncode == 0 and "Traceback" not in text
     assert "run directory: runs/first" in text
+
+
+def test_a_dropped_terminal_on_the_start_screen_ends_charlm_tui(tmp_path):
+    run = Path.cwd() / "runs" / "damaged"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{")  # a run that cannot be read still brings up the start screen
+    command = [sys.executable, "-m", "tui_charlm.tui.main"]
+    with on_pty(command, cli_env(tmp_path), columns=120, rows=30, controlling=True) as (process, state, output):
+        assert read_until(state["master"], b"Runs in runs", output, timeout=60), output.decode(errors="replace")
+        assert b"damaged" in output
+        close_terminal(state)
+        assert wait_for_exit(process, None, output, timeout=10)
+    assert process.returncode == 129

@@ -244,6 +244,8 @@ class CharLMApp(App[None]):
         """However the app ends, training stops at its next batch (and checkpoints) so no thread outlives it."""
         self.stop_event.set()
         self.pause_event.clear()
+        if self.training_worker is None:
+            self.training_done.set()  # it never started (the start screen was left): nothing to wait for
         super().exit(*args, **kwargs)
 
     def on_unmount(self) -> None:

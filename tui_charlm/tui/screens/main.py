@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
@@ -30,28 +29,21 @@ from tui_charlm.core.events import (
     TrainingResumed,
     TrainingStarted,
 )
-from tui_charlm.core.runs import RUNS_DIR, heldout_curve, list_runs
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
 from tui_charlm.core.units import to_bits
 from tui_charlm.tui.core_bridge import RunInfo
 from tui_charlm.tui.generation_loop import (
     AddStream,
-    Draw,
     GenerationLoop,
-    Hold,
-    Inspect,
     RemoveStream,
     Reseed,
     SetMode,
     SetSettings,
-    Write,
 )
-from tui_charlm.tui.keep import streams_text, write_streams
 from tui_charlm.tui.keys import bindings
 from tui_charlm.tui.messages import (
     BatchesReported,
     NoticeReported,
-    OddsReported,
     PreparationFailed,
     RunPrepared,
     SeedApplied,
@@ -59,12 +51,11 @@ from tui_charlm.tui.messages import (
     TextGenerated,
     TrainingEventReported,
 )
-from tui_charlm.tui.screens.cells import VIEW_CHARS, CellScreen
-from tui_charlm.tui.screens.overlay import OverlayScreen
-from tui_charlm.tui.screens.samples import SamplesScreen, read_samples
+from tui_charlm.tui.screens.main_inside import InsideKeys
+from tui_charlm.tui.screens.main_runs import RunKeys
 from tui_charlm.tui.screens.seed_input import SeedInputScreen
 from tui_charlm.tui.widgets.generation_pane import GenerationPane, surprise_legend
-from tui_charlm.tui.widgets.loss_plot import OVERLAY_COLORS, LossPlot
+from tui_charlm.tui.widgets.loss_plot import LossPlot
 from tui_charlm.tui.widgets.odds_pane import OddsPane
 from tui_charlm.tui.widgets.seed_pane import SeedPane
 from tui_charlm.tui.widgets.status_bar import StatusBar, format_duration
@@ -74,7 +65,7 @@ MAX_STREAMS = 8
 SEED_LENGTH = 60
 
 
-class MainScreen(Screen[None]):
+class MainScreen(InsideKeys, RunKeys, Screen[None]):
     """Watch the model learn and steer its streams."""
 
     BINDINGS = bindings("screen")
@@ -260,16 +251,6 @@ class MainScreen(Screen[None]):
         for pane, chunk in zip(self.panes(), message.chunks):
             if chunk:
                 pane.add(chunk)
-
-    def on_odds_reported(self, message: OddsReported) -> None:
-        if self.closing or message.layout != self.layout_version or not self.inspecting:
-            return
-        if message.stream == self.focused_index():
-            self.odds_pane.show(message)
-
-    def on_descendant_focus(self, event) -> None:
-        if self.inspecting and isinstance(event.widget, GenerationPane):
-            self.inspect_focused()
 
     def on_seed_applied(self, message: SeedApplied) -> None:
         if self.closing:
@@ -474,132 +455,6 @@ class MainScreen(Screen[None]):
 
     def action_toggle_surprise(self) -> None:
         self.surprise = not self.surprise
-
-    def inspect_focused(self) -> None:
-        """Ask the generator for the focused stream's odds (or for none, with the inspector closed)."""
-        if self.generation is not None:
-            self.odds_pane.show(None)
-            self.generation.submit(Inspect(self.layout_version, self.focused_index() if self.inspecting else None))
-
-    def watch_inspecting(self, inspecting: bool) -> None:
-        self.set_class(inspecting, "-inspecting")
-        self.inspect_focused()
-
-    def action_inspect(self) -> None:
-        self.inspecting = not self.inspecting
-
-    def action_hold(self) -> None:
-        index = self.focused_index()
-        pane = self.panes()[index]
-        if self.submit(Hold(self.layout_version, index, not pane.held)):
-            pane.held = not pane.held
-
-    def held_pane(self) -> int | None:
-        """The focused stream's index if it is held; else says how to hold it."""
-        index = self.focused_index()
-        if not self.panes()[index].held:
-            self.notify("Hold this stream with p first; then n draws a char and 1-9 write one.", severity="warning")
-            return None
-        return index
-
-    def action_draw(self) -> None:
-        index = self.held_pane()
-        if index is not None:
-            self.submit(Draw(self.layout_version, index))
-
-    def action_write(self, rank: int) -> None:
-        index = self.held_pane()
-        if index is None:
-            return
-        # With the odds on screen, write the char shown there (the weights may have moved on since).
-        shown = self.odds_pane.odds if self.inspecting else None
-        char = None
-        if shown is not None and shown.stream == index and shown.layout == self.layout_version:
-            char = shown.top[rank - 1][0]
-        self.submit(Write(self.layout_version, index, rank, char))
-
-    def action_cells(self) -> None:
-        if not self.ready(self.info) or not self.ready(self.app.weight_box.latest()):
-            return
-        pane = self.panes()[self.focused_index()]
-        stream = (pane.text, f"stream {self.focused_index() + 1} ({pane.settings.describe()})")
-        self.app.push_screen(
-            CellScreen(
-                self.app.weight_box, self.info.vocab, heldout=self.app.backend.heldout_text(VIEW_CHARS), stream=stream
-            )
-        )
-
-    def action_toggle_axis(self) -> None:
-        self.loss_plot.axis = "time" if self.loss_plot.axis == "step" else "step"
-
-    def action_overlay(self) -> None:
-        if not self.ready(self.info):
-            return
-        root = self.info.run_dir.parent if self.info.run_dir is not None else RUNS_DIR
-        mine = self.info.run_dir.resolve() if self.info.run_dir is not None else None
-        others = [r for r in list_runs(root) if r.status != "damaged" and Path(r.path).resolve() != mine]
-        if not others:
-            self.notify(f"No other runs in {root} to compare with.", severity="warning")
-            return
-
-        def picked(paths: list[Path] | None) -> None:
-            if paths is None:
-                return
-            curves = [curve for curve in map(heldout_curve, paths) if curve is not None]
-            self.overlay_paths = set(paths)
-            self.loss_plot.set_others(curves)
-            self.show_legend()
-            missing = len(paths) - len(curves)
-            if missing:
-                self.notify(f"{missing} of those runs have no held-out loss yet.", severity="warning")
-
-        self.app.push_screen(OverlayScreen(others, self.overlay_paths), picked)
-
-    def show_legend(self) -> None:
-        """The loss pane's title: what each curve is, with the other runs' names in their colours."""
-        legend = LossPlot.LEGEND
-        for color, curve in zip(OVERLAY_COLORS, self.loss_plot.others):
-            legend += f" · [{color}]●[/] {escape(curve.name)}"
-        self.query_one("#loss-box").border_title = legend
-
-    def action_keep_streams(self) -> None:
-        if not self.ready(self.info):
-            return
-        weights = self.app.weight_box.latest()
-        step = weights.version if weights is not None else self.info.step
-        seed = self.seed_pane
-        text = streams_text(
-            run=self.info.run_dir,
-            step=step,
-            seed=seed.seed_text,
-            seed_source=seed.source,
-            mode=self.info.default_mode if self.generation is None else self.generation.generator.mode,
-            streams=[(pane.settings.describe(), pane.text) for pane in self.panes()],
-        )
-        folder = self.info.run_dir if self.info.run_dir is not None else Path.cwd()
-        try:
-            path = write_streams(folder, step, text)
-        except OSError as error:
-            self.notify(f"Could not write the streams in {folder}: {error.strerror or error}.", severity="error")
-            return
-        self.notify(f"Streams written to {path}", title="Kept")
-
-    def action_samples(self) -> None:
-        if not self.ready(self.info):
-            return
-        if self.info.run_dir is None:
-            self.notify("This run has no folder, so no samples.txt.", severity="warning")
-            return
-        path = self.info.run_dir / "samples.txt"
-        try:
-            text = read_samples(path)
-        except FileNotFoundError:
-            self.notify(f"No samples yet: {path} is written after the first epoch.", severity="warning")
-            return
-        except OSError as error:
-            self.notify(f"Could not read {path}: {error.strerror or error}.", severity="error")
-            return
-        self.app.push_screen(SamplesScreen(path, text))
 
     def action_generation_mode(self, mode: str) -> None:
         if self.submit(SetMode(mode)):
