@@ -506,8 +506,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for column in COLUMNS:
         table.add_column(column, justify="right" if column in ("steps", "epochs", "trained", "saved") else "left")
     for run in summaries:
-        *cells, status = summary_cells(run)
-        table.add_row(*cells, Text(status, style=STATUS_STYLES[run.status]))
+        name, status, *cells = summary_cells(run)
+        table.add_row(name, Text(status, style=STATUS_STYLES[run.status]), *cells)
     # On a terminal the table fits its width; into a file or a pipe, one line per run (no folding).
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0

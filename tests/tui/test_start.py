@@ -78,7 +78,7 @@ async def test_a_damaged_run_says_why_and_stays_on_the_list():
     chosen = []
     app = picking_app(chosen)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.press("end", "enter", "l")
+        await pilot.press("down", "down", "down", "enter", "l")
         await pilot.pause()
         assert not chosen and isinstance(app.screen, StartScreen)
         assert sum("vocab.json is damaged" in n.message for n in app._notifications) == 2
@@ -145,7 +145,10 @@ def test_charlm_tui_opens_on_the_runs_in_runs_and_resumes_one(tmp_path):
         assert read_until(state["master"], b"Runs in runs", output, timeout=60), output.decode(errors="replace")
         assert b"first" in output and b"finished" in output
         os.write(state["master"], b"\r")  # resume it (finished: it opens, and has nothing left to train)
-        assert read_until(state["master"], b"tiny.txt", output, timeout=120), output.decode(errors="replace")
+        # The main screen's status bar names the corpus with its size (the start screen does not).
+        assert read_until(state["master"], b"tiny.txt (5,000 chars)", output, timeout=120), output.decode(
+            errors="replace"
+        )
         os.write(state["master"], b"q")
         assert wait_for_exit(process, state["master"], output, timeout=60)
     text = output.decode(errors="replace")

@@ -196,11 +196,14 @@ def format_seconds(seconds: float | None) -> str:
 
 
 # The columns of a runs table, as summary_cells() fills them.
-COLUMNS = ("run", "corpus", "model", "steps", "epochs", "trained", "best held-out", "saved", "status")
+COLUMNS = ("run", "status", "corpus", "model", "steps", "epochs", "trained", "best held-out", "saved")
 
 
 def summary_cells(run: RunSummary, now: float | None = None) -> list[str]:
-    """One run as the cells of a table row (COLUMNS): what `charlm runs` and the TUI's start screen show."""
+    """One run as the cells of a table row (COLUMNS): what `charlm runs` and the TUI's start screen show.
+
+    The status comes second: on a narrow screen the table scrolls sideways, and it is what decides what you can do.
+    """
     model = f"{run.layers}x{run.units}, {run.parameters:,} params" if run.units is not None else "—"
     best = f"{run.best_heldout:.4f} nats ({run.best_heldout_bits:.3f} bits)" if run.best_heldout is not None else "—"
     status = run.status
@@ -208,6 +211,7 @@ def summary_cells(run: RunSummary, now: float | None = None) -> list[str]:
         status += f" ({run.reason})" if run.status == "training" else f": {run.reason}"
     return [
         run.name,
+        status,
         run.corpus or "—",
         model,
         f"{run.step:,}" if run.step is not None else "—",
@@ -215,7 +219,6 @@ def summary_cells(run: RunSummary, now: float | None = None) -> list[str]:
         format_seconds(run.training_seconds),
         best,
         age(run.last_saved, now) + (" ago" if run.last_saved is not None else ""),
-        status,
     ]
 
 

@@ -21,7 +21,8 @@ class OverlayScreen(ModalScreen[list[Path] | None]):
     """Space ticks runs, Enter draws the ticked ones, Escape leaves the plot as it was."""
 
     BINDINGS = [
-        Binding("enter", "apply", "Draw these", id="overlay-apply"),
+        # Priority: the list would take Enter as another tick.
+        Binding("enter", "apply", "Draw these", id="overlay-apply", priority=True),
         Binding("escape", "cancel", "Cancel", id="overlay-cancel"),
     ]
 
@@ -38,7 +39,7 @@ class OverlayScreen(ModalScreen[list[Path] | None]):
             yield SelectionList[str](
                 *(
                     Selection(
-                        "  ".join(cell for index, cell in enumerate(summary_cells(run)) if index in (0, 2, 6, 8)),
+                        "  ".join(cell for index, cell in enumerate(summary_cells(run)) if index in (0, 1, 3, 7)),
                         run.path,
                         Path(run.path) in self.chosen,
                     )
