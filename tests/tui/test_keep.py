@@ -44,5 +44,6 @@ async def test_h_shows_samples_txt_at_its_end_and_says_when_there_is_none(tmp_pa
         assert "epoch 1: sample number 1\n" in shown and "epoch 199: sample number 199" in shown
         scroll = screen.query_one("#samples-scroll")
         assert scroll.scroll_y == scroll.max_scroll_y > 0  # opened at the newest samples
+        assert str(tmp_path / "samples.txt") in str(screen.query_one("#samples-path").render())
         await pilot.press("escape")
-        assert app.screen is app.main
+        assert app.screen is app.main and str(tmp_path) not in app.sub_title

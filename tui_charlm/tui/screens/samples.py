@@ -27,12 +27,12 @@ class SamplesScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static(f"{self.path}: text generated after each epoch, newest at the bottom", id="samples-path")
         with VerticalScroll(id="samples-scroll"):
             yield Static(Text(self.text), id="samples-text")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.app.sub_title = str(self.path)
         self.query_one("#samples-scroll").scroll_end(animate=False)
 
     def action_close(self) -> None:
