@@ -58,31 +58,25 @@ def record_states(weights: NetworkWeights, ids: np.ndarray, *, piece_chars: int 
     network = Network(weights)
     ids = np.asarray(ids, dtype=np.int64)
     total = len(ids)
-    layers = len(weights.lstm)
     cells = [np.empty((total, layer.units), np.float32) for layer in weights.lstm]
     hidden = [np.empty((total, layer.units), np.float32) for layer in weights.lstm]
-    if total == 0:
-        return CellStates(tuple(cells), tuple(hidden))
     pieces = max(1, total // piece_chars)
     bounds = np.linspace(0, total, pieces + 1).astype(int)
+    begins, ends = bounds[:-1], bounds[1:]
     # Row r reads its warm-up (chars before its piece, not recorded) then its piece; rows end-padded.
-    starts = [max(0, begin - WARMUP) for begin in bounds[:-1]]
-    length = max(end - start for start, end in zip(starts, bounds[1:]))
+    starts = np.maximum(0, begins - WARMUP)
+    length = int((ends - starts).max())
     rows = np.zeros((pieces, length), np.int64)
-    for row, (start, end) in enumerate(zip(starts, bounds[1:])):
+    for row, (start, end) in enumerate(zip(starts, ends)):
         rows[row, : end - start] = ids[start:end]
     state = network.zero_state(pieces)
-    # Every row's state at every step, then each piece's recorded part copied out in one go per layer.
-    seen_c = [np.empty((length, pieces, layer.units), np.float32) for layer in weights.lstm]
-    seen_h = [np.empty((length, pieces, layer.units), np.float32) for layer in weights.lstm]
     for t in range(length):
         _, state = network.step(rows[:, t], state)
+        # Each row's char at this step belongs to its piece (not its warm-up, not its padding): record it there.
+        positions = starts + t
+        mine = (positions >= begins) & (positions < ends)
         for layer, (h, c) in enumerate(state):
-            seen_h[layer][t], seen_c[layer][t] = h, c
-    for row, (start, begin, end) in enumerate(zip(starts, bounds[:-1], bounds[1:])):
-        for layer in range(layers):
-            cells[layer][begin:end] = seen_c[layer][begin - start : end - start, row]
-            hidden[layer][begin:end] = seen_h[layer][begin - start : end - start, row]
+            hidden[layer][positions[mine]], cells[layer][positions[mine]] = h[mine], c[mine]
     return CellStates(tuple(cells), tuple(hidden))
 
 

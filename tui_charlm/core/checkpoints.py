@@ -59,6 +59,15 @@ class History:
     batches: list[list[float]] = field(default_factory=list)  # [step, loss]
     epochs: list[dict[str, float]] = field(default_factory=list)  # epoch, step, train_loss, val_loss, seconds
 
+    def epoch_training_seconds(self) -> list[float]:
+        """The run's training time at the end of each epoch: recorded (`elapsed`), or else, for runs saved before
+        it was, the running sum of the epochs' wall times."""
+        out, total = [], 0.0
+        for epoch in self.epochs:
+            total += float(epoch.get("seconds", 0.0))
+            out.append(float(epoch.get("elapsed", total)))
+        return out
+
     def add_batch(self, step: int, loss: float) -> None:
         """Record one batch loss, halving the resolution of old points when the list is long."""
         self.batches.append([step, loss])
@@ -166,6 +175,15 @@ def _read(path: Path, parse):
         raise CharlmError(f"{path} is damaged: {str(error).rstrip('.')}.") from None
 
 
+def lock_owner(path: Path) -> dict[str, Any]:
+    """What `.lock-owner` says of the process that holds a run's lock (pid, host, since); {} if it says nothing."""
+    try:
+        owner = json.loads((Path(path) / ".lock-owner").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
 # Run-directory locks this process holds (a FileLock releases when garbage-collected, so keep them here).
 _HELD_LOCKS: dict[str, Any] = {}
 
@@ -229,10 +247,10 @@ class RunDirectory:
         try:
             lock.acquire(blocking=False)
         except Timeout:
+            owner = lock_owner(self.path)
             try:
-                owner = json.loads((self.path / ".lock-owner").read_text(encoding="utf-8"))
                 who = f" (pid {owner['pid']} on {owner['host']}, since {owner['since']})"
-            except (OSError, ValueError, KeyError, TypeError):
+            except KeyError:
                 who = ""
             raise CharlmError(
                 f"{self.path} is being trained by another process{who}. Wait for it to finish or "

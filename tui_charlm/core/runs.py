@@ -8,7 +8,6 @@ moment. A run that cannot be read is listed as damaged, with the reason.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from tui_charlm.core.checkpoints import RunDirectory
+from tui_charlm.core.checkpoints import RunDirectory, lock_owner
 from tui_charlm.core.config import TrainConfig
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.units import to_bits
@@ -78,11 +77,7 @@ def lock_holder(path: Path) -> dict | None:
     try:
         lock.acquire()
     except Timeout:
-        try:
-            owner = json.loads((path / ".lock-owner").read_text(encoding="utf-8"))
-            return owner if isinstance(owner, dict) else {}
-        except (OSError, ValueError):
-            return {}
+        return lock_owner(path)
     except OSError:
         return None  # cannot even open it (read-only folder): nobody we can see trains it
     lock.release()
@@ -235,8 +230,7 @@ class HeldoutCurve:
 def heldout_curve(path: Path) -> HeldoutCurve | None:
     """The held-out curve saved in a run's newest checkpoint, or None if it has none (or cannot be read).
 
-    Training time per point is the epoch's recorded `elapsed` where the run
-    has it, else the sum of the epochs' wall times so far.
+    Training time per point: History.epoch_training_seconds().
     """
     try:
         checkpoint = RunDirectory.open(path).latest()
@@ -244,10 +238,10 @@ def heldout_curve(path: Path) -> HeldoutCurve | None:
         return None
     if checkpoint is None or not checkpoint.state.history.epochs:
         return None
-    steps, seconds, losses, total = [], [], [], 0.0
-    for epoch in checkpoint.state.history.epochs:
-        total += float(epoch.get("seconds", 0.0))
-        steps.append(int(epoch["step"]))
-        seconds.append(float(epoch.get("elapsed", total)))
-        losses.append(float(epoch["val_loss"]))
-    return HeldoutCurve(Path(path).name, steps, seconds, losses)
+    history = checkpoint.state.history
+    return HeldoutCurve(
+        Path(path).name,
+        [int(epoch["step"]) for epoch in history.epochs],
+        history.epoch_training_seconds(),
+        [float(epoch["val_loss"]) for epoch in history.epochs],
+    )

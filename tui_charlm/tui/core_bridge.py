@@ -18,6 +18,7 @@ import numpy as np
 
 from tui_charlm.core.checkpoints import History
 from tui_charlm.core.config import make_config
+from tui_charlm.core.dataset import split_ids
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import Log
 from tui_charlm.core.session import SavedRun, new_training, open_saved_run, resume_training, saved_corpus_ids
@@ -155,8 +156,10 @@ class CoreBackend:
             self.ids, name = None, run.meta.get("corpus", {}).get("name", "?")
         else:
             self.ids, name = found
-            # The text training held out: the corpus's last val_fraction (as core/dataset.split_ids cuts it).
-            self.heldout = self.ids[len(self.ids) - round(len(self.ids) * run.config.val_fraction) :]
+            try:
+                self.heldout = split_ids(self.ids, run.config).heldout  # the text training held out
+            except CharlmError:
+                self.heldout = None  # the corpus has since shrunk below one window each side
         return RunInfo(
             run.path,
             name,

@@ -70,10 +70,7 @@ class LossPlot(PlotextPlot):
         self.losses = [float(v) for _, v in history.batches]
         self.val_steps = [int(e["step"]) for e in history.epochs]
         self.val_losses = [float(e["val_loss"]) for e in history.epochs]
-        total = 0.0
-        for epoch in history.epochs:
-            total += float(epoch.get("seconds", 0.0))
-            self.clock.append((int(epoch["step"]), float(epoch.get("elapsed", total))))
+        self.clock += zip(self.val_steps, history.epoch_training_seconds())
         self.replot()
 
     def add_time(self, step: int, seconds: float) -> None:
