@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,32 @@ import pytest
 from tests.conftest import CHARLM, TINY_FLAGS, cli_env, make_text
 
 TINY = [*TINY_FLAGS, "--precision", "float32"]
+
+
+@contextmanager
+def training_elsewhere(run: Path, tmp_path: Path):
+    """Another process holding `run`'s training lock, as `charlm train` does: yields it; killed on the way out."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from tui_charlm.core.checkpoints import RunDirectory\n"
+            "RunDirectory.open(sys.argv[1]).lock_for_training()\n"
+            "print('holding', flush=True)\n"
+            "time.sleep(600)\n",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cli_env(tmp_path),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
 
 
 def charlm(*args, tmp_path, timeout=240):
@@ -99,25 +126,9 @@ def test_runs_lists_every_run_with_its_status_newest_first(run_dir, tmp_path):
         for state in (run / "checkpoints").glob("*/state.json"):
             os.utime(state, (time.time() - 3600 * age_hours,) * 2)
         os.utime(run, (time.time() - 3600 * age_hours,) * 2)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from tui_charlm.core.checkpoints import RunDirectory; "
-            "RunDirectory.open(sys.argv[1]).lock_for_training(); print('locked', flush=True); time.sleep(120)",
-            str(training),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=cli_env(tmp_path),
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with training_elsewhere(training, tmp_path) as holder:
         listed = charlm("runs", root, "--json", tmp_path=tmp_path)
         table = charlm("runs", root, tmp_path=tmp_path)
-    finally:
-        holder.kill()
-        holder.wait()
     assert listed.returncode == 0, listed.stderr
     runs = json.loads(listed.stdout)
     assert [r["name"] for r in runs] == ["training", "finished", "stopped", "damaged"]
@@ -341,30 +352,12 @@ def test_hangup_terminate_and_interrupt_save_and_exit_with_128_plus_the_signal(t
 
 
 def test_a_second_process_cannot_train_the_same_run_until_the_first_is_gone(tmp_path, corpus, run_dir):
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time\n"
-            "from tui_charlm.core.checkpoints import RunDirectory\n"
-            "RunDirectory.open(sys.argv[1]).lock_for_training()\n"
-            "print('holding', flush=True)\n"
-            "time.sleep(600)\n",
-            str(run_dir),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=cli_env(tmp_path),
-    )
-    try:
-        assert holder.stdout.readline().strip() == "holding"
+    with training_elsewhere(run_dir, tmp_path) as holder:
         refused = charlm("train", "--resume", run_dir, "--epochs", "3", tmp_path=tmp_path)
         assert refused.returncode == 1
         assert f"being trained by another process (pid {holder.pid}" in refused.stderr
         assert "Traceback" not in refused.stderr
-    finally:
-        holder.kill()  # as kill -9: the lock goes with the process
-        holder.wait(timeout=30)
+    # (killed on the way out, as kill -9: the lock goes with the process)
     resumed = charlm("train", "--resume", run_dir, "--epochs", "3", tmp_path=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "epoch 3 done" in resumed.stdout

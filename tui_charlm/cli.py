@@ -371,6 +371,14 @@ def default_seed(run, rng_seed: int | None) -> str:
     return run.vocab.decode(ids[start : start + length])
 
 
+def read_text_file(path: Path, what: str = "") -> str:
+    """A UTF-8 text file given on the command line, or one sentence saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CharlmError(f"Cannot read {what}{path}: {getattr(error, 'strerror', None) or error}.") from None
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     if args.length < 1:
         raise CharlmError("--length must be at least 1.")
@@ -378,15 +386,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise CharlmError("--rng-seed must be zero or positive.")
     temperatures = args.temperature or list(RECIPE_TEMPERATURES)
     settings = [SamplingSettings(t, args.top_k, args.top_p) for t in temperatures]
-    if args.seed_file:
-        try:
-            seed_text = args.seed_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise CharlmError(
-                f"Cannot read seed file {args.seed_file}: {getattr(error, 'strerror', None) or error}."
-            ) from None
-    else:
-        seed_text = args.seed_text
+    seed_text = read_text_file(args.seed_file, "seed file ") if args.seed_file else args.seed_text
     saved = open_saved_run(args.run_dir)
     run, weights = saved.run, saved.weights
     if seed_text is None:
@@ -523,10 +523,7 @@ def cmd_cells(args: argparse.Namespace) -> int:
     saved = open_saved_run(args.run_dir)
     run, weights = saved.run, saved.weights
     if args.text is not None:
-        try:
-            text = args.text.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise CharlmError(f"Cannot read {args.text}: {getattr(error, 'strerror', None) or error}.") from None
+        text = read_text_file(args.text)
         if run.config.lowercase:
             text = text.lower()
         report = run.vocab.clean_seed(text[: args.chars])

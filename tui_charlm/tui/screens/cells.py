@@ -32,6 +32,7 @@ from textual.widgets import Footer, Static
 from tui_charlm.core.cells import FEATURES, Match, correlations, rank_cells, record_states
 from tui_charlm.core.cells_page import LEVELS, level_of, shade
 from tui_charlm.core.generation import lower_thread_priority
+from tui_charlm.tui.glyphs import PICTURES
 
 # Chars of text shown and recorded: a few screenfuls.
 VIEW_CHARS = 1500
@@ -69,7 +70,7 @@ def coloured_lines(text: str, values: np.ndarray, width: int, *, blocks: bool) -
     carries the values. Segments, not a Rich Text: a line is a few spans
     with shared styles, drawn by CellText without wrapping or measuring.
     """
-    shown = text.replace("\n", "⏎").replace("\t", "␉")
+    shown = text.translate(PICTURES)
     levels = level_of(np.asarray(values)).tolist()
     rows: list[list[Segment]] = []
     begin = 0

@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from tui_charlm.core.sampling import SamplingSettings
+from tui_charlm.tui.glyphs import NEWLINE, PICTURES
 
 # Chars kept per pane: more than any terminal shows at once.
 KEEP_CHARS = 6000
@@ -59,11 +60,8 @@ def repeating_period(text: str) -> int | None:
 def visible(char: str) -> str:
     """How a whitespace or control char is drawn: ⏎ then a line break, · for a space in a run, ␉ for a tab..."""
     if char == "\n":
-        return "⏎\n"
-    if char == " ":
-        return "·"
-    code = ord(char)
-    return "␡" if code == 0x7F else chr(0x2400 + code)  # Unicode's Control Pictures
+        return NEWLINE + "\n"
+    return "·" if char == " " else char.translate(PICTURES)
 
 
 def show_whitespace(chars: str) -> Text:

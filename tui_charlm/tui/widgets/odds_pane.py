@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from tui_charlm.tui.glyphs import PICTURES
 from tui_charlm.tui.messages import OddsReported
 
 # Eighths of a block, for bars that move smoothly.
@@ -13,13 +14,7 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"
 
 def char_label(char: str) -> str:
     """A char as the inspector names it: visible whitespace (␣ space, ⏎ newline), control chars as pictures."""
-    if char == " ":
-        return "␣"
-    if char == "\n":
-        return "⏎"
-    if ord(char) < 0x20:
-        return chr(0x2400 + ord(char))
-    return "␡" if char == "\x7f" else char
+    return "␣" if char == " " else char.translate(PICTURES)
 
 
 def bar(fraction: float, width: int) -> str:
