@@ -218,48 +218,37 @@ class _Scratch:
 
 
 class OneStream:
-    """Network.advance() for a batch of one stream, on 1-D views of its state and logits.
+    """Network.advance() for a batch of one stream, bound to that stream's state and logits (updated in place).
 
     For one stream the cost of a step is the number of NumPy calls, not the
-    arithmetic: 1-D views and `out=` buffers bound once here take about half
-    the time of the batched form. The same operations in the same order as
-    step(), on the same arrays the caller holds (`state` and `logits` are
-    updated in place).
+    arithmetic. For the usual one-layer model, step() is a closure over 1-D
+    views of the state and buffers made once, with every array a local
+    name: the same operations in the same order as Network.step(), in about
+    half the time of the batched form. Stacked models step with advance().
     """
 
     def __init__(self, network: Network, state: list[tuple[np.ndarray, np.ndarray]], logits: np.ndarray):
         self.state, self.logits = state, logits
-        self.layers = []
-        for (kernel, bias, recurrent, units), (h, c) in zip(network.layers, state):
-            z = np.empty(4 * units, np.float32)
-            gates = np.empty(4 * units, np.float32)
-            self.layers.append(
-                (
-                    kernel,
-                    bias,
-                    recurrent,
-                    h[0],
-                    c[0],
-                    z,
-                    gates,
-                    np.empty(units, np.float32),  # a product, then tanh(c)
-                    np.empty(4 * units, np.float32),  # the input projection of layers above the first
-                    gates[:units],
-                    gates[units : 2 * units],
-                    z[2 * units : 3 * units],
-                    gates[3 * units :],
-                )
-            )
-        self.dense_kernel = network.weights.dense_kernel
-        self.dense_bias = network.weights.dense_bias
-        self.out = logits[0]
-        # step(char_id) reads one char: the state and the logits then follow it. The usual model has one layer:
-        # its step has no loop and every array is a local name.
-        self.step = self._one_layer() if len(self.layers) == 1 else self._any_layers
+        self.out = logits[0]  # the next char's logits
+        self.step = self._one_layer(network) if len(network.layers) == 1 else self._any_layers(network)
 
-    def _one_layer(self):
-        table, _, recurrent, h, c, z, gates, product, _, i, f, g, o = self.layers[0]
-        dense_kernel, dense_bias, out = self.dense_kernel, self.dense_bias, self.out
+    def _any_layers(self, network: Network):
+        ids = np.zeros(1, np.int64)
+
+        def step(char_id: int) -> None:
+            ids[0] = char_id
+            network.advance(ids, self.state, self.logits)
+
+        return step
+
+    def _one_layer(self, network: Network):
+        (table, _, recurrent, units), ((h, c),) = network.layers[0], self.state
+        h, c = h[0], c[0]
+        z = np.empty(4 * units, np.float32)
+        gates = np.empty(4 * units, np.float32)
+        product = np.empty(units, np.float32)  # a product, then tanh(c)
+        i, f, g, o = gates[:units], gates[units : 2 * units], z[2 * units : 3 * units], gates[3 * units :]
+        dense_kernel, dense_bias, out = network.weights.dense_kernel, network.weights.dense_bias, self.out
         dot, add, multiply, tanh = np.dot, np.add, np.multiply, np.tanh
 
         def step(char_id: int) -> None:
@@ -277,26 +266,3 @@ class OneStream:
             add(out, dense_bias, out=out)
 
         return step
-
-    def _any_layers(self, char_id: int) -> None:
-        dot, add, multiply, tanh = np.dot, np.add, np.multiply, np.tanh
-        x = None
-        for kernel, bias, recurrent, h, c, z, gates, product, projection, i, f, g, o in self.layers:
-            dot(h, recurrent, out=z)
-            if bias is None:
-                add(z, kernel[char_id], out=z)
-            else:
-                dot(x, kernel, out=projection)
-                add(projection, bias, out=projection)
-                add(z, projection, out=z)
-            tanh(z, out=z)
-            multiply(z, 0.5, out=gates)
-            add(gates, 0.5, out=gates)
-            multiply(c, f, out=c)
-            multiply(i, g, out=product)
-            add(c, product, out=c)
-            tanh(c, out=product)
-            multiply(o, product, out=h)
-            x = h
-        dot(x, self.dense_kernel, out=self.out)
-        add(self.out, self.dense_bias, out=self.out)

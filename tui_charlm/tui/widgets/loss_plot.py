@@ -89,15 +89,12 @@ class LossPlot(PlotextPlot):
         """Steps as the horizontal axis shows them: as they are, or as this run's training seconds."""
         if self.axis == "step":
             return list(steps)
-        known_steps, known_seconds = zip(*self.clock)
+        known_steps, known_seconds = (np.array(values, float) for values in zip(*self.clock))
+        x = np.asarray(steps, float)
         # Beyond the last known point, extrapolate at the latest pace.
         pace = known_seconds[-1] / known_steps[-1] if known_steps[-1] else 0.0
-        return [
-            float(np.interp(step, known_steps, known_seconds))
-            if step <= known_steps[-1]
-            else known_seconds[-1] + (step - known_steps[-1]) * pace
-            for step in steps
-        ]
+        beyond = known_seconds[-1] + (x - known_steps[-1]) * pace
+        return np.where(x <= known_steps[-1], np.interp(x, known_steps, known_seconds), beyond).tolist()
 
     def add_batches(self, points: list[tuple[int, float]]) -> None:
         for step, loss in points:
