@@ -92,6 +92,58 @@ def show_whitespace_styled(chars: list[tuple[str, float]]) -> Text:
     return text
 
 
+class WrappedLines:
+    """A stream's text wrapped for one width, where each finished line of text is wrapped once.
+
+    Rich wraps each line of text (up to a newline) on its own, so the lines
+    a finished one wraps into never change: they are kept, and each draw
+    wraps only the open line after the last newline. Before, every draw
+    wrapped a screen and a half of text for every pane, five times a second,
+    on the interpreter lock the training loop shares.
+    """
+
+    # Wrapped lines kept: more than any pane is tall.
+    KEEP_LINES = 400
+
+    def __init__(self, width: int, surprise: bool, first: int):
+        self.width = width
+        self.surprise = surprise
+        self.done: deque[Text] = deque(maxlen=self.KEEP_LINES)  # the wrapped finished lines
+        self.done_upto = first  # the stream position after the newline that ends the last finished line
+        self.scanned = first  # no newline before this position but those already wrapped
+
+    def lines(self, chars: deque[tuple[str, float]], start: int, height: int, console) -> list[Text]:
+        """The last `height` wrapped lines of the text; `chars` holds the stream's chars from position `start` on."""
+        end = start + len(chars)
+        newline = None
+        for position in range(max(self.scanned, start), end):
+            if chars[position - start][0] == "\n":
+                newline = position
+        self.scanned = end
+        if newline is not None:  # lines finished since the last draw
+            self.done.extend(self._wrap(chars, self.done_upto - start, newline + 1 - start, console))
+            self.done_upto = newline + 1
+        # The open line: one longer than a screen and a half is wrapped from there (its top is out of sight).
+        first = max(self.done_upto, end - (self.width * height * 3 // 2 + self.width))
+        tail = self._wrap(chars, first - start, len(chars), console) if first < end else [Text("")]
+        if len(tail) >= height:
+            return tail[-height:]
+        kept = min(height - len(tail), len(self.done))
+        return [self.done[i] for i in range(len(self.done) - kept, len(self.done))] + tail
+
+    def _wrap(self, chars: deque[tuple[str, float]], begin: int, end: int, console) -> list[Text]:
+        """Wrap chars[begin:end]; a newline among them ends a wrapped line (as Rich wraps one paragraph at a time)."""
+        piece = [chars[i] for i in range(begin, end)]
+        if self.surprise:
+            text = show_whitespace_styled(piece)
+        else:
+            text = show_whitespace("".join(c for c, _ in piece))
+        lines = list(text.wrap(console, self.width))
+        if piece and piece[-1][0] == "\n":
+            lines.pop()  # the empty line after the final newline: the open line takes its place
+        return lines
+
+
 class GenerationPane(Widget, can_focus=True):
     """Generated text of one stream; the focused pane is the one the keys steer."""
 
@@ -102,6 +154,8 @@ class GenerationPane(Widget, can_focus=True):
         super().__init__(**kwargs)
         self.settings = settings
         self.chars: deque[tuple[str, float]] = deque(maxlen=KEEP_CHARS)
+        self.added = 0  # chars added since the last clear (the stream position after the newest char)
+        self.wrapped: WrappedLines | None = None  # for the width and colouring last drawn
         self.period: int | None = None  # the span the stream is repeating, if it is
 
     def on_mount(self) -> None:
@@ -126,6 +180,7 @@ class GenerationPane(Widget, can_focus=True):
 
     def add(self, chars: list[tuple[str, float]]) -> None:
         self.chars.extend(chars)
+        self.added += len(chars)
         tail = "".join(self.chars[i][0] for i in range(max(0, len(self.chars) - 3 * MAX_PERIOD), len(self.chars)))
         period = repeating_period(tail)
         if period != self.period:
@@ -135,6 +190,8 @@ class GenerationPane(Widget, can_focus=True):
 
     def clear(self) -> None:
         self.chars.clear()
+        self.added = 0
+        self.wrapped = None
         self.period = None
         self.show_title()
 
@@ -146,12 +203,10 @@ class GenerationPane(Widget, can_focus=True):
         width, height = self.content_region.width, self.content_region.height
         if width <= 0 or height <= 0:
             return Text("")
-        # Only the tail fits: wrap a little more than a screenful (word wrapping leaves lines short)
-        # and keep the last `height` lines.
-        keep = width * height * 3 // 2 + width
-        chars = self.chars
-        tail = [chars[i] for i in range(max(0, len(chars) - keep), len(chars))]
-        text = show_whitespace_styled(tail) if self.surprise else show_whitespace("".join(c for c, _ in tail))
-        lines = text.wrap(self.app.console, width)
-        shown = Text("\n").join(lines[-height:])
-        return shown
+        start = self.added - len(self.chars)  # the stream position of the oldest char kept
+        wrapped = self.wrapped
+        if wrapped is None or (wrapped.width, wrapped.surprise) != (width, self.surprise) or wrapped.done_upto < start:
+            # A new width or colouring: wrap afresh from a screen and a half back (word wrapping leaves lines short).
+            first = max(start, self.added - (width * height * 3 // 2 + width))
+            wrapped = self.wrapped = WrappedLines(width, self.surprise, first)
+        return Text("\n").join(wrapped.lines(self.chars, start, height, self.app.console))

@@ -1,0 +1,70 @@
+"""A stream pane draws the tail of its text as Rich would wrap the whole text at once.
+
+The pane wraps each finished line once and only the open line on each draw
+(WrappedLines); these tests check that whatever the chunks, widths and
+colouring, what is drawn equals Rich wrapping the whole text afresh.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from tui_charlm.tui.widgets.generation_pane import WrappedLines, show_whitespace, show_whitespace_styled
+
+CONSOLE = Console(width=200, color_system=None)
+
+# Words, runs of spaces, newlines, a control char, a wide char and a word longer than a line.
+PIECES = st.sampled_from(["the", "cat", " ", "  ", "\n", "\n\n", "\t", "語", "x" * 30, ".", "sat,"])
+
+
+def drawn_afresh(chars: list[tuple[str, float]], width: int, height: int, surprise: bool) -> list[tuple[str, list]]:
+    """The last `height` lines of the whole text wrapped at once: (text, spans) of each.
+
+    An open line (after the last newline) longer than a screen and a half is wrapped from there: where it
+    starts is out of sight, and wrapping it all would cost more the longer it got.
+    """
+    plain = "".join(c for c, _ in chars)
+    window = width * height * 3 // 2 + width
+    if len(plain) - (plain.rfind("\n") + 1) > window:
+        chars = chars[-window:]
+    text = show_whitespace_styled(chars) if surprise else show_whitespace("".join(c for c, _ in chars))
+    lines = list(text.wrap(CONSOLE, width))[-height:]
+    return [(line.plain, [(s.start, s.end, str(s.style)) for s in line.spans]) for line in lines]
+
+
+def drawn(lines) -> list[tuple[str, list]]:
+    return [(line.plain, [(s.start, s.end, str(s.style)) for s in line.spans]) for line in lines]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    chunks=st.lists(st.lists(PIECES, max_size=6), min_size=1, max_size=25),
+    width=st.integers(4, 24),
+    height=st.integers(1, 8),
+    surprise=st.booleans(),
+    probability=st.sampled_from([0.01, 0.1, 0.3, 0.9]),
+)
+def test_drawing_as_the_text_grows_equals_wrapping_it_all_at_once(chunks, width, height, surprise, probability):
+    chars: deque[tuple[str, float]] = deque()
+    wrapped = WrappedLines(width, surprise, first=0)
+    for chunk in chunks:
+        chars.extend((c, probability) for c in "".join(chunk))
+        assert drawn(wrapped.lines(chars, 0, height, CONSOLE)) == drawn_afresh(list(chars), width, height, surprise)
+
+
+def test_chars_dropped_from_the_front_do_not_change_what_is_drawn():
+    text = "".join(f"line {n} of the stream\n" for n in range(40)) + "and the open line goes on"
+    chars: deque[tuple[str, float]] = deque(maxlen=300)
+    wrapped = WrappedLines(12, False, first=0)
+    added = 0
+    for begin in range(0, len(text), 37):
+        piece = text[begin : begin + 37]
+        chars.extend((c, 0.5) for c in piece)
+        added += len(piece)
+        shown = [line.plain for line in wrapped.lines(chars, added - len(chars), 6, CONSOLE)]
+    assert shown == [line.plain for line in show_whitespace(text).wrap(CONSOLE, 12)][-6:]
+    assert shown[-1] == "line goes on"
