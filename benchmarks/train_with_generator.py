@@ -44,6 +44,9 @@ def main() -> int:
         default=0.0,
         help="sleep this long after each step (releases the interpreter lock)",
     )
+    parser.add_argument(
+        "--idle", action="store_true", help="the generator thread at idle priority (SCHED_IDLE) instead of niced"
+    )
     parser.add_argument("--switch-interval", type=float, help="override sys.setswitchinterval (seconds)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "train_with_generator.txt")
     args = parser.parse_args()
@@ -70,7 +73,7 @@ def main() -> int:
         elif args.no_nice:
             sys.setswitchinterval(args.switch_interval or sys.getswitchinterval())
         else:
-            make_room_for_training()
+            make_room_for_training(idle=args.idle)
             if args.switch_interval:
                 sys.setswitchinterval(args.switch_interval)
         while box.latest() is None:
@@ -143,12 +146,13 @@ def main() -> int:
         f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  default model ({config.units} units, "
         f"batch {config.batch_size}, {config.steps_per_execution} batches per TensorFlow call), "
         f"{args.rounds} rounds of {args.phase_seconds:.0f}s phases, generator thread: "
-        f"{'plain' if args.plain_thread else 'not niced' if args.no_nice else 'make_room_for_training()'}"
+        f"{'plain' if args.plain_thread else 'not niced' if args.no_nice else f'make_room_for_training(idle={args.idle})'}"
         f"{f', switch interval {args.switch_interval}' if args.switch_interval else ''}",
         f"# command: python benchmarks/train_with_generator.py --phase-seconds {args.phase_seconds:g} "
         f"--rounds {args.rounds}"
         + (" --no-nice" if args.no_nice else "")
         + (" --plain-thread" if args.plain_thread else "")
+        + (" --idle" if args.idle else "")
         + (f" --switch-interval {args.switch_interval}" if args.switch_interval else ""),
         f"training alone:            {alone:>10,.0f} chars/s",
         f"training beside generator: {beside:>10,.0f} chars/s  ({ratio:.1%} of alone; target >= 90%: "

@@ -1,17 +1,39 @@
-"""One line naming the versions a benchmark ran with, for the results files."""
+"""One line naming the versions and the CPU a benchmark ran with, for the results files."""
 
 from __future__ import annotations
 
+import os
 import platform
 from importlib import metadata
+from pathlib import Path
+
+
+def cpu_line() -> str:
+    """e.g. 'AMD EPYC (family 26 model 2), 2 CPUs'.
+
+    The host this project is measured on changes between sessions (both "AMD EPYC, 2 cores"): until
+    2026-11-26 the default trained at about 25K chars/s, on 2026-11-30 at about 38K. Every results line
+    says which CPU it came from.
+    """
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    name = fields.get("model name", platform.machine())
+    family = f" (family {fields['cpu family']} model {fields.get('model', '?')})" if "cpu family" in fields else ""
+    return f"{name}{family}, {os.cpu_count()} CPUs"
 
 
 def versions_line() -> str:
-    """e.g. 'python 3.11.7, tensorflow 2.21.0, keras 3.15.1, numpy 2.4.6' (read without importing them)."""
+    """e.g. 'python 3.11.7, tensorflow 2.21.0, keras 3.15.1, numpy 2.4.6, textual 8.2.8; AMD EPYC (...)'
+    (read without importing them)."""
     found = [f"python {platform.python_version()}"]
     for name in ("tensorflow", "keras", "numpy", "textual"):
         try:
             found.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             found.append(f"{name} not installed")
-    return ", ".join(found)
+    return ", ".join(found) + "; " + cpu_line()

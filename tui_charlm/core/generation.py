@@ -50,20 +50,28 @@ class GeneratedChar(NamedTuple):
     entropy: float  # bits, of the distribution the char was drawn from
 
 
-def lower_thread_priority(niceness: int = 10) -> bool:
-    """Make the calling thread yield the CPU to training (Linux: per-thread nice). True if it worked.
+def lower_thread_priority(niceness: int = 10, idle: bool = False) -> str:
+    """Make the calling thread yield the CPU to training; returns how: 'idle', 'nice' or '' (it could not).
 
     Generation is for watching; it must not slow training down. On a small
     machine a generator thread at full speed would take a whole core from
-    TensorFlow's threads; niced, it uses only what training leaves idle.
+    TensorFlow's threads; niced, it takes a small share of what training
+    wants; at idle priority (Linux's SCHED_IDLE, per thread), only what
+    training leaves idle.
     """
+    native_id = threading.get_native_id()
+    if idle and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(native_id, os.SCHED_IDLE, os.sched_param(0))
+            return "idle"
+        except OSError:
+            pass
     try:
-        native_id = threading.get_native_id()
         current = os.getpriority(os.PRIO_PROCESS, native_id)
         os.setpriority(os.PRIO_PROCESS, native_id, min(19, current + niceness))
-        return True
+        return "nice"
     except (AttributeError, OSError):
-        return False
+        return ""
 
 
 # Seconds a thread waiting for the interpreter lock waits before the holder must hand it over
@@ -85,7 +93,7 @@ def single_threaded_blas() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-def make_room_for_training() -> None:
+def make_room_for_training(idle: bool = False) -> None:
     """Call from a generation thread that runs beside training.
 
     Three costs to avoid on a small machine: CPU (the thread is niced, so it
@@ -98,7 +106,7 @@ def make_room_for_training() -> None:
     process-wide; the cost is a little more switching between threads that
     both want the lock, which is the point.
     """
-    lower_thread_priority()
+    lower_thread_priority(idle=idle)
     single_threaded_blas()
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
 
