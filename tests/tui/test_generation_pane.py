@@ -21,8 +21,8 @@ CONSOLE = Console(width=200, color_system=None)
 PIECES = st.sampled_from(["the", "cat", " ", "  ", "\n", "\n\n", "\t", "語", "x" * 30, ".", "sat,"])
 
 
-def drawn_afresh(chars: list[tuple[str, float]], width: int, height: int, surprise: bool) -> list[tuple[str, list]]:
-    """The last `height` lines of the whole text wrapped at once: (text, spans) of each.
+def drawn_afresh(chars: list[tuple[str, float]], width: int, height: int, surprise: bool) -> list[list]:
+    """The last `height` lines of the whole text wrapped at once, as (text, style) segments.
 
     An open line (after the last newline) longer than a screen and a half is wrapped from there: where it
     starts is out of sight, and wrapping it all would cost more the longer it got.
@@ -33,11 +33,12 @@ def drawn_afresh(chars: list[tuple[str, float]], width: int, height: int, surpri
         chars = chars[-window:]
     text = show_whitespace_styled(chars) if surprise else show_whitespace("".join(c for c, _ in chars))
     lines = list(text.wrap(CONSOLE, width))[-height:]
-    return [(line.plain, [(s.start, s.end, str(s.style)) for s in line.spans]) for line in lines]
+    return drawn(list(line.render(CONSOLE)) for line in lines)
 
 
-def drawn(lines) -> list[tuple[str, list]]:
-    return [(line.plain, [(s.start, s.end, str(s.style)) for s in line.spans]) for line in lines]
+def drawn(lines) -> list[list]:
+    """Lines as (text, style) segments, empty segments left out."""
+    return [[(segment.text, segment.style) for segment in line if segment.text] for line in lines]
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
@@ -65,6 +66,6 @@ def test_chars_dropped_from_the_front_do_not_change_what_is_drawn():
         piece = text[begin : begin + 37]
         chars.extend((c, 0.5) for c in piece)
         added += len(piece)
-        shown = [line.plain for line in wrapped.lines(chars, added - len(chars), 6, CONSOLE)]
+        shown = [line.text for line in wrapped.lines(chars, added - len(chars), 6, CONSOLE)]
     assert shown == [line.plain for line in show_whitespace(text).wrap(CONSOLE, 12)][-6:]
     assert shown[-1] == "line goes on"

@@ -148,7 +148,7 @@ async def test_a_stream_that_repeats_itself_says_so_and_a_blank_run_is_not_blank
         pane.add([(c, 0.5) for c in "def read_file(path):\n" + " " * 200])
         await pilot.pause()
         assert "repeats one char" in str(pane.border_title)
-        assert "·" * 40 in pane.render().plain  # the 200 spaces are drawn
+        assert "·" * 40 in pane.shown_text()  # the 200 spaces are drawn
         pane.add([(c, 0.5) for c in "and so on, " * 6])
         await pilot.pause()
         assert "repeats a 11-char span" in str(pane.border_title)

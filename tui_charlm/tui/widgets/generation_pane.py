@@ -7,6 +7,7 @@ from collections import deque
 
 from rich.text import Text
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 from tui_charlm.core.sampling import SamplingSettings
@@ -93,13 +94,14 @@ def show_whitespace_styled(chars: list[tuple[str, float]]) -> Text:
 
 
 class WrappedLines:
-    """A stream's text wrapped for one width, where each finished line of text is wrapped once.
+    """A stream's text wrapped for one width, as lines of segments; each finished line of text is wrapped once.
 
     Rich wraps each line of text (up to a newline) on its own, so the lines
     a finished one wraps into never change: they are kept, and each draw
     wraps only the open line after the last newline. Before, every draw
-    wrapped a screen and a half of text for every pane, five times a second,
-    on the interpreter lock the training loop shares.
+    wrapped a screen and a half of text for every pane, and Textual then
+    converted and wrapped it again, five times a second, on the interpreter
+    lock the training loop shares.
     """
 
     # Wrapped lines kept: more than any pane is tall.
@@ -108,11 +110,11 @@ class WrappedLines:
     def __init__(self, width: int, surprise: bool, first: int):
         self.width = width
         self.surprise = surprise
-        self.done: deque[Text] = deque(maxlen=self.KEEP_LINES)  # the wrapped finished lines
+        self.done: deque[Strip] = deque(maxlen=self.KEEP_LINES)  # the wrapped finished lines
         self.done_upto = first  # the stream position after the newline that ends the last finished line
         self.scanned = first  # no newline before this position but those already wrapped
 
-    def lines(self, chars: deque[tuple[str, float]], start: int, height: int, console) -> list[Text]:
+    def lines(self, chars: deque[tuple[str, float]], start: int, height: int, console) -> list[Strip]:
         """The last `height` wrapped lines of the text; `chars` holds the stream's chars from position `start` on."""
         end = start + len(chars)
         newline = None
@@ -125,27 +127,32 @@ class WrappedLines:
             self.done_upto = newline + 1
         # The open line: one longer than a screen and a half is wrapped from there (its top is out of sight).
         first = max(self.done_upto, end - (self.width * height * 3 // 2 + self.width))
-        tail = self._wrap(chars, first - start, len(chars), console) if first < end else [Text("")]
+        tail = self._wrap(chars, first - start, len(chars), console) if first < end else [Strip([])]
         if len(tail) >= height:
             return tail[-height:]
         kept = min(height - len(tail), len(self.done))
         return [self.done[i] for i in range(len(self.done) - kept, len(self.done))] + tail
 
-    def _wrap(self, chars: deque[tuple[str, float]], begin: int, end: int, console) -> list[Text]:
+    def _wrap(self, chars: deque[tuple[str, float]], begin: int, end: int, console) -> list[Strip]:
         """Wrap chars[begin:end]; a newline among them ends a wrapped line (as Rich wraps one paragraph at a time)."""
         piece = [chars[i] for i in range(begin, end)]
         if self.surprise:
             text = show_whitespace_styled(piece)
         else:
             text = show_whitespace("".join(c for c, _ in piece))
-        lines = list(text.wrap(console, self.width))
+        lines = [Strip(list(line.render(console)), line.cell_len) for line in text.wrap(console, self.width)]
         if piece and piece[-1][0] == "\n":
             lines.pop()  # the empty line after the final newline: the open line takes its place
         return lines
 
 
 class GenerationPane(Widget, can_focus=True):
-    """Generated text of one stream; the focused pane is the one the keys steer."""
+    """Generated text of one stream; the focused pane is the one the keys steer.
+
+    Drawn with Textual's line API: the lines are segments made once per
+    wrapped line (WrappedLines), not a Rich Text that Textual would convert
+    and wrap again on every draw.
+    """
 
     surprise: reactive[bool] = reactive(False)
     held: reactive[bool] = reactive(False)
@@ -156,6 +163,7 @@ class GenerationPane(Widget, can_focus=True):
         self.chars: deque[tuple[str, float]] = deque(maxlen=KEEP_CHARS)
         self.added = 0  # chars added since the last clear (the stream position after the newest char)
         self.wrapped: WrappedLines | None = None  # for the width and colouring last drawn
+        self.drawn: tuple[tuple, list[Strip]] | None = None  # (what they were drawn from, the lines shown)
         self.period: int | None = None  # the span the stream is repeating, if it is
 
     def on_mount(self) -> None:
@@ -192,6 +200,7 @@ class GenerationPane(Widget, can_focus=True):
         self.chars.clear()
         self.added = 0
         self.wrapped = None
+        self.drawn = None
         self.period = None
         self.show_title()
 
@@ -199,14 +208,31 @@ class GenerationPane(Widget, can_focus=True):
     def text(self) -> str:
         return "".join(c for c, _ in self.chars)
 
-    def render(self) -> Text:
+    def shown(self) -> list[Strip]:
+        """The lines on screen, oldest first: the tail of the text as it wraps at the pane's width."""
         width, height = self.content_region.width, self.content_region.height
         if width <= 0 or height <= 0:
-            return Text("")
+            return []
+        style = self.visual_style.rich_style  # the pane's colours, under each char's own style
+        key = (self.added, width, height, self.surprise, style)
+        if self.drawn is not None and self.drawn[0] == key:
+            return self.drawn[1]
         start = self.added - len(self.chars)  # the stream position of the oldest char kept
         wrapped = self.wrapped
         if wrapped is None or (wrapped.width, wrapped.surprise) != (width, self.surprise) or wrapped.done_upto < start:
             # A new width or colouring: wrap afresh from a screen and a half back (word wrapping leaves lines short).
             first = max(start, self.added - (width * height * 3 // 2 + width))
             wrapped = self.wrapped = WrappedLines(width, self.surprise, first)
-        return Text("\n").join(wrapped.lines(self.chars, start, height, self.app.console))
+        lines = [line.apply_style(style) for line in wrapped.lines(self.chars, start, height, self.app.console)]
+        self.drawn = (key, lines)
+        return lines
+
+    def shown_text(self) -> str:
+        """What the pane shows, as plain text (a line break between lines)."""
+        return "\n".join(line.text for line in self.shown())
+
+    def render_line(self, y: int) -> Strip:
+        lines = self.shown()
+        if y >= len(lines):
+            return Strip.blank(self.size.width, self.visual_style.rich_style)
+        return lines[y]
