@@ -87,7 +87,7 @@ def tiny_config(**overrides):
 
     # One batch per TensorFlow call, so tests can steer at any batch; test_training covers several per call.
     # float32 whatever the CPU ('auto' would pick bfloat16 on some); test_devices covers the other precisions.
-    # No dropout: an 8-unit model has nothing to spare (the default's dropout is for a 448-unit one).
+    # No dropout: an 8-unit model has nothing to spare (the default's dropout is for a 512-unit one).
     # A constant rate, so a run resumed with more epochs follows the same rates as one trained straight
     # (a schedule spans the epochs asked for); test_training covers the schedules.
     values = dict(

@@ -93,7 +93,7 @@ async def test_the_new_run_form_refuses_bad_values_and_starts_with_good_ones(tmp
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
         form = app.screen
-        assert form.query_one("#form-units").value == "448" and form.query_one("#form-seq-len").value == "50"
+        assert form.query_one("#form-units").value == "512" and form.query_one("#form-seq-len").value == "50"
 
         async def set_value(field: str, value: str) -> None:
             form.query_one(field).value = value

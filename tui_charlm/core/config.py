@@ -57,11 +57,11 @@ class TrainConfig:
     # Width of the learned character embedding; 0 feeds one-hot vectors instead (the recipe).
     embedding_dim: int = _field(64, "character embedding width; 0 = one-hot input (the recipe)")
     # LSTM units per layer.
-    units: int = _field(448, "LSTM units per layer")
+    units: int = _field(512, "LSTM units per layer")
     # Number of stacked LSTM layers.
     layers: int = _field(1, "stacked LSTM layers")
     # Dropout between layers and before the output (not recurrent dropout, which would rule out cuDNN).
-    dropout: float = _field(0.4, "dropout rate between layers and before the output layer")
+    dropout: float = _field(0.5, "dropout rate between layers and before the output layer")
     # Windows per batch.
     batch_size: int = _field(64, "windows per batch")
     # Batches run per TensorFlow call: fewer trips through Python (and its interpreter lock) between batches.
@@ -82,7 +82,7 @@ class TrainConfig:
     )
     # Decoupled weight decay (as AdamW: each step shrinks every variable by rate x this); 0 disables it.
     weight_decay: float = _field(
-        0.0, "decoupled weight decay, as AdamW (each step shrinks every variable by learning rate x this); 0 = none"
+        0.2, "decoupled weight decay, as AdamW (each step shrinks every variable by learning rate x this); 0 = none"
     )
     # Clip each gradient update to this global norm; 0 disables clipping.
     clipnorm: float = _field(1.0, "gradient clipping norm; 0 = none")
@@ -190,6 +190,8 @@ class TrainConfig:
         for spec in dataclasses.fields(cls):
             if spec.name in data:
                 values[spec.name] = _checked(spec.name, data[spec.name], type(spec.default))
+        if "weight_decay" not in data:  # written before --weight-decay existed: trained without it
+            values["weight_decay"] = 0.0
         if "precision" not in data:  # written before --precision existed: float32 unless --mixed-precision
             values["precision"] = "mixed_float16" if data.get("mixed_precision") is True else "float32"
         return cls(**values)
@@ -230,6 +232,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "optimizer": "rmsprop",
         "learning_rate": 0.01,
         "clipnorm": 0.0,
+        "weight_decay": 0.0,
         "lr_schedule": "constant",
         "precision": "float32",
     },
