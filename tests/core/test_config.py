@@ -23,6 +23,7 @@ def test_seed_recipe_is_the_books():
         config.optimizer,
         config.learning_rate,
     ) == (True, 60, 3, 0, 128, 1, 128, "rmsprop", 0.01)
+    assert (config.dropout, config.weight_decay, config.clipnorm) == (0.0, 0.0, 0.0)  # the default's regularisers off
     assert not config.predicts_every_position
 
 
@@ -58,3 +59,10 @@ def test_json_round_trip_ignores_unknown_keys():
     data = json.loads(config.to_json())
     data["from_the_future"] = 1
     assert TrainConfig.from_dict(data) == config
+
+
+def test_a_run_saved_before_weight_decay_existed_resumes_without_it():
+    data = json.loads(make_config(units=64).to_json())
+    assert make_config().weight_decay > 0  # the default now decays
+    del data["weight_decay"]
+    assert TrainConfig.from_dict(data).weight_decay == 0.0

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import make_text, tiny_config
 from tui_charlm.core.checkpoints import RunDirectory
+from tui_charlm.core.config import make_config
 from tui_charlm.core.corpus import load_corpus
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import CheckpointSaved, EpochFinished, TrainingFailed
@@ -127,16 +128,18 @@ def test_a_path_is_a_path_even_when_it_climbs(tmp_path, monkeypatch):
 
 
 def defaults_config(corpus_path, **overrides):
-    """A tiny model trained as the defaults train: cooldown schedule, dropout, several batches per call and the
-    precision 'auto' settles on (bfloat16 on a CPU with bfloat16 hardware)."""
+    """A tiny model trained as the defaults train: cooldown schedule, dropout, weight decay, several batches per
+    call and the precision 'auto' settles on (bfloat16 on a CPU with bfloat16 hardware)."""
+    defaults = make_config()
     return tiny_config(
         corpus=str(corpus_path),
         units=16,
         epochs=2,
-        lr_schedule="cooldown",
-        dropout=0.4,
-        precision="auto",
-        steps_per_execution=4,
+        lr_schedule=defaults.lr_schedule,
+        dropout=defaults.dropout,
+        weight_decay=defaults.weight_decay,
+        precision=defaults.precision,
+        steps_per_execution=defaults.steps_per_execution,
         **overrides,
     )
 
@@ -150,7 +153,10 @@ def test_resume_is_exact_under_the_default_schedule_dropout_and_precision(corpus
     import threading
 
     straight = new_training(defaults_config(corpus_path), run_dir=tmp_path / "straight", log=lambda _: None)
-    assert straight.model.get_layer("dropout_out").rate == 0.4
+    defaults = make_config()
+    assert (defaults.lr_schedule, defaults.precision, defaults.steps_per_execution) == ("cooldown", "auto", 4)
+    assert straight.model.get_layer("dropout_out").rate == defaults.dropout > 0
+    assert straight.model.optimizer.weight_decay == defaults.weight_decay > 0
     straight.fit()
 
     stop = threading.Event()

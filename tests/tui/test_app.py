@@ -281,7 +281,8 @@ async def test_nan_during_training_is_reported_and_generation_goes_on():
     app = make_app(FakeBackend(fail_at_step=15))
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: app.main.state == "failed")
-        assert any("nan" in n.message for n in app._notifications)
+        # The notification is a message of its own (App.notify posts it): it arrives just after the state.
+        await wait_for(pilot, lambda: any("nan" in n.message for n in app._notifications))
         chars = len(app.query(GenerationPane).first().chars)
         await wait_for(pilot, lambda: len(app.query(GenerationPane).first().chars) > chars)
 

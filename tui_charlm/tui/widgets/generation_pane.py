@@ -213,7 +213,7 @@ class GenerationPane(Widget, can_focus=True):
         width, height = self.content_region.width, self.content_region.height
         if width <= 0 or height <= 0:
             return []
-        style = self.visual_style.rich_style  # the pane's colours, under each char's own style
+        style = self.rich_style  # the pane's colours, under each char's own style
         key = (self.added, width, height, self.surprise, style)
         if self.drawn is not None and self.drawn[0] == key:
             return self.drawn[1]
@@ -234,5 +234,5 @@ class GenerationPane(Widget, can_focus=True):
     def render_line(self, y: int) -> Strip:
         lines = self.shown()
         if y >= len(lines):
-            return Strip.blank(self.size.width, self.visual_style.rich_style)
+            return Strip.blank(self.size.width, self.rich_style)
         return lines[y]
