@@ -142,11 +142,14 @@ def main() -> int:
     alone = totals["alone"][0] / totals["alone"][1]
     beside = totals["with generator"][0] / totals["with generator"][1]
     ratio = beside / alone
+    thread_kind = (
+        "plain" if args.plain_thread else "not niced" if args.no_nice else f"make_room_for_training(idle={args.idle})"
+    )
     lines = [
         f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  default model ({config.units} units, "
         f"batch {config.batch_size}, {config.steps_per_execution} batches per TensorFlow call), "
         f"{args.rounds} rounds of {args.phase_seconds:.0f}s phases, generator thread: "
-        f"{'plain' if args.plain_thread else 'not niced' if args.no_nice else f'make_room_for_training(idle={args.idle})'}"
+        f"{thread_kind}"
         f"{f', switch interval {args.switch_interval}' if args.switch_interval else ''}",
         f"# command: python benchmarks/train_with_generator.py --phase-seconds {args.phase_seconds:g} "
         f"--rounds {args.rounds}"

@@ -53,6 +53,19 @@ def test_order_depends_only_on_seed_and_epoch():
     assert not np.array_equal(a.starts(0), a.starts(1))
 
 
+def test_the_order_is_the_one_earlier_versions_trained_in():
+    # Runs saved by earlier versions resume mid-epoch on the batches they would have trained next: the order is
+    # still default_rng([seed, epoch]).permutation of the epoch's window starts.
+    config = tiny_config(seed=7)
+    windows = Windows(ids_of(5000), config, shuffle=True)
+    for epoch in range(3):
+        rng = np.random.default_rng([7, epoch])
+        offset = int(rng.integers(0, config.seq_len))
+        assert np.array_equal(
+            windows.starts(epoch), rng.permutation(np.arange(offset, 5000 - config.seq_len, config.seq_len))
+        )
+
+
 def test_every_position_is_a_target_once_per_epoch():
     config = tiny_config()
     windows = Windows(ids_of(2001), config, shuffle=True)

@@ -136,10 +136,7 @@ class WrappedLines:
     def _wrap(self, chars: deque[tuple[str, float]], begin: int, end: int, console) -> list[Strip]:
         """Wrap chars[begin:end]; a newline among them ends a wrapped line (as Rich wraps one paragraph at a time)."""
         piece = [chars[i] for i in range(begin, end)]
-        if self.surprise:
-            text = show_whitespace_styled(piece)
-        else:
-            text = show_whitespace("".join(c for c, _ in piece))
+        text = show_whitespace_styled(piece) if self.surprise else show_whitespace("".join(c for c, _ in piece))
         lines = [Strip(list(line.render(console)), line.cell_len) for line in text.wrap(console, self.width)]
         if piece and piece[-1][0] == "\n":
             lines.pop()  # the empty line after the final newline: the open line takes its place
