@@ -56,8 +56,10 @@ def lower_thread_priority(niceness: int = 10, idle: bool = False) -> str:
     Generation is for watching; it must not slow training down. On a small
     machine a generator thread at full speed would take a whole core from
     TensorFlow's threads; niced, it takes a small share of what training
-    wants; at idle priority (Linux's SCHED_IDLE, per thread), only what
-    training leaves idle.
+    wants. `idle` (Linux's SCHED_IDLE, per thread) is for comparison only:
+    measured, it slowed training more (70% against 82% of training alone,
+    benchmarks/train_with_generator.py), because a thread descheduled while
+    it holds the interpreter lock keeps the training loop waiting.
     """
     native_id = threading.get_native_id()
     if idle and hasattr(os, "SCHED_IDLE"):
