@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from tui_charlm.tui.widgets.generation_pane import WrappedLines, show_whitespace, show_whitespace_styled
+from tui_charlm.tui.widgets.generation_pane import WrappedLines, show_whitespace, show_whitespace_styled, wrap_window
 
 CONSOLE = Console(width=200, color_system=None)
 
@@ -28,7 +28,7 @@ def drawn_afresh(chars: list[tuple[str, float]], width: int, height: int, surpri
     starts is out of sight, and wrapping it all would cost more the longer it got.
     """
     plain = "".join(c for c, _ in chars)
-    window = width * height * 3 // 2 + width
+    window = wrap_window(width, height)
     if len(plain) - (plain.rfind("\n") + 1) > window:
         chars = chars[-window:]
     text = show_whitespace_styled(chars) if surprise else show_whitespace("".join(c for c, _ in chars))

@@ -50,30 +50,24 @@ class GeneratedChar(NamedTuple):
     entropy: float  # bits, of the distribution the char was drawn from
 
 
-def lower_thread_priority(niceness: int = 10, idle: bool = False) -> str:
-    """Make the calling thread yield the CPU to training; returns how: 'idle', 'nice' or '' (it could not).
+def lower_thread_priority(niceness: int = 10) -> bool:
+    """Make the calling thread yield the CPU to training (Linux: per-thread nice). True if it worked.
 
     Generation is for watching; it must not slow training down. On a small
     machine a generator thread at full speed would take a whole core from
     TensorFlow's threads; niced, it takes a small share of what training
-    wants. `idle` (Linux's SCHED_IDLE, per thread) is for comparison only:
-    measured, it slowed training more (70% against 82% of training alone,
-    benchmarks/train_with_generator.py), because a thread descheduled while
-    it holds the interpreter lock keeps the training loop waiting.
+    wants. Idle priority (SCHED_IDLE) measured worse (70% against 82% of
+    training alone, `benchmarks/train_with_generator.py --idle`): a thread
+    descheduled while it holds the interpreter lock keeps the training loop
+    waiting.
     """
-    native_id = threading.get_native_id()
-    if idle and hasattr(os, "SCHED_IDLE"):
-        try:
-            os.sched_setscheduler(native_id, os.SCHED_IDLE, os.sched_param(0))
-            return "idle"
-        except OSError:
-            pass
     try:
+        native_id = threading.get_native_id()
         current = os.getpriority(os.PRIO_PROCESS, native_id)
         os.setpriority(os.PRIO_PROCESS, native_id, min(19, current + niceness))
-        return "nice"
+        return True
     except (AttributeError, OSError):
-        return ""
+        return False
 
 
 # Seconds a thread waiting for the interpreter lock waits before the holder must hand it over
@@ -95,7 +89,7 @@ def single_threaded_blas() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-def make_room_for_training(idle: bool = False) -> None:
+def make_room_for_training() -> None:
     """Call from a generation thread that runs beside training.
 
     Three costs to avoid on a small machine: CPU (the thread is niced, so it
@@ -108,7 +102,7 @@ def make_room_for_training(idle: bool = False) -> None:
     process-wide; the cost is a little more switching between threads that
     both want the lock, which is the point.
     """
-    lower_thread_priority(idle=idle)
+    lower_thread_priority()
     single_threaded_blas()
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
 

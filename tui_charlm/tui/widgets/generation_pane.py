@@ -93,6 +93,12 @@ def show_whitespace_styled(chars: list[tuple[str, float]]) -> Text:
     return text
 
 
+def wrap_window(width: int, height: int) -> int:
+    """Chars wrapped to fill a pane when the text's line breaks are out of sight: a screen and a half, plus a line
+    (word wrapping leaves lines short)."""
+    return width * height * 3 // 2 + width
+
+
 class WrappedLines:
     """A stream's text wrapped for one width, as lines of segments; each finished line of text is wrapped once.
 
@@ -126,7 +132,7 @@ class WrappedLines:
             self.done.extend(self._wrap(chars, self.done_upto - start, newline + 1 - start, console))
             self.done_upto = newline + 1
         # The open line: one longer than a screen and a half is wrapped from there (its top is out of sight).
-        first = max(self.done_upto, end - (self.width * height * 3 // 2 + self.width))
+        first = max(self.done_upto, end - wrap_window(self.width, height))
         tail = self._wrap(chars, first - start, len(chars), console) if first < end else [Strip([])]
         if len(tail) >= height:
             return tail[-height:]
@@ -217,8 +223,8 @@ class GenerationPane(Widget, can_focus=True):
         start = self.added - len(self.chars)  # the stream position of the oldest char kept
         wrapped = self.wrapped
         if wrapped is None or (wrapped.width, wrapped.surprise) != (width, self.surprise) or wrapped.done_upto < start:
-            # A new width or colouring: wrap afresh from a screen and a half back (word wrapping leaves lines short).
-            first = max(start, self.added - (width * height * 3 // 2 + width))
+            # A new width or colouring: wrap afresh from a screen and a half back.
+            first = max(start, self.added - wrap_window(width, height))
             wrapped = self.wrapped = WrappedLines(width, self.surprise, first)
         lines = [line.apply_style(style) for line in wrapped.lines(self.chars, start, height, self.app.console)]
         self.drawn = (key, lines)
