@@ -1,10 +1,14 @@
 """Kill a real training run with SIGKILL at random moments, resume it each time, and count what survived.
 
-Half the kills land at a random moment (start-up, training, evaluation,
-saving); the other half wait until a checkpoint is being written (its
-temporary folder exists) and kill then. After each kill the run directory
-is opened and its newest checkpoint loaded, as `--resume` would; the next
-start resumes it and must continue from exactly that checkpoint.
+A third of the kills land at a random moment (start-up, training,
+evaluation, saving); a third wait until a checkpoint is being written (its
+temporary folder exists) and kill then; a third wait until this start has
+written a checkpoint and kill soon after, so the next start has one to
+resume from however slow the machine is. Every wait is for something the
+run does, never a time that assumes a speed. After each kill the run
+directory is opened and its newest checkpoint loaded, as `--resume` would;
+the next start resumes it and must continue from exactly that checkpoint,
+and so must one last start, which then trains on.
 
     python benchmarks/fault_injection.py [--kills 30] [--seed 0]
 
@@ -114,9 +118,13 @@ class Training:
         self.reader.join(timeout=10)
 
 
-def wait_for_save(run: Path, training: Training, limit: float) -> None:
-    """Return as soon as a checkpoint is being written (a temporary folder exists), or after `limit` seconds."""
-    deadline = time.monotonic() + limit
+# How long a kill waits for what it waits for (a save under way, a checkpoint written) before calling it a hang.
+PATIENCE = 300.0
+
+
+def wait_for_save(run: Path, training: Training) -> bool:
+    """True as soon as this start is writing a checkpoint (its temporary folder exists); False if it never does."""
+    deadline = time.monotonic() + PATIENCE
     checkpoints = run / "checkpoints"
     while time.monotonic() < deadline and training.process.poll() is None:
         try:
@@ -125,10 +133,28 @@ def wait_for_save(run: Path, training: Training, limit: float) -> None:
                 p.name.startswith(".tmp-") and p.name.endswith(f"-{training.process.pid}")
                 for p in checkpoints.iterdir()
             ):
-                return
+                return True
         except OSError:
             pass
         time.sleep(0.002)
+    return False
+
+
+def wait_for_checkpoint(training: Training) -> bool:
+    """True as soon as this start has written a checkpoint (it printed the line); False if it never does."""
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline and training.process.poll() is None:
+        if any(line.startswith("checkpoint (") for line in list(training.lines)):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def resumed_at(training: Training) -> int | None:
+    """The step this start said it resumed from, or None if it had not said so."""
+    head = next((line for line in training.lines if line.startswith(("resuming", "training"))), "")
+    found = re.search(r"step (\d+)", head) if head.startswith("resuming") else None
+    return int(found.group(1)) if found else None
 
 
 def newest_loadable(run: Path) -> tuple[str, int | None]:
@@ -175,16 +201,22 @@ def main() -> int:
                 training = Training(["--corpus", str(corpus), "--run-dir", str(run), *TRAIN_FLAGS], env)
             else:
                 training = Training(["--resume", str(run)], env)
-            mid_save = index % 2 == 1
-            if mid_save:
-                wait_for_save(run, training, limit=20.0)
+            kind = ("at a random moment", "while saving", "after a checkpoint")[index % 3]
+            if kind == "while saving":
+                if not wait_for_save(run, training):
+                    kind = "(no save began)"
+            elif kind == "after a checkpoint":
+                if wait_for_checkpoint(training):
+                    time.sleep(rng.uniform(0.0, 0.5))
+                else:
+                    kind = "(no checkpoint came)"
             else:
                 time.sleep(rng.uniform(0.05, args.max_delay))
             training.kill()
             kills += 1
             head = next((line for line in training.lines if line.startswith(("resuming", "training"))), "")
             if not fresh and head.startswith("resuming"):
-                step = int(re.search(r"step (\d+)", head).group(1))
+                step = resumed_at(training)
                 if expected is None or step == expected:
                     resumes += 1
                 else:
@@ -198,26 +230,28 @@ def main() -> int:
             if status == "corrupt":
                 break
             expected = step if status == "ok" else None
-            where = "while saving" if mid_save else "at a random moment"
             print(
-                f"kill {kills:>2} {where:<19} {head[:60] or '(before training started)'}; newest checkpoint: "
+                f"kill {kills:>2} {kind:<20} {head[:60] or '(before training started)'}; newest checkpoint: "
                 f"{'none yet' if step is None else f'step {step}'}",
                 flush=True,
             )
-        # One last start must resume and train on.
+        # One last start must resume from the newest checkpoint and train on.
         final = Training(["--resume", str(run)], env) if (run / "run.json").exists() else None
         if final is not None:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + PATIENCE
             while time.monotonic() < deadline and not any(" batch " in line for line in final.lines):
                 if final.process.poll() is not None:
                     break
                 time.sleep(0.1)
             trained_on = any(" batch " in line for line in final.lines)
             final.process.send_signal(signal.SIGTERM)
-            final.process.wait(timeout=60)
-            if not trained_on:
+            final.process.wait(timeout=PATIENCE)
+            step = resumed_at(final)
+            if not trained_on or (expected is not None and step != expected):
                 lost += 1
-                print("  the final resume did not train:\n    " + "\n    ".join(final.lines[-5:]), flush=True)
+                print("  the final resume did not go on:\n    " + "\n    ".join(final.lines[-5:]), flush=True)
+            elif expected is not None:
+                resumes += 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     summary = (

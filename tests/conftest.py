@@ -129,6 +129,10 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+# How long a test waits for a program or thread before calling it a hang. It bounds a hang, not a speed: what
+# takes a second here must still pass on a machine many times slower and shared with others.
+PATIENCE = 300.0
+
 CHARLM = [sys.executable, "-m", "tui_charlm.cli"]
 # The tiny model of tiny_config as command-line flags, for tests that run `charlm` or `charlm-tui` as programs.
 TINY_FLAGS = ["--units", "8", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1"]

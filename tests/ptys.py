@@ -5,12 +5,42 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import select
 import struct
 import subprocess
 import termios
 import time
 from contextlib import contextmanager
+
+import pyte
+
+# On charlm-tui's status line once training has reported a batch (before that, the loss shows as dashes).
+BATCHES_REPORTED = re.compile(r" loss \d")
+
+
+def shows(state: dict, text: str | re.Pattern, output: bytearray, timeout: float) -> bool:
+    """Read the terminal until its screen shows `text` (or a match of it) (True) or `timeout` passes (False).
+
+    The screen is what a terminal would draw from the program's output (pyte,
+    a VT100 emulator, reads it): Textual redraws only what changed, so a line
+    on the screen need not appear whole anywhere in the bytes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        screen = screen_text(state, output)
+        if text.search(screen) if isinstance(text, re.Pattern) else text in screen:
+            return True
+        if state["master"] is None or time.monotonic() >= deadline:
+            return False
+        read_until(state["master"], b"\x00never", output, timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+def screen_text(state: dict, output: bytearray) -> str:
+    """The terminal's screen now, row by row, after everything the program has written so far."""
+    state["stream"].feed(bytes(output[state["fed"] :]))
+    state["fed"] = len(output)
+    return "\n".join(line.rstrip() for line in state["screen"].display)
 
 
 def read_until(master: int, needle: bytes, output: bytearray, timeout: float) -> bool:
@@ -56,7 +86,9 @@ def on_pty(
     controlling: bool = False,
     preexec=None,
 ):
-    """Run `command` on a new pseudo-terminal: yields (process, master fd, output so far).
+    """Run `command` on a new pseudo-terminal: yields (process, state, output so far).
+
+    `state` holds the master fd ("master") and the screen it draws (see `shows`).
 
     With `controlling`, the terminal is the process's controlling terminal,
     as a login shell's is: closing it sends the process SIGHUP. Without, the
@@ -75,7 +107,8 @@ def on_pty(
         preexec_fn=_child_setup(controlling, preexec),
     )
     os.close(slave)
-    state = {"master": master}
+    screen = pyte.Screen(columns, rows)
+    state = {"master": master, "screen": screen, "stream": pyte.ByteStream(screen), "fed": 0}
     try:
         yield process, state, bytearray()
     finally:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHARLM, TINY_FLAGS, cli_env, make_text
+from tests.conftest import CHARLM, PATIENCE, TINY_FLAGS, cli_env, make_text
 
 TINY = [*TINY_FLAGS, "--precision", "float32"]
 
@@ -44,10 +44,10 @@ def training_elsewhere(run: Path, tmp_path: Path):
         yield holder
     finally:
         holder.kill()
-        holder.wait(timeout=30)
+        holder.wait(timeout=PATIENCE)
 
 
-def charlm(*args, tmp_path, timeout=240):
+def charlm(*args, tmp_path, timeout=PATIENCE):
     return subprocess.run(
         [*CHARLM, *map(str, args)], capture_output=True, text=True, env=cli_env(tmp_path), timeout=timeout
     )
@@ -60,11 +60,30 @@ def corpus(tmp_path):
     return path
 
 
-@pytest.fixture
-def run_dir(tmp_path, corpus):
-    run = tmp_path / "run"
-    result = charlm("train", "--corpus", corpus, "--run-dir", run, "--epochs", "2", *TINY, tmp_path=tmp_path)
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A tiny run trained once by `charlm train` for the tests that start from one (each gets its own copy)."""
+    base = tmp_path_factory.mktemp("trained")
+    corpus = base / "text.txt"
+    corpus.write_text(make_text(5000))  # the same text as the `corpus` fixture's
+    (base / "keras_home").mkdir()
+    env = dict(os.environ, KERAS_HOME=str(base / "keras_home"), CHARLM_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
+    run = base / "run"
+    result = subprocess.run(
+        [*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--epochs", "2", *TINY],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=PATIENCE,
+    )
     assert result.returncode == 0, result.stderr
+    return run
+
+
+@pytest.fixture
+def run_dir(tmp_path, corpus, trained_run):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
     return run
 
 
@@ -275,7 +294,7 @@ def test_kill_9_during_training_then_resume_continues_the_curve(tmp_path, corpus
         env=cli_env(tmp_path),
     )
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + PATIENCE
         checkpoints = 0
         for line in process.stdout:
             checkpoints += line.startswith("checkpoint")
@@ -284,7 +303,7 @@ def test_kill_9_during_training_then_resume_continues_the_curve(tmp_path, corpus
         time.sleep(0.3)  # land somewhere in the middle of the next epoch or save
         os.kill(process.pid, signal.SIGKILL)
     finally:
-        process.wait(timeout=30)
+        process.wait(timeout=PATIENCE)
     assert checkpoints >= 2
 
     before = json.loads((run / "latest.json").read_text())["step"]
@@ -321,7 +340,7 @@ def test_a_save_that_cannot_be_written_stops_training_with_a_clear_message(tmp_p
         capture_output=True,
         text=True,
         env=cli_env(tmp_path),
-        timeout=240,
+        timeout=PATIENCE,
         preexec_fn=_limit_file_size(12_000),
     )
     assert result.returncode == 1, result.stdout + result.stderr
@@ -344,7 +363,7 @@ def test_hangup_terminate_and_interrupt_save_and_exit_with_128_plus_the_signal(t
         if line.startswith("epoch 1 batch"):
             break
     process.send_signal(sig)
-    output = process.communicate(timeout=60)[0]
+    output = process.communicate(timeout=PATIENCE)[0]
     assert process.returncode == 128 + sig, output
     assert "finished (stopped)" in output
     latest = json.loads((run / "latest.json").read_text())
@@ -371,7 +390,7 @@ def test_fault_injection_script_loses_nothing(tmp_path):
         capture_output=True,
         text=True,
         env=cli_env(tmp_path),
-        timeout=600,
+        timeout=PATIENCE,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     summary = result.stdout.strip().splitlines()[-1]

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import TINY_FLAGS, cli_env, make_text, tiny_config
+from tests.conftest import PATIENCE, TINY_FLAGS, cli_env, make_text, tiny_config
 from tests.ptys import on_pty, read_until, wait_for_exit
 from tui_charlm import cli
 from tui_charlm.core import checkpoints
@@ -357,12 +357,13 @@ def test_charlm_tui_start_up_options_succeed_or_say_why(place, tmp_path_factory,
         *CAPS,
     ]
     with on_pty(command, cli_env(work), columns=120, rows=40) as (process, state, output):
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + PATIENCE
         while process.poll() is None and not any(word in output for word in SETTLED) and time.monotonic() < deadline:
             read_until(state["master"], b"\x00never", output, timeout=0.5)
         if process.poll() is None:
             os.write(state["master"], b"q")
-        assert wait_for_exit(process, state["master"], output, timeout=90), output.decode(errors="replace")[-2000:]
+        exited = wait_for_exit(process, state["master"], output, timeout=PATIENCE)
+        assert exited, output.decode(errors="replace")[-2000:]
     text = output.decode(errors="replace")
     event(f"exit {process.returncode}")
     # (an exception that escaped the training worker is shown as "unexpected error": a bug all the same)

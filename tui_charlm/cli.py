@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,7 @@ from tui_charlm.core.options import add_config_options, config_overrides
 from tui_charlm.core.runs import COLUMNS, RUNS_DIR, list_runs, summary_cells
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
 from tui_charlm.core.session import load_config_corpus, new_training, open_saved_run, resume_training, saved_corpus_ids
+from tui_charlm.core.stopping import Activity
 from tui_charlm.core.units import to_bits
 
 # Plain (non-TTY) progress lines at most this often.
@@ -343,7 +344,9 @@ def _train(args: argparse.Namespace, stop_event: threading.Event, lost: list[int
     _install_stop_signals(stop_event, received)
     progress = RichProgress() if use_rich else PlainProgress()
     with progress:
-        outcome = trainer.fit(progress, stop_event=stop_event)
+        outcome = _fit_until_stopped(
+            trainer, progress, stop_event, lambda: 128 + received[0] if received else (lost or [1])[0]
+        )
     print(f"run directory: {trainer.run.path}", flush=True)
     if isinstance(outcome, TrainingFailed):
         print(f"charlm: error: {outcome.message}", file=sys.stderr)
@@ -353,6 +356,51 @@ def _train(args: argparse.Namespace, stop_event: threading.Event, lost: list[int
     if lost:
         return lost[0]
     return 0
+
+
+def _fit_until_stopped(trainer, progress, stop_event: threading.Event, status: Callable[[], int]):
+    """Train in a thread while this one waits for signals; once stopped, wait for the checkpoint, not forever.
+
+    Python runs signal handlers only in the main thread, and only between
+    bytecodes: with training on the main thread, a signal waits for the
+    TensorFlow call in hand, however long it takes. Here the main thread
+    only waits, so a stop is seen at once, and it then waits while training
+    works its way to its checkpoint for as long as this run's own calls and
+    saves have taken (core/stopping.py). If that runs out, the process ends
+    without the checkpoint (`status()`), saying why; the newest checkpoint
+    on disk is intact (saves are written aside and renamed into place).
+    """
+    activity = Activity()
+    ended: list = []
+
+    def train() -> None:
+        try:
+            ended.append(trainer.fit(progress, stop_event=stop_event, activity=activity))
+        except BaseException as error:  # raised again below, in the main thread
+            ended.append(error)
+        finally:
+            activity.finish()
+
+    thread = threading.Thread(target=train, name="charlm-train", daemon=True)
+    thread.start()
+    try:
+        while not activity.done.wait(0.2):  # signal handlers run while this waits
+            if stop_event.is_set() and not activity.wait():
+                newest = trainer.last_checkpoint
+                print(
+                    f"charlm: {activity.describe()}; ended without it"
+                    + (f" (the newest checkpoint, {newest.name}, is intact)" if newest else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(status())
+    except KeyboardInterrupt:  # a second Ctrl+C: abort, as promised, without waiting for the save
+        print("\ncharlm: interrupted without saving", file=sys.stderr, flush=True)
+        os._exit(130)
+    thread.join()
+    if isinstance(ended[0], BaseException):
+        raise ended[0]
+    return ended[0]
 
 
 # -- generate ------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.conftest import PATIENCE
 from tests.tui.fakes import FakeBackend
 from tui_charlm.tui.app import CharLMApp
 
@@ -12,8 +13,8 @@ def make_app(backend=None, **kwargs) -> CharLMApp:
     return CharLMApp(backend or FakeBackend(), **kwargs)
 
 
-async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
-    """Let the app run until `condition()` holds (fails the test after `timeout` seconds)."""
+async def wait_for(pilot, condition, timeout: float = PATIENCE) -> None:
+    """Let the app run until `condition()` holds; fails the test after `timeout` seconds (a hang, not slowness)."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -21,6 +22,21 @@ async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await pilot.pause(0.02)
+
+
+def palette_shows(pilot, text: str):
+    """A condition: the command palette's search has found a command whose title has `text`, and lists it first."""
+    from textual.command import CommandList
+    from textual.css.query import NoMatches
+
+    def shown() -> bool:
+        try:
+            results = pilot.app.screen.query_one(CommandList)
+        except NoMatches:
+            return False
+        return results.option_count > 0 and text.lower() in str(results.get_option_at_index(0).prompt).lower()
+
+    return shown
 
 
 TINY_OVERRIDES = dict(units=8, embedding_dim=4, seq_len=16, batch_size=8, epochs=1000, threads=1, checkpoint_every=0)

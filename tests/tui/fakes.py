@@ -127,6 +127,7 @@ class FakeBackend:
         pause_event: threading.Event,
         save_event: threading.Event,
         weight_box,
+        activity=None,
     ):
         weight_box.publish(random_weights())
         report(TrainingStarted(self.run_dir, 0, 0, self.batches_per_epoch, 4_321, "CPU", False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.command import CommandPalette
 from textual.widgets import Input, Markdown, Static
 
-from tests.tui.conftest import make_app, wait_for
+from tests.tui.conftest import make_app, palette_shows, wait_for
 from tests.tui.fakes import FakeBackend
 from tui_charlm.tui.keys import KEYS
 from tui_charlm.tui.screens.help import HelpScreen
@@ -109,12 +109,12 @@ async def test_space_pauses_training_but_not_generation():
         await started(pilot)
         await pilot.press("space")
         assert app.main.state == "paused" and app.main.has_class("-paused")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "paused at step" in app.main.note)  # training has seen the pause
         step = backend.max_step
-        chars = len(app.query(GenerationPane).first().chars)
-        await pilot.pause(0.5)
-        assert backend.max_step == step
-        assert len(app.query(GenerationPane).first().chars) > chars
+        pane = app.query(GenerationPane).first()
+        chars = pane.added
+        await wait_for(pilot, lambda: pane.added > chars + 20)  # generation goes on for several posts...
+        assert backend.max_step == step  # ...while training stays where it paused
         assert "PAUSED" in status_text(app)
         await pilot.press("space")
         assert app.main.state == "training"
@@ -241,7 +241,7 @@ async def test_command_palette_offers_every_action():
         await pilot.press("ctrl+p")
         assert isinstance(app.screen, CommandPalette)
         await pilot.press(*"generation mode: window")
-        await pilot.pause(0.3)
+        await wait_for(pilot, palette_shows(pilot, "generation mode: window"))
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.main.generation.generator.mode == "window")
 
@@ -252,7 +252,7 @@ async def test_q_stops_training_saves_and_exits():
     async with app.run_test() as pilot:
         await started(pilot)
         await pilot.press("q")
-        await wait_for(pilot, lambda: not app.is_running, timeout=10)
+        await wait_for(pilot, lambda: not app.is_running)
     assert backend.saves[-1] == "stopped"
 
 
@@ -262,7 +262,7 @@ async def test_ctrl_c_behaves_like_q():
     async with app.run_test() as pilot:
         await started(pilot)
         await pilot.press("ctrl+c")
-        await wait_for(pilot, lambda: not app.is_running, timeout=10)
+        await wait_for(pilot, lambda: not app.is_running)
     assert backend.saves[-1] == "stopped"
 
 
@@ -316,16 +316,17 @@ async def test_small_terminals_degrade_without_crashing():
 
 
 async def test_training_and_generation_keep_reporting_while_dialogs_are_open():
-    app = make_app()
+    app = make_app(FakeBackend(batches_per_epoch=10_000))
     async with app.run_test() as pilot:
         await started(pilot)
-        steps = len(app.query_one(LossPlot).steps)
-        await pilot.press("question_mark")
-        await pilot.pause(0.6)
-        await pilot.press("escape", "e")
-        await pilot.pause(0.6)
-        await pilot.press("escape")
-        assert app.is_running and len(app.query_one(LossPlot).steps) > steps
+        plot, pane = app.query_one(LossPlot), app.query(GenerationPane).first()
+        for dialog in ("question_mark", "e"):  # help, then the seed editor
+            steps, chars = len(plot.steps), pane.added
+            await pilot.press(dialog)
+            assert len(app.screen_stack) == 2
+            await wait_for(pilot, lambda steps=steps, chars=chars: len(plot.steps) > steps and pane.added > chars)
+            await pilot.press("escape")
+        assert app.is_running
 
 
 async def test_the_generation_mode_is_shown_and_can_be_switched_from_the_palette():
@@ -334,8 +335,7 @@ async def test_the_generation_mode_is_shown_and_can_be_switched_from_the_palette
         await started(pilot)
         await wait_for(pilot, lambda: str(app.main.seed_pane.border_subtitle) == "stateful generation")
         await pilot.press("ctrl+p")  # Textual's command palette, then the words of the command, then Enter
-        await pilot.pause(0.3)
         await pilot.press(*["space" if c == " " else c for c in "generation mode window"])
-        await pilot.pause(0.6)
+        await wait_for(pilot, palette_shows(pilot, "generation mode: window"))
         await pilot.press("enter")
         await wait_for(pilot, lambda: str(app.main.seed_pane.border_subtitle) == "window generation")

@@ -75,7 +75,7 @@ async def test_random_keys_while_training_break_nothing(tmp_path, seed):
     run_dir = tmp_path / "run"
     app = tiny_core_app(tmp_path, rng_seed=seed, chars_per_second=40)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.main.state == "training", timeout=120)
+        await wait_for(pilot, lambda: app.main.state == "training")
         for _ in range(300):
             await send_key(pilot, rng.choice(KEYS))
             if rng.random() < 0.1:
@@ -89,13 +89,13 @@ async def test_random_keys_while_training_break_nothing(tmp_path, seed):
         assert len(app.screen_stack) == 1
         if app.main.state == "paused":
             await pilot.press("space")
-        await wait_for(pilot, lambda: app.main.state == "training", timeout=30)
+        await wait_for(pilot, lambda: app.main.state == "training")
         step = app.main.loss_plot.steps[-1] if app.main.loss_plot.steps else 0
-        await wait_for(pilot, lambda: app.main.loss_plot.steps and app.main.loss_plot.steps[-1] > step, timeout=60)
+        await wait_for(pilot, lambda: app.main.loss_plot.steps and app.main.loss_plot.steps[-1] > step)
         await pilot.press("c")
-        await wait_for(pilot, lambda: any(len(p.chars) > 0 for p in app.query(GenerationPane)), timeout=30)
+        await wait_for(pilot, lambda: any(len(p.chars) > 0 for p in app.query(GenerationPane)))
         await pilot.press("q")
-        await wait_for(pilot, lambda: not app.is_running, timeout=60)
+        await wait_for(pilot, lambda: not app.is_running)
     model, checkpoint = RunDirectory.open(run_dir).load_model()
     assert model is not None and checkpoint.state.step >= step
 
@@ -106,11 +106,11 @@ async def test_quitting_in_the_middle_of_random_keys_saves_and_exits(tmp_path):
     run_dir = tmp_path / "run"
     app = tiny_core_app(tmp_path, rng_seed=7, chars_per_second=40)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.main.state == "training", timeout=120)
-        await wait_for(pilot, lambda: app.main.loss_plot.steps, timeout=60)
+        await wait_for(pilot, lambda: app.main.state == "training")
+        await wait_for(pilot, lambda: app.main.loss_plot.steps)
         for _ in range(60):
             await send_key(pilot, rng.choice(KEYS))
         await pilot.press("ctrl+c")  # quits from any screen, dialogs included
-        await wait_for(pilot, lambda: not app.is_running, timeout=60)
+        await wait_for(pilot, lambda: not app.is_running)
     model, checkpoint = RunDirectory.open(run_dir).load_model()
     assert model is not None and checkpoint.state.step > 0

@@ -56,10 +56,14 @@ async def test_p_holds_one_stream_while_the_others_go_on_and_n_draws_one_char():
         held, other = app.main.panes()[0], app.main.panes()[1]
         await pilot.press("p")
         assert held.held and "held" in str(held.border_title)
-        await pilot.pause(0.5)  # chars already in flight land
-        count, others = len(held.chars), len(other.chars)
-        await pilot.pause(0.6)
-        assert len(held.chars) == count and len(other.chars) > others
+        # Chars already on their way land: the text posted before the generator took the hold, and the post
+        # that carries the held stream's last chars with the others'. Each post adds to the other stream.
+        for _ in range(2):
+            seen = other.added
+            await wait_for(pilot, lambda seen=seen: other.added > seen)
+        count, others = held.added, other.added
+        await wait_for(pilot, lambda: other.added > others + 20)  # several posts later, the others go on...
+        assert held.added == count  # ...and the held stream has not moved
         await pilot.press("n")
         await wait_for(pilot, lambda: len(held.chars) == count + 1)
         await pilot.press("n", "n")
@@ -121,7 +125,7 @@ async def test_v_opens_the_cell_view_which_follows_keys_and_closes():
         assert app.main.panes()[0].text.startswith(screen.recorded.text)  # the stream's text when v was pressed
         # It follows the newest weights (the fake publishes a new snapshot as it trains).
         version = screen.recorded.version
-        await wait_for(pilot, lambda: screen.recorded.version != version, timeout=15)
+        await wait_for(pilot, lambda: screen.recorded.version != version)
         await pilot.press("escape")
         assert app.screen is app.main
 

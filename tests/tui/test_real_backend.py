@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-from tests.conftest import TINY_FLAGS, cli_env, make_text, tiny_config
-from tests.ptys import on_pty, read_until, wait_for_exit
+from tests.conftest import PATIENCE, TINY_FLAGS, cli_env, make_text, tiny_config
+from tests.ptys import on_pty, screen_text, shows, wait_for_exit
 from tests.tui.conftest import tiny_core_app, wait_for
 from tests.tui.test_app import status_text
 from tui_charlm.core.checkpoints import RunDirectory
@@ -44,14 +44,14 @@ async def test_a_loss_that_becomes_nan_is_shown_and_generation_goes_on(tmp_path)
     # A learning rate no model survives: the first update sends the weights past float32's range.
     app = tiny_core_app(tmp_path, overrides=dict(learning_rate=1e38, clipnorm=0.0))
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.main.state == "failed", timeout=120)
+        await wait_for(pilot, lambda: app.main.state == "failed")
         assert "FAILED" in status_text(app)
         # (nan or inf, depending on which overflows first)
         assert re.search(r"The loss became (nan|inf)", notifications(app)) and "--learning-rate" in notifications(app)
         chars = [len(p.chars) for p in app.query(GenerationPane)]  # streams go on from the last good weights
-        await wait_for(pilot, lambda: [len(p.chars) for p in app.query(GenerationPane)] > chars, timeout=30)
+        await wait_for(pilot, lambda: [len(p.chars) for p in app.query(GenerationPane)] > chars)
         await pilot.press("q")
-        await wait_for(pilot, lambda: not app.is_running, timeout=30)
+        await wait_for(pilot, lambda: not app.is_running)
     # the bad weights were never saved: the run has no checkpoint at all
     assert RunDirectory.open(tmp_path / "run").latest() is None
 
@@ -60,13 +60,13 @@ async def test_resume_continues_the_run_where_it_stopped(trained_run):
     run_dir, step = trained_run
     app = tiny_core_app(run_dir.parent, resume=run_dir, overrides=dict(epochs=3))
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.main.state in ("training", "finished"), timeout=120)
+        await wait_for(pilot, lambda: app.main.state in ("training", "finished"))
         # the curve so far is drawn, and training goes on from the saved step to the third epoch
         assert len(app.query_one(LossPlot).val_steps) >= 2 and app.main.info.step == step and app.main.info.epoch == 2
-        await wait_for(pilot, lambda: app.main.state == "finished", timeout=120)
+        await wait_for(pilot, lambda: app.main.state == "finished")
         assert "finished" in status_text(app).lower() and "epoch 3" in app.main.note
         await pilot.press("q")
-        await wait_for(pilot, lambda: not app.is_running, timeout=30)
+        await wait_for(pilot, lambda: not app.is_running)
     latest = RunDirectory.open(run_dir).latest()
     assert latest.state.epoch == 3 and latest.state.step > step
 
@@ -75,13 +75,13 @@ async def test_load_no_train_generates_from_the_run_and_trains_nothing(trained_r
     run_dir, step = trained_run
     app = tiny_core_app(run_dir.parent, load=run_dir, train=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.main.state == "generating", timeout=120)
-        await wait_for(pilot, lambda: all(len(p.chars) > 10 for p in app.query(GenerationPane)), timeout=60)
+        await wait_for(pilot, lambda: app.main.state == "generating")
+        await wait_for(pilot, lambda: all(len(p.chars) > 10 for p in app.query(GenerationPane)))
         assert set(app.query(GenerationPane).first().text) <= set(app.main.info.vocab.chars)
         assert "GENERATING" in status_text(app) and "generation only" in status_text(app)
         await pilot.press("space")  # nothing to pause: it says so and keeps generating
         await pilot.press("q")
-        await wait_for(pilot, lambda: not app.is_running, timeout=30)
+        await wait_for(pilot, lambda: not app.is_running)
     assert RunDirectory.open(run_dir).latest().state.step == step  # the run is untouched
 
 
@@ -113,10 +113,10 @@ def test_a_checkpoint_that_cannot_be_written_is_shown_and_quits_with_status_1(tm
         "0",
     ]
     with on_pty(command, cli_env(tmp_path), columns=120, rows=40, preexec=_small_files) as (process, state, output):
-        assert read_until(state["master"], b"Could not save", output, timeout=120), output.decode(errors="replace")
-        assert b"FAILED" in output
+        assert shows(state, "Could not save", output, timeout=PATIENCE), screen_text(state, output)
+        assert "FAILED" in screen_text(state, output)
         os.write(state["master"], b"q")
-        assert wait_for_exit(process, state["master"], output, timeout=60)
+        assert wait_for_exit(process, state["master"], output, timeout=PATIENCE)
     text = output.decode(errors="replace")
     assert process.returncode == 1 and "Traceback" not in text
     assert "charlm-tui: Could not save a checkpoint" in text and "File too large" in text

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import CHARLM, TINY_FLAGS, cli_env, make_text
-from tests.ptys import close_terminal, on_pty, read_until, wait_for_exit
+from tests.conftest import CHARLM, PATIENCE, TINY_FLAGS, cli_env, make_text
+from tests.ptys import close_terminal, on_pty, screen_text, shows, wait_for_exit
 from tests.tui.conftest import wait_for
 from tests.tui.fakes import FakeBackend
 from tui_charlm.core.runs import RunSummary
@@ -142,15 +142,13 @@ def test_charlm_tui_opens_on_the_runs_in_runs_and_resumes_one(tmp_path):
     assert trained.returncode == 0, trained.stderr
     command = [sys.executable, "-m", "tui_charlm.tui.main"]
     with on_pty(command, cli_env(tmp_path), columns=120, rows=30) as (process, state, output):
-        assert read_until(state["master"], b"Runs in runs", output, timeout=60), output.decode(errors="replace")
-        assert b"first" in output and b"finished" in output
+        assert shows(state, "Runs in runs", output, timeout=PATIENCE), screen_text(state, output)
+        assert "first" in screen_text(state, output) and "finished" in screen_text(state, output)
         os.write(state["master"], b"\r")  # resume it (finished: it opens, and has nothing left to train)
         # The main screen's status bar names the corpus with its size (the start screen does not).
-        assert read_until(state["master"], b"tiny.txt (5,000 chars)", output, timeout=120), output.decode(
-            errors="replace"
-        )
+        assert shows(state, "tiny.txt (5,000 chars)", output, timeout=PATIENCE), screen_text(state, output)
         os.write(state["master"], b"q")
-        assert wait_for_exit(process, state["master"], output, timeout=60)
+        assert wait_for_exit(process, state["master"], output, timeout=PATIENCE)
     text = output.decode(errors="replace")
     assert process.returncode == 0 and "Traceback" not in text
     assert "run directory: runs/first" in text
@@ -162,8 +160,8 @@ def test_a_dropped_terminal_on_the_start_screen_ends_charlm_tui(tmp_path):
     (run / "run.json").write_text("{")  # a run that cannot be read still brings up the start screen
     command = [sys.executable, "-m", "tui_charlm.tui.main"]
     with on_pty(command, cli_env(tmp_path), columns=120, rows=30, controlling=True) as (process, state, output):
-        assert read_until(state["master"], b"Runs in runs", output, timeout=60), output.decode(errors="replace")
-        assert b"damaged" in output
+        assert shows(state, "Runs in runs", output, timeout=PATIENCE), screen_text(state, output)
+        assert "damaged" in screen_text(state, output)
         close_terminal(state)
-        assert wait_for_exit(process, None, output, timeout=10)
+        assert wait_for_exit(process, None, output, timeout=PATIENCE)
     assert process.returncode == 129

@@ -49,6 +49,7 @@ from tui_charlm.core.generation import Generator
 from tui_charlm.core.inference import weights_from_model
 from tui_charlm.core.model import prepare_to_train, random_states
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
+from tui_charlm.core.stopping import CALLS, SAVES, Activity
 
 Report = Callable[[object], None]
 # After each epoch, like the recipe: this many chars at each of these temperatures, into samples.txt.
@@ -191,6 +192,7 @@ class Trainer:
         save_event: threading.Event | None = None,
         weight_box=None,
         snapshot_every: int = 20,
+        activity: Activity | None = None,
     ):
         """Train until the epochs are done, the time budget is spent, or `stop_event` is set.
 
@@ -198,8 +200,10 @@ class Trainer:
         setting `save_event` writes a checkpoint at the next call boundary.
         With a `weight_box` (generation.WeightBox), a snapshot of the weights
         is published before the first batch, every `snapshot_every` batches
-        and at each epoch end, for generator threads to pick up. Returns the
-        final TrainingFinished or TrainingFailed event, also reported.
+        and at each epoch end, for generator threads to pick up. With an
+        `activity` (stopping.Activity), each piece of work is marked on it, so
+        a stop knows how long to wait for the checkpoint. Returns the final
+        TrainingFinished or TrainingFailed event, also reported.
         """
         stop_event = stop_event or threading.Event()
         pause_event = pause_event or threading.Event()
@@ -207,13 +211,13 @@ class Trainer:
         config, state, model = self.config, self.state, self.model
         clock = _Clock(state.elapsed)
         rate = _Rate(RATE_WINDOW_SECONDS)
-        spent = _TimeSpent()
+        spent = _TimeSpent(activity)
         last_save = time.perf_counter()
         steps = max(1, int(model.steps_per_execution))
 
         def save(reason: str) -> None:
             nonlocal last_save
-            with spent.on("checkpoints"):
+            with spent.on(SAVES):
                 state.random_states = random_states(model)
                 path = self.run.save_checkpoint(model, state)
             self.last_checkpoint = path
@@ -260,7 +264,7 @@ class Trainer:
                     ran = min(steps, batches - state.batch_in_epoch)
                     if config.lr_schedule != "constant":
                         model.optimizer.learning_rate = self.learning_rate(clock.elapsed())
-                    with spent.on("training calls"):
+                    with spent.on(CALLS):
                         loss = self._train_call(batches_left, ran, steps)
                     if not math.isfinite(loss):
                         return fail(
@@ -410,17 +414,26 @@ class _Rate:
 
 
 class _TimeSpent:
-    """Where the wall time of a stretch of training went, part by part; the rest is 'other'."""
+    """Where the wall time of a stretch of training went, part by part; the rest is 'other'.
 
-    def __init__(self):
+    Each part is also marked on the run's Activity (if any): what a stop
+    waits for, and how long it may.
+    """
+
+    def __init__(self, activity: Activity | None = None):
         self.start = time.perf_counter()
         self.parts: dict[str, float] = {}
+        self.activity = activity
 
     @contextmanager
     def on(self, part: str):
         began = time.perf_counter()
         try:
-            yield
+            if self.activity is None:
+                yield
+            else:
+                with self.activity.on(part):
+                    yield
         finally:
             self.parts[part] = self.parts.get(part, 0.0) + time.perf_counter() - began
 

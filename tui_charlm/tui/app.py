@@ -26,6 +26,7 @@ from tui_charlm.core.events import BatchFinished
 from tui_charlm.core.generation import WeightBox
 from tui_charlm.core.runs import RunSummary
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES
+from tui_charlm.core.stopping import Activity
 from tui_charlm.tui.core_bridge import TrainingBackend
 from tui_charlm.tui.keys import bindings, palette_commands
 from tui_charlm.tui.messages import (
@@ -147,8 +148,11 @@ class CharLMApp(App[None]):
         self.stop_event = threading.Event()
         self.pause_event = threading.Event()
         self.save_event = threading.Event()
-        # Set when the training worker has returned (its last checkpoint written), or when none will run.
-        self.training_done = threading.Event()
+        # What training is doing, for a stop that waits for its checkpoint (core/stopping.py); its `done` is set
+        # when the training worker has returned (its last checkpoint written), or when none will run.
+        self.activity = Activity()
+        self.training_done = self.activity.done
+        self.training_outcome = None  # what fit returned: TrainingFinished, or TrainingFailed with its reason
         self.quitting = False
         self.training_worker: Worker | None = None
 
@@ -188,16 +192,17 @@ class CharLMApp(App[None]):
                 self.backend.publish_weights(self.weight_box)
                 return
             reporter = CoalescingReporter(post)
-            self.backend.fit(
+            self.training_outcome = self.backend.fit(
                 reporter,
                 stop_event=self.stop_event,
                 pause_event=self.pause_event,
                 save_event=self.save_event,
                 weight_box=self.weight_box,
+                activity=self.activity,
             )
             reporter.flush()
         finally:
-            self.training_done.set()
+            self.activity.finish()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "training" and event.state in (

@@ -65,8 +65,9 @@ class TrainingBackend(Protocol):
         pause_event: threading.Event,
         save_event: threading.Event,
         weight_box,
+        activity=None,
     ) -> object:
-        """Train until done or stopped, publishing weight snapshots into weight_box."""
+        """Train until done or stopped, publishing weight snapshots into weight_box; marking its work on activity."""
 
     def publish_weights(self, weight_box) -> None:
         """Put the current weights into weight_box (generation-only mode)."""
@@ -176,11 +177,16 @@ class CoreBackend:
             state.history,
         )
 
-    def fit(self, report, *, stop_event, pause_event, save_event, weight_box):
+    def fit(self, report, *, stop_event, pause_event, save_event, weight_box, activity=None):
         if self.trainer is None:
             raise CharlmError("Nothing to train: the run was opened for generation only.")
         return self.trainer.fit(
-            report, stop_event=stop_event, pause_event=pause_event, save_event=save_event, weight_box=weight_box
+            report,
+            stop_event=stop_event,
+            pause_event=pause_event,
+            save_event=save_event,
+            weight_box=weight_box,
+            activity=activity,
         )
 
     def publish_weights(self, weight_box) -> None:

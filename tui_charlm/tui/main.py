@@ -27,7 +27,7 @@ from tui_charlm.core.sampling import check_temperature
 from tui_charlm.tui.app import CharLMApp, Pick
 from tui_charlm.tui.core_bridge import CoreBackend, TuiOptions
 from tui_charlm.tui.screens.start import StartChoice
-from tui_charlm.tui.shutdown import SAVE_SECONDS, Shutdown
+from tui_charlm.tui.shutdown import Shutdown
 
 
 def parse_temperatures(text: str) -> list[float]:
@@ -201,16 +201,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         and terminal_hung_up(sys.__stdin__.fileno())
     ):
         shutdown.status = HANGUP_STATUS  # it went while the app was closing
-    if shutdown.status is not None:
-        app.training_done.wait(SAVE_SECONDS)  # the hang-up checkpoint comes first
+    if shutdown.status is not None and not shutdown.wait_for_training():  # the hang-up checkpoint comes first
+        say(f"charlm-tui: diagnostics are in {log_path}", error=True)
+        return shutdown.status
     failed = app.main.state == "failed" or app.return_code not in (None, 0)
     if app.main.info is not None and app.main.info.run_dir is not None:
         say(f"run directory: {app.main.info.run_dir}")
-    if failed and shutdown.status is None:
-        if app.main.note:
+    if failed:
+        if app.main.note and shutdown.status is None:  # else the shutdown's watchdog has said it
             say(f"charlm-tui: {app.main.note}", error=True)
         say(f"charlm-tui: diagnostics are in {log_path}", error=True)
-        return 1
+        return 1 if shutdown.status is None else shutdown.status
     try:
         log_path.unlink()
     except OSError:

@@ -4,24 +4,25 @@ A hang-up (SIGHUP, or the terminal failing under a write or closing under
 the input) and SIGTERM stop training at its next TensorFlow call, which
 writes a checkpoint, and end the app. Textual's shutdown writes to the
 terminal; with the terminal gone, it can wait forever on its output
-thread. So a watchdog ends the process once the checkpoint is written
-(or after SAVE_SECONDS if training cannot get there), giving the app
-CLOSE_SECONDS to restore the terminal first. A SIGTERM during that end
-exits at once: a checkpoint being written is then abandoned whole, never
-left half-written (it is written into a hidden folder and renamed into
-place only when complete).
+thread. So a watchdog ends the process once the checkpoint is written,
+giving the app CLOSE_SECONDS to restore the terminal first. It waits for
+training as long as this run's own calls and saves take (core/stopping.py:
+the longest of each so far, with a margin), so a slow model or a slow disk
+still gets its checkpoint, and a call that never returns cannot keep the
+process forever. A SIGTERM during that wait exits at once: a checkpoint
+being written is then abandoned whole, never left half-written (it is
+written into a hidden folder and renamed into place only when complete).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 
-# How long training may take to reach its next call boundary and write its checkpoint.
-SAVE_SECONDS = 8.0
-# Then how long the app may take to close its screen before the process ends regardless.
+# Once training has ended, how long the app may take to close its screen before the process ends regardless.
 CLOSE_SECONDS = 1.0
 
 
@@ -32,6 +33,7 @@ class Shutdown:
         self.app = app
         self.log_path = log_path  # the app's diagnostics log: nobody will read it after a hang-up
         self.status: int | None = None
+        self.gave_up: str | None = None  # why the checkpoint was not waited for, if it was not
 
     def request(self, status: int) -> None:
         """Stop training (it saves), end the app, and make sure the process ends; only the first call counts.
@@ -62,12 +64,35 @@ class Shutdown:
             return
         self.request(128 + signum)
 
+    def wait_for_training(self) -> bool:
+        """Wait while training works its way to its checkpoint (not forever); False, with the reason kept, if not."""
+        activity = self.app.activity
+        if activity.wait():
+            return True
+        if self.gave_up is None:
+            self.gave_up = f"charlm-tui: {activity.describe()}; ended without it"
+            report(self.gave_up)
+        return False
+
     def _watchdog(self) -> None:
-        self.app.training_done.wait(SAVE_SECONDS)
+        saved = self.wait_for_training()
+        failure = getattr(self.app.training_outcome, "message", None)  # TrainingFailed: the save failed, say
+        if failure:
+            report(f"charlm-tui: {failure}")
+            saved = False
         time.sleep(CLOSE_SECONDS)
-        if self.log_path is not None:
+        if saved and self.log_path is not None:  # else keep it: it is where the reason was written
             try:
                 os.unlink(self.log_path)
             except OSError:
                 pass
         os._exit(self.status)  # the app did not finish closing (a dead terminal can block it): do not wait for it
+
+
+def report(text: str) -> None:
+    """Say why the process ends without its checkpoint: on the terminal if it is still there, and in the log."""
+    for stream in (sys.__stderr__, sys.stderr):  # the terminal (guarded), and fd 2: the diagnostics log
+        try:
+            print(text, file=stream, flush=True)
+        except (OSError, ValueError, AttributeError):
+            pass
