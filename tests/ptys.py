@@ -102,7 +102,9 @@ def on_pty(
         stdin=slave,
         stdout=slave,
         stderr=slave,
-        env=dict(env, TERM="xterm-256color"),
+        # The size a terminal's COLUMNS and LINES would say, not what the test runner's environment inherited
+        # (they take precedence over the terminal's own size in Python's shutil and so in Textual).
+        env=dict(env, TERM="xterm-256color", COLUMNS=str(columns), LINES=str(rows)),
         start_new_session=not controlling,
         preexec_fn=_child_setup(controlling, preexec),
     )
