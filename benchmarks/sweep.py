@@ -47,7 +47,20 @@ def main() -> int:
     if not args.corpus.is_file():
         print(f"corpus {args.corpus} not found; skipping", file=sys.stderr)
         return 0
-    rows = []
+    header = (
+        f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  budget {args.budget:.0f}s  "
+        f"corpus {args.corpus.name} (lower-cased)\n"
+        f"# command: {' '.join(sys.argv)}\n"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a") as handle:
+        handle.write(header)
+
+    def record(row: str) -> None:
+        print(row, flush=True)
+        with open(args.out, "a") as handle:  # each row as it comes: a sweep is hours long
+            handle.write(row + "\n")
+
     with tempfile.TemporaryDirectory() as tmp:
         for index, spec in enumerate(args.configs):
             run_dir = Path(tmp) / f"run{index}"
@@ -73,7 +86,7 @@ def main() -> int:
             train = subprocess.run(command, capture_output=True, text=True)
             if train.returncode != 0:
                 print(train.stdout[-2000:], train.stderr[-2000:], file=sys.stderr)
-                rows.append(f"{spec:<45} FAILED (exit {train.returncode})")
+                record(f"{spec:<45} FAILED (exit {train.returncode})")
                 continue
             epochs = re.findall(r"epoch (\d+) done: train ([\d.]+) .* held-out ([\d.]+)", train.stdout)
             evaluation = subprocess.run(
@@ -101,16 +114,9 @@ def main() -> int:
                 f"stateful {float(stateful.group(1)) if stateful else float('nan'):.4f}  "
                 f"({time.time() - started:.0f}s wall; {fit})"
             )
-            print(row, flush=True)
-            rows.append(row)
-    header = (
-        f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()};  budget {args.budget:.0f}s  "
-        f"corpus {args.corpus.name} (lower-cased)\n"
-        f"# command: python benchmarks/sweep.py --budget {args.budget:.0f} {' '.join(args.configs)}\n"
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+            record(row)
     with open(args.out, "a") as handle:
-        handle.write(header + "\n".join(rows) + "\n\n")
+        handle.write("\n")
     return 0
 
 

@@ -24,7 +24,17 @@ def cpu_line() -> str:
         return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     name = fields.get("model name", platform.machine())
     family = f" (family {fields['cpu family']} model {fields.get('model', '?')})" if "cpu family" in fields else ""
-    return f"{name}{family}, {os.cpu_count()} CPUs"
+    return f"{name}{family}, {usable_cpus()}"
+
+
+def usable_cpus() -> str:
+    """'2 CPUs', or '1 of 2 CPUs' under `taskset -c 0` (what this process may run on)."""
+    total = os.cpu_count() or 1
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = total
+    return f"{total} CPUs" if usable == total else f"{usable} of {total} CPUs"
 
 
 def versions_line() -> str:

@@ -272,25 +272,31 @@ def test_a_hangup_waits_for_a_training_call_and_a_save_slower_than_8_s_and_the_r
     assert_resumes_from(run, state["step"], tmp_path)
 
 
-@pytest.mark.slow
-def test_charlm_train_waits_for_a_training_call_and_a_save_slower_than_8_s_on_sigterm(corpus, tmp_path):
-    run = tmp_path / "run"
+def terminate_during_slow_call(seconds: str, run: Path, corpus: Path, tmp_path: Path) -> tuple[int, str, str]:
+    """`charlm train` with slow (or stuck) calls, sent SIGTERM while one is under way: (status, stdout, stderr)."""
     process = subprocess.Popen(
-        slow_program(str(SLOW_SECONDS), "cli", run, corpus),
+        slow_program(seconds, "cli", run, corpus),
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,
         text=True,
         env=cli_env(tmp_path),
     )
     try:
-        wait_for_slow_call(run, process)  # the second call, SLOW_SECONDS long, is under way
+        wait_for_slow_call(run, process)  # the first call is done (and timed); the second is under way
         process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=PATIENCE)[0]
+        output, errors = process.communicate(timeout=PATIENCE)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 143, output
+    return process.returncode, output, errors
+
+
+@pytest.mark.slow
+def test_charlm_train_waits_for_a_training_call_and_a_save_slower_than_8_s_on_sigterm(corpus, tmp_path):
+    run = tmp_path / "run"
+    status, output, errors = terminate_during_slow_call(str(SLOW_SECONDS), run, corpus, tmp_path)
+    assert status == 143, output + errors
     assert "finished (stopped)" in output
     state = hangup_checkpoint(run)
     assert state["step"] >= 4 and state["step"] % 2 == 0
@@ -300,22 +306,8 @@ def test_charlm_train_waits_for_a_training_call_and_a_save_slower_than_8_s_on_si
 @pytest.mark.slow
 def test_a_training_call_that_never_returns_cannot_keep_a_stopped_charlm_train_alive(corpus, tmp_path):
     run = tmp_path / "run"
-    process = subprocess.Popen(
-        slow_program("STUCK", "cli", run, corpus),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(tmp_path),
-    )
-    try:
-        wait_for_slow_call(run, process)  # the first call is done (and timed); the second never returns
-        process.send_signal(signal.SIGTERM)
-        _, errors = process.communicate(timeout=PATIENCE)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 143, errors
+    status, _, errors = terminate_during_slow_call("STUCK", run, corpus, tmp_path)
+    assert status == 143, errors
     # Said why, naming the work it gave up on and what this run's calls had taken.
     assert "training did not reach its checkpoint: training calls had run" in errors
     assert "longest training calls" in errors and "Traceback" not in errors
