@@ -13,13 +13,9 @@ def test_each_kind_of_work_is_allowed_a_multiple_of_its_longest_so_far_and_untim
     activity = Activity(Patience(factor=3.0, slack=5.0, unmeasured=100.0))
     assert activity.current()[0] == LOADING and activity.allowance(LOADING) == 100.0
     assert activity.allowance(CALLS) == 100.0 and activity.allowance(SAVES) == 100.0  # not timed yet
-    release = threading.Event()
-    for hold in (0.0, 0.05, 0.0):
-        release.clear()
-        timer = threading.Timer(hold, release.set)
-        timer.start()
+    for hold in (0.0, 0.05, 0.0):  # the middle call lasts at least 0.05 s, the others as long as they take
         with activity.on(CALLS):
-            release.wait()
+            threading.Event().wait(hold)
     longest = activity.longest(CALLS)
     assert longest >= 0.05  # the longest of the three, not the last
     assert activity.allowance(CALLS) == 3.0 * longest + 5.0
