@@ -15,8 +15,10 @@ from contextlib import contextmanager
 
 import pyte
 
-# On charlm-tui's status line once training has reported a batch (before that, the loss shows as dashes).
-BATCHES_REPORTED = re.compile(r" loss \d")
+# On charlm-tui's screen once training has reported a batch: a loss on the status line (a dash before), or the
+# loss plot's axis labels (an empty plot has none). Either can be hidden for a while: a notice covers the right
+# end of the status line, and the plot is hidden on a small screen.
+BATCHES_REPORTED = re.compile(r" loss \d|\d\.\d\d┤")
 
 
 def shows(state: dict, text: str | re.Pattern, output: bytearray, timeout: float) -> bool:
