@@ -214,9 +214,30 @@ def test_a_time_budget_counts_the_whole_run_and_its_schedule_goes_on_after_a_res
     elapsed = [event.elapsed for event in events if isinstance(event, BatchFinished)]
     assert stopped_at < elapsed[0] and all(seconds < budget for seconds in elapsed[:-1])
     assert second.state.elapsed >= budget
+    assert RunDirectory.open(tmp_path / "run").latest().state.elapsed >= budget  # what a resume reads
 
     notes = []
     third = resume_training(tmp_path / "run", log=notes.append)
     steps = third.state.step
     assert third.fit().reason == "time budget" and third.state.step == steps  # nothing left to train
     assert any("--time-budget" in note for note in notes)
+
+
+def test_a_budget_spent_during_an_epoch_end_is_saved_so_a_resume_trains_nothing_more(corpus_path, tmp_path):
+    import time
+
+    budget = 3.0
+    config = tiny_config(corpus=str(corpus_path), epochs=100_000, time_budget=budget)
+    first = new_training(config, run_dir=tmp_path / "run", log=lambda _: None)
+    write_samples = first.write_samples
+
+    def slow_samples():  # the first epoch's end outlasts the budget (a big model's scoring and samples do)
+        time.sleep(budget)
+        return write_samples()
+
+    first.write_samples = slow_samples
+    assert first.fit().reason == "time budget" and first.state.epoch == 1
+    saved = RunDirectory.open(tmp_path / "run").latest().state
+    assert saved.step == first.state.step and saved.elapsed >= budget
+    again = resume_training(tmp_path / "run", log=lambda _: None)
+    assert again.fit().reason == "time budget" and again.state.step == saved.step

@@ -213,14 +213,16 @@ class Trainer:
         rate = _Rate(RATE_WINDOW_SECONDS)
         spent = _TimeSpent(activity)
         last_save = time.perf_counter()
+        saved_elapsed = state.elapsed  # the training time the newest checkpoint on disk holds
         steps = max(1, int(model.steps_per_execution))
 
         def save(reason: str) -> None:
-            nonlocal last_save
+            nonlocal last_save, saved_elapsed
             with spent.on(SAVES):
                 state.random_states = random_states(model)
                 path = self.run.save_checkpoint(model, state)
             self.last_checkpoint = path
+            saved_elapsed = state.elapsed
             last_save = time.perf_counter()
             report(CheckpointSaved(path, state.epoch, state.step, reason))
 
@@ -353,7 +355,14 @@ class Trainer:
                 elif self.budget_spent(clock.elapsed()):
                     reason = "time budget"
             state.elapsed = clock.elapsed()
-            if self.last_checkpoint is None or self.last_checkpoint.name != checkpoint_folder_name(state.step):
+            # The budget can run out during an epoch's end (scoring, samples, its save): that checkpoint holds
+            # less time than the run trained, and a resume would train one more call. Save the spent budget.
+            budget_unsaved = reason == "time budget" and saved_elapsed < (config.time_budget or 0.0)
+            if (
+                self.last_checkpoint is None
+                or self.last_checkpoint.name != checkpoint_folder_name(state.step)
+                or budget_unsaved
+            ):
                 save(reason)
             if spent.seconds() > 0.5 or state.batch_in_epoch:
                 report(spent.close(state.epoch + 1, finished=False))
