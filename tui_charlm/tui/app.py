@@ -151,7 +151,6 @@ class CharLMApp(App[None]):
         # What training is doing, for a stop that waits for its checkpoint (core/stopping.py); its `done` is set
         # when the training worker has returned (its last checkpoint written), or when none will run.
         self.activity = Activity()
-        self.training_done = self.activity.done
         self.training_outcome = None  # what fit returned: TrainingFinished, or TrainingFailed with its reason
         self.quitting = False
         self.training_worker: Worker | None = None
@@ -250,7 +249,7 @@ class CharLMApp(App[None]):
         self.stop_event.set()
         self.pause_event.clear()
         if self.training_worker is None:
-            self.training_done.set()  # it never started (the start screen was left): nothing to wait for
+            self.activity.finish()  # it never started (the start screen was left): nothing to wait for
         super().exit(*args, **kwargs)
 
     def on_unmount(self) -> None:
