@@ -46,7 +46,8 @@ async def test_a_loss_that_becomes_nan_is_shown_and_generation_goes_on(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.main.state == "failed")
         assert "FAILED" in status_text(app)
-        # (nan or inf, depending on which overflows first)
+        # (nan or inf, depending on which overflows first); App.notify posts a message: it lands a moment later
+        await wait_for(pilot, lambda: re.search(r"The loss became (nan|inf)", notifications(app)))
         assert re.search(r"The loss became (nan|inf)", notifications(app)) and "--learning-rate" in notifications(app)
         chars = [len(p.chars) for p in app.query(GenerationPane)]  # streams go on from the last good weights
         await wait_for(pilot, lambda: [len(p.chars) for p in app.query(GenerationPane)] > chars)
