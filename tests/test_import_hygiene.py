@@ -28,6 +28,7 @@ CORE_MODULES = [
     "runs",
     "sampling",
     "session",
+    "sizing",
     "stopping",
     "training",
     "units",

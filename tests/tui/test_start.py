@@ -93,15 +93,18 @@ async def test_the_new_run_form_refuses_bad_values_and_starts_with_good_ones(tmp
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
         form = app.screen
-        assert form.query_one("#form-units").value == "512" and form.query_one("#form-seq-len").value == "50"
+        assert form.query_one("#form-units").value == "auto" and form.query_one("#form-seq-len").value == "50"
 
         async def set_value(field: str, value: str) -> None:
             form.query_one(field).value = value
             await pilot.pause()
 
-        await set_value("#form-units", "0")
+        await set_value("#form-units", "wide")
         await pilot.press("enter")
-        assert "units must be at least 1" in str(form.query_one("#form-error").render())
+        assert "'wide' is not a whole number or auto" in str(form.query_one("#form-error").render())
+        await set_value("#form-units", "-4")
+        await pilot.press("enter")
+        assert "units must not be negative" in str(form.query_one("#form-error").render())
         await set_value("#form-units", "64")
         await set_value("#form-corpus", str(tmp_path / "missing.txt"))
         await pilot.press("enter")

@@ -191,11 +191,20 @@ _HELD_LOCKS: dict[str, Any] = {}
 class RunDirectory:
     """A run directory on disk; create one, or open one to resume, sample or evaluate."""
 
-    def __init__(self, path: Path, config: TrainConfig, vocab: Vocabulary, meta: dict[str, Any]):
+    def __init__(
+        self,
+        path: Path,
+        config: TrainConfig,
+        vocab: Vocabulary,
+        meta: dict[str, Any],
+        sizing: dict[str, Any] | None = None,
+    ):
         self.path = path
         self.config = config
         self.vocab = vocab
         self.meta = meta
+        # How `--units auto` chose the width (sizing.SizeChoice as a dict), or None for a width given by hand.
+        self.sizing = sizing
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -206,8 +215,15 @@ class RunDirectory:
         return self.path / "samples.txt"
 
     @classmethod
-    def create(cls, path: Path, config: TrainConfig, vocab: Vocabulary, corpus_meta: dict[str, Any]) -> RunDirectory:
-        """Make a new run directory; refuses one that already holds a run."""
+    def create(
+        cls,
+        path: Path,
+        config: TrainConfig,
+        vocab: Vocabulary,
+        corpus_meta: dict[str, Any],
+        sizing: dict[str, Any] | None = None,
+    ) -> RunDirectory:
+        """Make a new run directory; refuses one that already holds a run. `sizing` goes into config.json."""
         path = Path(path)
         if (path / "run.json").exists():
             raise CharlmError(
@@ -219,10 +235,10 @@ class RunDirectory:
             (path / "checkpoints").mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise CharlmError(f"Cannot create run directory {path}: {error.strerror or error}.") from None
-        run = cls(path, config, vocab, {})
+        run = cls(path, config, vocab, {}, sizing)
         run.lock_for_training()  # before run.json: a second process aiming at the same folder is refused
         try:
-            atomic_write_text(path / "config.json", config.to_json())
+            atomic_write_text(path / "config.json", config.to_json(sizing))
             atomic_write_text(path / "vocab.json", vocab.to_json())
             meta = {
                 "format": FORMAT,
@@ -290,9 +306,11 @@ class RunDirectory:
             raise CharlmError(f"{path} was written by a newer tui_charlm (format {version}); upgrade to use it.")
         if not isinstance(meta.get("corpus", {}), dict):
             meta["corpus"] = {}  # only informative (the corpus identity); the config names the corpus
-        config = _read(path / "config.json", lambda text: TrainConfig.from_dict(json.loads(text)))
+        raw = _read(path / "config.json", json.loads)
+        config = _read(path / "config.json", lambda _: TrainConfig.from_dict(raw))
         vocab = _read(path / "vocab.json", Vocabulary.from_json)
-        return cls(path, config, vocab, meta)
+        sizing = raw.get("sizing")
+        return cls(path, config, vocab, meta, sizing if isinstance(sizing, dict) else None)
 
     # -- checkpoints -------------------------------------------------------
 

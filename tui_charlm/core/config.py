@@ -56,8 +56,13 @@ class TrainConfig:
     window_step: int = _field(0, "distance between training windows; 0 = seq_len (every char a target once per epoch)")
     # Width of the learned character embedding; 0 feeds one-hot vectors instead (the recipe).
     embedding_dim: int = _field(64, "character embedding width; 0 = one-hot input (the recipe)")
-    # LSTM units per layer.
-    units: int = _field(512, "LSTM units per layer")
+    # LSTM units per layer; 0 is 'auto': measured and chosen when a new run starts (core/sizing.py).
+    units: int = _field(
+        0,
+        "LSTM units per layer, or 'auto': the width this machine trains best in the run's --time-budget (or "
+        "its first minute without one), chosen from a 3-s measurement at start and saved with the run",
+        auto=True,
+    )
     # Number of stacked LSTM layers.
     layers: int = _field(1, "stacked LSTM layers")
     # Dropout between layers and before the output (not recurrent dropout, which would rule out cuDNN).
@@ -128,16 +133,18 @@ class TrainConfig:
             problems.append(f"recipe must be one of {', '.join(RECIPES)}, not {self.recipe!r}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
-        for name in ("seq_len", "units", "layers", "batch_size", "steps_per_execution", "epochs", "max_vocab"):
+        for name in ("seq_len", "layers", "batch_size", "steps_per_execution", "epochs", "max_vocab"):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be at least 1")
-        for name in ("window_step", "embedding_dim", "threads"):
+        for name in ("window_step", "embedding_dim", "threads", "units"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.replace('_', '-')} must not be negative")
         if not 0 <= self.seed < 2**32:
             problems.append("seed must be a whole number from 0 to 4294967295")
         if self.threads > MAX_THREADS:
             problems.append(f"threads must be at most {MAX_THREADS}")
+        if self.units == 0 and self.recipe == "seed":
+            problems.append("units auto sizes the default model; the book's recipe is LSTM(128) (or give --units N)")
         if not 0.0 <= self.dropout < 1.0:
             problems.append("dropout must be in [0, 1)")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
@@ -173,9 +180,17 @@ class TrainConfig:
         """True for sequence models (loss at every char), False for the recipe (last char only)."""
         return self.recipe != "seed"
 
-    def to_json(self) -> str:
-        """Serialise to the JSON stored as config.json in a run directory."""
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+    @property
+    def auto_units(self) -> bool:
+        """True when the width is still to be chosen (`--units auto`); a run's saved config never says so."""
+        return self.units == 0
+
+    def to_json(self, sizing: dict[str, Any] | None = None) -> str:
+        """Serialise to the JSON stored as config.json in a run directory, with how its size was chosen."""
+        data = dataclasses.asdict(self)
+        if sizing is not None:
+            data["sizing"] = sizing  # not a field: read back by RunDirectory, ignored by from_dict
+        return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: Any) -> TrainConfig:

@@ -78,6 +78,11 @@ def resolve_precision(precision: str) -> str:
     return "float32"
 
 
+def gpu_visible() -> bool:
+    """True when TensorFlow sees a GPU to train on."""
+    return bool(import_tensorflow().config.list_logical_devices("GPU"))
+
+
 def precision_tag(precision: str) -> str | None:
     """How the device line names a precision ('mixed bf16'), or None for float32."""
     return {"mixed_float16": "mixed fp16", "mixed_bfloat16": "mixed bf16"}.get(precision)

@@ -26,6 +26,10 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                 default=None,
                 help=f"{help_text} (default: {'on' if default else 'off'})",
             )
+        elif field.metadata.get("auto"):
+            group.add_argument(
+                flag, type=whole_or_auto, default=None, metavar="N|auto", help=f"{help_text} (default: auto)"
+            )
         else:
             kind = {int: int, float: float}.get(type(default), str)
             if field.name == "corpus":
@@ -46,6 +50,16 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         const="mixed_float16",
         help="same as --precision mixed_float16",
     )
+
+
+def whole_or_auto(text: str) -> int:
+    """A whole number, or 'auto' (stored as 0: chosen when the run starts)."""
+    if text.strip().lower() == "auto":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'auto', not {text!r}") from None
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from tui_charlm.core.dataset import split_ids
 from tui_charlm.core.devices import (
     cpu_has_bfloat16,
     describe_training,
+    gpu_visible,
     make_strategy,
     resolve_precision,
     strategy_scope,
@@ -35,6 +36,7 @@ from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import Log
 from tui_charlm.core.inference import NetworkWeights, weights_from_model
 from tui_charlm.core.model import build_model, restore_random_states
+from tui_charlm.core.sizing import choose_size
 from tui_charlm.core.tf_startup import import_tensorflow
 from tui_charlm.core.training import Trainer
 
@@ -133,7 +135,16 @@ def new_training(
     # 'auto' precision is settled here, so config.json says what the run computes in, wherever it resumes.
     config = dataclasses.replace(config, corpus=corpus_spec(corpus), precision=resolve_precision(config.precision))
     strategy = make_strategy(config.strategy, log)
-    run = RunDirectory.create(run_dir or default_run_dir(corpus.name), config, vocab, corpus_meta(corpus))
+    sizing = None
+    if config.auto_units:  # measured once, here; the choice is saved, so a resume never measures again
+        windows = len(range(0, len(split.train) - config.seq_len, config.stride))
+        choice = choose_size(config, len(vocab), strategy, windows=windows, on_gpu=gpu_visible(), log=log)
+        config = dataclasses.replace(config, units=choice.units)
+        sizing = choice.to_dict()
+        log(f"size: {choice.reason}")
+    run = RunDirectory.create(
+        run_dir or default_run_dir(corpus.name), config, vocab, corpus_meta(corpus), sizing=sizing
+    )
     return _trainer(run, fresh_model(config, len(vocab), strategy), split, TrainingState(), log=log)
 
 
@@ -175,6 +186,8 @@ def resume_training(
     run = RunDirectory.open(run_path)
     run.lock_for_training()
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if overrides.get("units") == 0:  # --units auto: the size the run was given when it started
+        del overrides["units"]
     if overrides.get("precision") == "auto":  # (this probes for a GPU: import only, threads are set below)
         overrides["precision"] = resolve_precision("auto")
     changed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and getattr(run.config, k) != v)

@@ -7,6 +7,7 @@ the choice (tui/main.py) and starts as it would from the command line.
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from textual.widgets import Button, Checkbox, DataTable, Footer, Header, Input, 
 
 from tui_charlm.core.config import TrainConfig, make_config
 from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.options import whole_or_auto
 from tui_charlm.core.runs import COLUMNS, RunSummary, summary_cells
 
 
@@ -111,7 +113,7 @@ class StartScreen(Screen[StartChoice | None]):
 
 # The form's fields: (TrainConfig field, label, kind).
 FORM_FIELDS = (
-    ("units", "LSTM units per layer", "integer"),
+    ("units", "LSTM units per layer (auto: measured for this machine at start)", "integer or auto"),
     ("layers", "LSTM layers", "integer"),
     ("seq_len", "window length (chars)", "integer"),
     ("time_budget", "time budget (seconds, 0 = none)", "number"),
@@ -139,7 +141,11 @@ class NewRunScreen(ModalScreen[dict[str, Any] | None]):
             )
             for name, label, kind in FORM_FIELDS:
                 yield Label(label)
-                yield Input(f"{getattr(defaults, name):g}", type=kind, id=f"form-{name.replace('_', '-')}")
+                value = getattr(defaults, name)
+                shown = "auto" if kind == "integer or auto" and value == 0 else f"{value:g}"
+                yield Input(
+                    shown, type="text" if kind == "integer or auto" else kind, id=f"form-{name.replace('_', '-')}"
+                )
             yield Checkbox("lower-case the corpus", defaults.lowercase, id="form-lowercase")
             yield Label("", id="form-error")
             with Horizontal(id="form-buttons"):
@@ -160,9 +166,13 @@ class NewRunScreen(ModalScreen[dict[str, Any] | None]):
         for name, label, kind in FORM_FIELDS:
             text = self.query_one(f"#form-{name.replace('_', '-')}", Input).value.strip()
             try:
-                overrides[name] = int(text) if kind == "integer" else float(text)
-            except ValueError:
-                raise CharlmError(f"{label}: {text!r} is not a number.") from None
+                if kind == "integer or auto":
+                    overrides[name] = whole_or_auto(text)
+                else:
+                    overrides[name] = int(text) if kind == "integer" else float(text)
+            except (ValueError, ArgumentTypeError):
+                wanted = "a whole number or auto" if kind == "integer or auto" else "a number"
+                raise CharlmError(f"{label}: {text!r} is not {wanted}.") from None
         overrides["lowercase"] = self.query_one("#form-lowercase", Checkbox).value
         make_config("default", **overrides)  # the checks `charlm train` makes
         return overrides

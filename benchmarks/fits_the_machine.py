@@ -1,0 +1,208 @@
+"""Does the default size fit the machine? The default (`--units auto`) beside the best width of the sweep.
+
+For each speed (all cores, and one core under `taskset -c 0`) and each time
+budget, `charlm train` with the default options trains the lower-cased
+nietzsche text and is scored with `charlm eval` (the 60-char window loss on
+the held-out 10%), beside the best `units=N` row that benchmarks/sweep.py
+recorded in benchmarks/results/sweep.txt on the same CPU, the same number
+of cores and the same budget. A run without a budget is scored after 60 and
+600 s of training (stopped with Ctrl+C, scored, resumed: resume is exact).
+`--startup` times command-to-first-batch of the default against the same
+width given by hand, interleaved, to show what the measurement adds.
+
+    python benchmarks/fits_the_machine.py --budgets 60 600 --no-budget 60 600 --startup
+    python benchmarks/fits_the_machine.py --speeds 1 --budgets 60
+
+Rows go to benchmarks/results/fits_the_machine.txt as they come.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from versions import cpu_line, versions_line  # noqa: E402
+
+CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
+SWEEP = HERE / "results" / "sweep.txt"
+
+
+def pinned(cores: int) -> list[str]:
+    """The command prefix that runs on `cores` cores (nothing for all of them)."""
+    return [] if cores >= (os.cpu_count() or 1) else ["taskset", "-c", ",".join(map(str, range(cores)))]
+
+
+def cpu_name(line: str) -> str:
+    """'AMD EPYC (family 26 model 2)' from a cpu_line() / results header."""
+    return line.rsplit(", ", 1)[0].split("; ")[-1].strip()
+
+
+def best_widths(cpu: str, cpus: str, budget: float) -> tuple[int, float, int] | None:
+    """(width, window loss, widths swept) of the best plain `units=N` row in sweep.txt for this host, or None."""
+    if not SWEEP.is_file():
+        return None
+    found: dict[int, float] = {}
+    matching = False
+    for line in SWEEP.read_text().splitlines():
+        if line.startswith("# 20"):
+            matching = f"{cpu}, {cpus};" in line and f"budget {budget:.0f}s" in line
+        elif matching and (row := re.match(r"units=(\d+)\s+epochs.* window ([\d.]+)", line)):
+            width, loss = int(row.group(1)), float(row.group(2))
+            found[width] = min(loss, found.get(width, loss))
+    if not found:
+        return None
+    width = min(found, key=found.get)
+    return width, found[width], len(found)
+
+
+def charlm(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tui_charlm.cli", *args]
+
+
+def score(run: Path) -> float:
+    out = subprocess.run(charlm("eval", str(run)), capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"window loss .*?: ([\d.]+) nats", out).group(1))
+
+
+def trained_seconds(run: Path) -> float:
+    """Training seconds the run's newest checkpoint holds."""
+    from tui_charlm.core.checkpoints import RunDirectory
+
+    return RunDirectory.open(run).latest().state.elapsed
+
+
+def train_budgeted(prefix: list[str], budget: float, run: Path) -> tuple[str, float, str]:
+    """(width chosen, held-out loss, chars/s) of the default trained for `budget` seconds."""
+    command = [*prefix, *charlm("train", "--corpus", str(CORPUS), "--lowercase", "--time-budget", str(budget))]
+    command += ["--epochs", "10000", "--checkpoint-every", "0", "--run-dir", str(run), "--plain"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    width = re.search(r"size: LSTM\((\d+)\)", out)
+    rate = re.findall(r"session ([\d,]+)\)", out)
+    return (width.group(1) if width else "?"), score(run), (rate[-1] if rate else "?")
+
+
+def train_until(prefix: list[str], run: Path, seconds: float, resume: bool) -> tuple[str, float]:
+    """Train the default without a budget until `seconds` of training in all, then Ctrl+C; (width, seconds)."""
+    if resume:
+        command = [*prefix, *charlm("train", "--resume", str(run), "--plain")]
+        already = trained_seconds(run)
+    else:
+        command = [*prefix, *charlm("train", "--corpus", str(CORPUS), "--lowercase", "--epochs", "10000")]
+        command += ["--checkpoint-every", "0", "--run-dir", str(run), "--plain"]
+        already = 0.0
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    width = "?"
+    for line in process.stdout:
+        if found := re.match(r"size: LSTM\((\d+)\)", line):
+            width = found.group(1)
+        if line.startswith(("training ", "resuming ")):  # the first batch starts now: training time counts
+            break
+    time.sleep(max(0.0, seconds - already))
+    process.send_signal(signal.SIGINT)
+    process.communicate()
+    return width, trained_seconds(run)
+
+
+def first_batch_seconds(prefix: list[str], extra: list[str], run: Path) -> tuple[float, str]:
+    """Seconds from the command to its first batch line, and the width it trained."""
+    command = [*prefix, *charlm("train", "--corpus", str(CORPUS), "--lowercase", "--time-budget", "60")]
+    command += ["--checkpoint-every", "0", "--run-dir", str(run), "--plain", *extra]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    width = "?"
+    for line in process.stdout:
+        if found := re.match(r"size: LSTM\((\d+)\)", line):
+            width = found.group(1)
+        if re.match(r"epoch 1 batch \d+/", line):
+            break
+    seconds = time.perf_counter() - started
+    process.kill()
+    process.wait()
+    return seconds, width
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--speeds", type=int, nargs="*", default=[os.cpu_count() or 1, 1], help="cores to use")
+    parser.add_argument("--budgets", type=float, nargs="*", default=[60.0, 600.0])
+    parser.add_argument("--no-budget", type=float, nargs="*", default=[60.0, 600.0], help="score points, seconds")
+    parser.add_argument("--startup", action="store_true", help="also time command-to-first-batch (3 pairs)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "fits_the_machine.txt")
+    args = parser.parse_args()
+    if not CORPUS.is_file():
+        print(f"corpus {CORPUS} not found; skipping", file=sys.stderr)
+        return 0
+    with open(args.out, "a") as handle:
+        handle.write(f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()}\n# command: {' '.join(sys.argv)}\n")
+
+    def record(row: str) -> None:
+        print(row, flush=True)
+        with open(args.out, "a") as handle:
+            handle.write(row + "\n")
+
+    cpu = cpu_name(cpu_line())
+    total = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        for cores in args.speeds:
+            prefix = pinned(cores)
+            cpus = f"{total} CPUs" if cores >= total else f"{cores} of {total} CPUs"
+
+            def beside(budget: float, cpus: str = cpus) -> str:
+                best = best_widths(cpu, cpus, budget)
+                if best is None:
+                    return "best width of the sweep: no sweep rows for this CPU, cores and budget"
+                return f"best of {best[2]} swept widths: LSTM({best[0]}) {best[1]:.4f}"
+
+            for budget in args.budgets:
+                run = Path(tmp) / f"b{cores}-{budget:g}"
+                width, loss, rate = train_budgeted(prefix, budget, run)
+                best = best_widths(cpu, cpus, budget)
+                gap = f"  gap {loss - best[1]:+.4f}" if best else ""
+                record(
+                    f"{cpus:<12} budget {budget:>5g}s  default chose LSTM({width}) at {rate} chars/s: "
+                    f"{loss:.4f}   {beside(budget)}{gap}"
+                )
+            if args.no_budget:
+                run = Path(tmp) / f"n{cores}"
+                for index, point in enumerate(sorted(args.no_budget)):
+                    width, seconds = train_until(prefix, run, point, resume=index > 0)
+                    scored = Path(tmp) / f"n{cores}-{point:g}"
+                    shutil.copytree(run, scored)
+                    loss = score(scored)
+                    best = best_widths(cpu, cpus, point)
+                    gap = f"  gap {loss - best[1]:+.4f}" if best else ""
+                    record(
+                        f"{cpus:<12} no budget, {seconds:>5.1f}s trained  default LSTM({width}): {loss:.4f}   "
+                        f"{beside(point)}{gap}"
+                    )
+            if args.startup:
+                pairs: dict[str, list[float]] = {"auto": [], "explicit": []}
+                width = "512"
+                for index in range(3):
+                    seconds, width = first_batch_seconds(prefix, [], Path(tmp) / f"s{cores}-a{index}")
+                    pairs["auto"].append(seconds)
+                    seconds, _ = first_batch_seconds(prefix, ["--units", width], Path(tmp) / f"s{cores}-e{index}")
+                    pairs["explicit"].append(seconds)
+                auto, explicit = statistics.median(pairs["auto"]), statistics.median(pairs["explicit"])
+                record(
+                    f"{cpus:<12} command to first batch (median of 3, interleaved): default {auto:.1f}s, "
+                    f"--units {width} {explicit:.1f}s: the measurement adds {auto - explicit:.1f}s"
+                )
+    with open(args.out, "a") as handle:
+        handle.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""`--units auto`: the width of a new run, chosen for this machine's speed and the run's horizon.
+
+The width that learns most in a given time depends on how much a model can
+see in it: a small LSTM sees many characters but can hold little, a wide
+one holds more but sees fewer. Sweeps on three CPUs (benchmarks/README.md,
+"The size that fits the machine") found the best width to be the widest one
+that still sees about TARGETS_PER_PARAMETER characters per parameter in the
+run's horizon. So at start a new run times a few training calls of an
+LSTM(PROBE_UNITS) built with the run's own options (precision, threads,
+window, batch), estimates every candidate width's speed from it with the
+measured speed ratios below, and picks by that rule. The choice, the speed
+and the reason go into config.json, so a resume never measures again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from tui_charlm.core.config import TrainConfig
+from tui_charlm.core.events import Log
+
+# The widths `auto` chooses from: the widths swept.
+WIDTHS = (128, 256, 384, 512, 768)
+# The width whose speed the probe measures; the others' speeds are estimated from it.
+PROBE_UNITS = 256
+# Each width's training speed relative to PROBE_UNITS, in chars/s: the geometric mean over the sweep rows
+# (3 CPUs, 2 cores and 1 core; benchmarks/README.md). Small widths are bound by per-step overheads,
+# large ones by the matrix products, so the ratio is not the ratio of parameter counts.
+RELATIVE_SPEED = {128: 2.06, 256: 1.0, 384: 0.60, 512: 0.37, 768: 0.23}
+# The rule, fitted to the sweeps: the widest width that sees at least this many characters per parameter.
+TARGETS_PER_PARAMETER = 3.0
+# Without --time-budget, the horizon the width is chosen for: the first minute of watching a model learn.
+DEFAULT_HORIZON_SECONDS = 60.0
+# The probe stops starting training calls after this many seconds (model build and compile included).
+PROBE_SECONDS = 2.5
+# On a GPU nothing is measured yet (no GPU sweep): auto keeps the width chosen for the fast CPU host.
+GPU_UNITS = 512
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    """What `--units auto` chose for a run and why; written into the run's config.json."""
+
+    # The LSTM width chosen.
+    units: int
+    # The seconds of training the choice was made for.
+    horizon_seconds: float
+    # Where the horizon came from: 'time budget' or 'default horizon' (no --time-budget).
+    horizon: str
+    # The width the probe trained, and its measured speed in scored chars per second (0 when not measured).
+    probe_units: int
+    probe_chars_per_second: float
+    # Wall seconds the measurement took, building and compiling the probe model included.
+    probe_seconds: float
+    # The chosen width's estimated speed, chars per second.
+    estimated_chars_per_second: float
+    # One sentence a user reads: why this width.
+    reason: str
+
+    def to_dict(self) -> dict:
+        """The record as stored in config.json."""
+        return dataclasses.asdict(self)
+
+
+def parameter_count(config: TrainConfig, vocab_size: int, units: int) -> int:
+    """Trainable parameters of the default model family for `config` at width `units`."""
+    inputs = config.embedding_dim or vocab_size
+    total = vocab_size * config.embedding_dim  # the embedding (one-hot input trains nothing)
+    for _ in range(config.layers):
+        total += 4 * (units * (inputs + units) + units)
+        inputs = units
+    return total + units * vocab_size + vocab_size
+
+
+def horizon_of(config: TrainConfig) -> tuple[float, str]:
+    """(seconds, where from): the run's time budget, or the default horizon when it has none."""
+    if config.time_budget:
+        return config.time_budget, "time budget"
+    return DEFAULT_HORIZON_SECONDS, "default horizon"
+
+
+def choose_units(config: TrainConfig, vocab_size: int, probe_chars_per_second: float) -> tuple[int, float, float]:
+    """(width, its estimated chars/s, chars it should see per parameter) under the fitted rule."""
+    horizon, _ = horizon_of(config)
+    chosen = WIDTHS[0]
+    for units in WIDTHS:
+        rate = probe_chars_per_second * RELATIVE_SPEED[units]
+        if rate * horizon >= TARGETS_PER_PARAMETER * parameter_count(config, vocab_size, units):
+            chosen = units
+    rate = probe_chars_per_second * RELATIVE_SPEED[chosen]
+    return chosen, rate, rate * horizon / parameter_count(config, vocab_size, chosen)
+
+
+def choose_size(
+    config: TrainConfig,
+    vocab_size: int,
+    strategy=None,
+    *,
+    windows: int | None = None,
+    on_gpu: bool = False,
+    log: Log = print,
+) -> SizeChoice:
+    """Measure this machine and choose the width of a new run whose config says units 0 ('auto').
+
+    `windows` is how many training windows the corpus has (a batch never
+    holds more). Returns a SizeChoice. Build nothing else while it runs: it
+    trains a throwaway model for about PROBE_SECONDS, then frees it.
+    """
+    horizon, source = horizon_of(config)
+    if on_gpu:
+        return SizeChoice(
+            GPU_UNITS,
+            horizon,
+            source,
+            0,
+            0.0,
+            0.0,
+            0.0,
+            f"LSTM({GPU_UNITS}): on a GPU the width is not measured (no GPU sweep yet); --units N chooses it",
+        )
+    log(f"measuring this machine's training speed (LSTM({PROBE_UNITS}), about {PROBE_SECONDS + 0.5:.0f} s)")
+    probe = dataclasses.replace(config, units=PROBE_UNITS)
+    if windows is not None:  # a corpus shorter than one batch trains every window as one batch
+        probe = dataclasses.replace(probe, batch_size=max(1, min(config.batch_size, windows)))
+    rate, seconds = measure_speed(probe, vocab_size, strategy)
+    units, estimated, per_parameter = choose_units(config, vocab_size, rate)
+    span = f"a {horizon:g}-s time budget" if source == "time budget" else f"the first {horizon:g} s (no --time-budget)"
+    sees = f"in that time LSTM({units}) sees about {per_parameter:.1f} chars per parameter"
+    if per_parameter >= TARGETS_PER_PARAMETER:
+        why = f"{sees}, the widest width that sees at least {TARGETS_PER_PARAMETER:g}"
+    else:
+        why = f"{sees}: the narrowest width, and still short of {TARGETS_PER_PARAMETER:g}"
+    reason = (
+        f"LSTM({units}) for {span}: this machine trains LSTM({PROBE_UNITS}) at {rate:,.0f} chars/s; {why} "
+        f"(--units N chooses the width)"
+    )
+    return SizeChoice(units, horizon, source, PROBE_UNITS, rate, seconds, estimated, reason)
+
+
+def measure_speed(config: TrainConfig, vocab_size: int, strategy=None) -> tuple[float, float]:
+    """(scored chars per second, wall seconds taken) of training `config`'s model on this machine.
+
+    The model is built and compiled as a run's would be, then trained on
+    random windows: the first call (which compiles) is not timed; calls
+    are timed until PROBE_SECONDS have passed since the start, at least one.
+    Builds under `strategy` when given. Leaves no state behind that a run
+    built next would see (build_model seeds every run itself).
+    """
+    from tui_charlm.core.devices import strategy_scope
+    from tui_charlm.core.model import build_model, prepare_to_train
+    from tui_charlm.core.tf_startup import import_tensorflow
+
+    tf = import_tensorflow()
+    started = time.perf_counter()
+    with strategy_scope(strategy):
+        model = build_model(config, vocab_size)
+    replicas = int(getattr(model.distribute_strategy, "num_replicas_in_sync", 1) or 1)
+    batch = config.batch_size * replicas
+    prepare_to_train(model, config, batch)
+    steps = max(1, config.steps_per_execution)
+    model.steps_per_execution = steps
+    rng = np.random.default_rng(0)
+    inputs = rng.integers(0, vocab_size, size=(batch, config.seq_len), dtype=np.int32)
+    dataset = tf.data.Dataset.from_tensors((inputs, inputs)).repeat()
+    batches = iter(model.distribute_strategy.experimental_distribute_dataset(dataset))
+    model.train_function(batches)  # compiles
+    calls, timed_from = 0, time.perf_counter()
+    while calls == 0 or time.perf_counter() - started < PROBE_SECONDS:
+        float(model.train_function(batches)["loss"])  # reading the loss waits for the call to finish
+        calls += 1
+    timed = time.perf_counter() - timed_from
+    del batches, model
+    targets = calls * steps * batch * config.seq_len
+    return targets / timed, time.perf_counter() - started
