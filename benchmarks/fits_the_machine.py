@@ -66,6 +66,46 @@ def best_widths(cpu: str, cpus: str, budget: float) -> tuple[int, float, int] | 
     return width, found[width], len(found)
 
 
+def sweep_groups() -> dict[tuple[str, str, int], dict[int, tuple[float, float]]]:
+    """Every plain-width sweep row in sweep.txt: {(cpu, cpus, budget): {width: (chars/s, window loss)}}."""
+    groups: dict[tuple[str, str, int], dict[int, tuple[float, float]]] = {}
+    key = None
+    for line in SWEEP.read_text().splitlines() if SWEEP.is_file() else []:
+        if line.startswith("# 20"):
+            found = re.search(r"; ([^;]*?), ((?:\d+ of )?\d+ CPUs);\s+budget (\d+)s", line)
+            key = (found.group(1), found.group(2), int(found.group(3))) if found else None
+        elif key and (row := re.match(r"units=(\d+)\s+epochs\s+\d+\s+chars/s\s+([\d,]+)\s+window ([\d.]+)", line)):
+            width, rate, loss = int(row.group(1)), float(row.group(2).replace(",", "")), float(row.group(3))
+            if width not in groups.setdefault(key, {}) or loss < groups[key][width][1]:
+                groups[key][width] = (rate, loss)
+    return groups
+
+
+def fit_table() -> str:
+    """For each swept host, speed and budget: the widths' chars per parameter and loss, the best, the rule's pick."""
+    from tui_charlm.core.config import make_config
+    from tui_charlm.core.sizing import PROBE_OVER_SESSION, PROBE_UNITS, choose_units, parameter_count
+
+    vocab = len(set(CORPUS.read_text(encoding="utf-8").lower()))
+    lines = []
+    for (cpu, cpus, budget), rows in sweep_groups().items():
+        if len(rows) < 3 or PROBE_UNITS not in rows:
+            continue
+        config = make_config(time_budget=float(budget))
+        cells = [
+            f"{w}: {rate * budget / parameter_count(config, vocab, w):5.1f}/p {loss:.4f}"
+            for w, (rate, loss) in sorted(rows.items())
+        ]
+        best = min(rows, key=lambda w: rows[w][1])
+        # The probe times training calls alone; a session's rate also pays for epoch ends (PROBE_OVER_SESSION).
+        pick = choose_units(config, vocab, rows[PROBE_UNITS][0] * PROBE_OVER_SESSION)[0]
+        gap = rows[pick][1] - rows[best][1] if pick in rows else float("nan")
+        lines.append(
+            f"{cpu[:40]:<40} {cpus:<11} {budget:>4}s  " + "  ".join(cells) + f"   best {best}, rule {pick} ({gap:+.4f})"
+        )
+    return "\n".join(lines)
+
+
 def charlm(*args: str) -> list[str]:
     return [sys.executable, "-m", "tui_charlm.cli", *args]
 
@@ -138,10 +178,14 @@ def main() -> int:
     parser.add_argument("--budgets", type=float, nargs="*", default=[60.0, 600.0])
     parser.add_argument("--no-budget", type=float, nargs="*", default=[60.0, 600.0], help="score points, seconds")
     parser.add_argument("--startup", action="store_true", help="also time command-to-first-batch (3 pairs)")
+    parser.add_argument("--fit", action="store_true", help="only print the rule against every sweep row; no training")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "fits_the_machine.txt")
     args = parser.parse_args()
     if not CORPUS.is_file():
         print(f"corpus {CORPUS} not found; skipping", file=sys.stderr)
+        return 0
+    if args.fit:
+        print(fit_table())
         return 0
     with open(args.out, "a") as handle:
         handle.write(f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()}\n# command: {' '.join(sys.argv)}\n")

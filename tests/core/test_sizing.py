@@ -12,6 +12,7 @@ from tui_charlm.core.config import make_config
 from tui_charlm.core.session import new_training, resume_training
 from tui_charlm.core.sizing import (
     DEFAULT_HORIZON_SECONDS,
+    PROBE_OVER_SESSION,
     RELATIVE_SPEED,
     TARGETS_PER_PARAMETER,
     WIDTHS,
@@ -26,10 +27,11 @@ def test_the_rule_takes_the_widest_width_that_sees_enough_chars_per_parameter():
     config = make_config(time_budget=600)
     for rate in (2_000, 20_000, 80_000, 400_000):
         units, estimated, per_parameter = choose_units(config, VOCAB, rate)
-        assert estimated == rate * RELATIVE_SPEED[units]
+        assert estimated == pytest.approx(rate / PROBE_OVER_SESSION * RELATIVE_SPEED[units])
         assert per_parameter >= TARGETS_PER_PARAMETER or units == WIDTHS[0]
         for wider in (w for w in WIDTHS if w > units):  # every wider width would see too little
-            assert rate * RELATIVE_SPEED[wider] * 600 < TARGETS_PER_PARAMETER * parameter_count(config, VOCAB, wider)
+            seen = rate / PROBE_OVER_SESSION * RELATIVE_SPEED[wider] * 600
+            assert seen < TARGETS_PER_PARAMETER * parameter_count(config, VOCAB, wider)
 
 
 def test_more_speed_or_more_time_never_chooses_a_narrower_model():

@@ -31,6 +31,9 @@ PROBE_UNITS = 256
 # (3 CPUs, 2 cores and 1 core; benchmarks/README.md). Small widths are bound by per-step overheads,
 # large ones by the matrix products, so the ratio is not the ratio of parameter counts.
 RELATIVE_SPEED = {128: 2.06, 256: 1.0, 384: 0.60, 512: 0.37, 768: 0.23}
+# The probe times training calls alone; a run's chars/s (what the sweeps record) also pays for its epoch ends
+# (held-out scoring, samples, checkpoints): measured on this host, the probe reads this much higher.
+PROBE_OVER_SESSION = 1.1
 # The rule, fitted to the sweeps: the widest width that sees at least this many characters per parameter.
 TARGETS_PER_PARAMETER = 3.0
 # Without --time-budget, the horizon the width is chosen for: the first minute of watching a model learn.
@@ -84,14 +87,15 @@ def horizon_of(config: TrainConfig) -> tuple[float, str]:
 
 
 def choose_units(config: TrainConfig, vocab_size: int, probe_chars_per_second: float) -> tuple[int, float, float]:
-    """(width, its estimated chars/s, chars it should see per parameter) under the fitted rule."""
+    """(width, its estimated chars/s in a run, chars it should see per parameter) under the fitted rule."""
     horizon, _ = horizon_of(config)
+    session = probe_chars_per_second / PROBE_OVER_SESSION
     chosen = WIDTHS[0]
     for units in WIDTHS:
-        rate = probe_chars_per_second * RELATIVE_SPEED[units]
+        rate = session * RELATIVE_SPEED[units]
         if rate * horizon >= TARGETS_PER_PARAMETER * parameter_count(config, vocab_size, units):
             chosen = units
-    rate = probe_chars_per_second * RELATIVE_SPEED[chosen]
+    rate = session * RELATIVE_SPEED[chosen]
     return chosen, rate, rate * horizon / parameter_count(config, vocab_size, chosen)
 
 
