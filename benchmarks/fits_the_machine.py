@@ -123,13 +123,14 @@ def trained_seconds(run: Path) -> float:
 
 
 def train_budgeted(prefix: list[str], budget: float, run: Path) -> tuple[str, float, str]:
-    """(width chosen, held-out loss, chars/s) of the default trained for `budget` seconds."""
+    """(width chosen and the probe's speed, held-out loss, chars/s) of the default trained for `budget` seconds."""
     command = [*prefix, *charlm("train", "--corpus", str(CORPUS), "--lowercase", "--time-budget", str(budget))]
     command += ["--epochs", "10000", "--checkpoint-every", "0", "--run-dir", str(run), "--plain"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    width = re.search(r"size: LSTM\((\d+)\)", out)
+    width = re.search(r"size: LSTM\((\d+)\).*? at ([\d,]+) chars/s", out)
     rate = re.findall(r"session ([\d,]+)\)", out)
-    return (width.group(1) if width else "?"), score(run), (rate[-1] if rate else "?")
+    chosen = f"LSTM({width.group(1)}) (probe: LSTM(256) at {width.group(2)} chars/s)" if width else "?"
+    return chosen, score(run), (rate[-1] if rate else "?")
 
 
 def train_until(prefix: list[str], run: Path, seconds: float, resume: bool) -> tuple[str, float]:
@@ -179,8 +180,11 @@ def main() -> int:
     parser.add_argument("--no-budget", type=float, nargs="*", default=[60.0, 600.0], help="score points, seconds")
     parser.add_argument("--startup", action="store_true", help="also time command-to-first-batch (3 pairs)")
     parser.add_argument("--fit", action="store_true", help="only print the rule against every sweep row; no training")
+    parser.add_argument("--sweep", type=Path, default=None, help="the sweep rows to compare with (results/sweep.txt)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "fits_the_machine.txt")
     args = parser.parse_args()
+    global SWEEP
+    SWEEP = args.sweep or SWEEP
     if not CORPUS.is_file():
         print(f"corpus {CORPUS} not found; skipping", file=sys.stderr)
         return 0
@@ -214,7 +218,7 @@ def main() -> int:
                 best = best_widths(cpu, cpus, budget)
                 gap = f"  gap {loss - best[1]:+.4f}" if best else ""
                 record(
-                    f"{cpus:<12} budget {budget:>5g}s  default chose LSTM({width}) at {rate} chars/s: "
+                    f"{cpus:<12} budget {budget:>5g}s  default chose {width}, trained at {rate} chars/s: "
                     f"{loss:.4f}   {beside(budget)}{gap}"
                 )
             if args.no_budget:
