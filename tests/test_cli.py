@@ -264,7 +264,7 @@ def test_corpora_lists_what_is_available(tmp_path):
         (["train", "--corpus", "/no/such/file.txt"], "does not exist"),
         (["train", "--corpus", "nosuchcorpus"], "No corpus named"),
         (["train", "--corpus", "{tmp}/bin.dat"], "binary data"),
-        (["train", "--units", "0", "--corpus", "{tmp}/bin.dat"], "units must be at least 1"),
+        (["train", "--seq-len", "0", "--corpus", "{tmp}/bin.dat"], "seq-len must be at least 1"),
         (["generate", "{tmp}"], "not a charlm run directory"),
         (["generate", "{tmp}/nothing"], "does not exist"),
         (["eval", "{tmp}"], "not a charlm run directory"),
@@ -276,6 +276,17 @@ def test_bad_input_is_one_sentence_no_traceback(tmp_path, args, message):
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("units", ["0", "-3", "wide"])
+def test_units_takes_a_positive_width_or_auto_and_a_typed_zero_is_not_auto(tmp_path, units):
+    # 0 is how 'auto' is stored in a config, so a typed 0 must be refused, not measured.
+    (tmp_path / "text.txt").write_text("a small corpus of plain text. " * 40)
+    run = tmp_path / "run"
+    result = charlm("train", "--units", units, "--corpus", tmp_path / "text.txt", "--run-dir", run, tmp_path=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"expected a whole number of at least 1, or 'auto', not '{units}'" in result.stderr
+    assert not run.exists()
 
 
 def test_bad_temperature_is_refused(run_dir, tmp_path):

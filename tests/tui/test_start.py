@@ -101,10 +101,10 @@ async def test_the_new_run_form_refuses_bad_values_and_starts_with_good_ones(tmp
 
         await set_value("#form-units", "wide")
         await pilot.press("enter")
-        assert "'wide' is not a whole number or auto" in str(form.query_one("#form-error").render())
+        assert "'wide' is not a whole number of at least 1, or auto" in str(form.query_one("#form-error").render())
         await set_value("#form-units", "-4")
         await pilot.press("enter")
-        assert "units must not be negative" in str(form.query_one("#form-error").render())
+        assert "'-4' is not a whole number of at least 1, or auto" in str(form.query_one("#form-error").render())
         await set_value("#form-units", "64")
         await set_value("#form-corpus", str(tmp_path / "missing.txt"))
         await pilot.press("enter")

@@ -53,13 +53,16 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def whole_or_auto(text: str) -> int:
-    """A whole number, or 'auto' (stored as 0: chosen when the run starts)."""
+    """A whole number of at least 1, or 'auto' (stored as 0: chosen when the run starts)."""
     if text.strip().lower() == "auto":
         return 0
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number or 'auto', not {text!r}") from None
+        number = 0
+    if number < 1:  # 0 is how auto is stored, so a typed 0 must not slip through as auto
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, or 'auto', not {text!r}")
+    return number
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -171,7 +171,7 @@ class NewRunScreen(ModalScreen[dict[str, Any] | None]):
                 else:
                     overrides[name] = int(text) if kind == "integer" else float(text)
             except (ValueError, ArgumentTypeError):
-                wanted = "a whole number or auto" if kind == "integer or auto" else "a number"
+                wanted = "a whole number of at least 1, or auto" if kind == "integer or auto" else "a number"
                 raise CharlmError(f"{label}: {text!r} is not {wanted}.") from None
         overrides["lowercase"] = self.query_one("#form-lowercase", Checkbox).value
         make_config("default", **overrides)  # the checks `charlm train` makes
