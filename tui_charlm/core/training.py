@@ -33,6 +33,7 @@ from tui_charlm.core.config import COOLDOWN_START, LR_FLOOR
 from tui_charlm.core.dataset import Split, Windows
 from tui_charlm.core.devices import MIRRORED_STEPS_PER_EXECUTION, replicas
 from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.eventlog import EventLogWriter
 from tui_charlm.core.events import (
     BatchFinished,
     CheckpointSaved,
@@ -47,6 +48,7 @@ from tui_charlm.core.events import (
 )
 from tui_charlm.core.generation import Generator
 from tui_charlm.core.inference import weights_from_model
+from tui_charlm.core.live_weights import WEIGHTS_SECONDS, publish_weights
 from tui_charlm.core.model import prepare_to_train, random_states
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
 from tui_charlm.core.stopping import CALLS, SAVES, Activity
@@ -205,6 +207,8 @@ class Trainer:
         a stop knows how long to wait for the checkpoint. Returns the final
         TrainingFinished or TrainingFailed event, also reported.
         """
+        # Everything reported also goes to the run's events.jsonl, for viewers in other processes.
+        report = _Tee(report, EventLogWriter(self.run.path))
         stop_event = stop_event or threading.Event()
         pause_event = pause_event or threading.Event()
         save_event = save_event or threading.Event()
@@ -226,10 +230,23 @@ class Trainer:
             last_save = time.perf_counter()
             report(CheckpointSaved(path, state.epoch, state.step, reason))
 
+        last_file = float("-inf")
+
         def publish() -> None:
             if weight_box is not None:
                 with spent.on("snapshots"):
                     weight_box.publish(self.snapshot())
+
+        def publish_file(force: bool = False) -> None:
+            # The newest weights for viewers in other processes (live_weights.py): every few seconds.
+            nonlocal last_file
+            if force or time.perf_counter() - last_file >= WEIGHTS_SECONDS:
+                with spent.on("snapshots"):
+                    try:
+                        publish_weights(self.run.path, self.snapshot())
+                    except OSError:
+                        pass  # for watching only: a full disk is reported by the next checkpoint
+                last_file = time.perf_counter()
 
         def fail(message: str) -> TrainingFailed:
             failure = TrainingFailed(message, state.step, self.last_checkpoint)
@@ -295,6 +312,7 @@ class Trainer:
                     every = max(snapshot_every, 1)
                     if state.step // every != before // every:
                         publish()
+                    publish_file()
                     if pause_event.is_set():
                         clock.pause()
                         report(TrainingPaused(state.step))
@@ -343,6 +361,7 @@ class Trainer:
                         f"the bad weights were not saved."
                     )
                 publish()
+                publish_file(force=True)
                 with spent.on("samples"):
                     samples = self.write_samples()
                 report(samples)
@@ -364,6 +383,8 @@ class Trainer:
                 or budget_unsaved
             ):
                 save(reason)
+            if batches_left is not None:
+                publish_file(force=True)
             if spent.seconds() > 0.5 or state.batch_in_epoch:
                 report(spent.close(state.epoch + 1, finished=False))
             finished = TrainingFinished(reason, state.epoch, state.step, self.last_checkpoint)
@@ -394,6 +415,19 @@ class Trainer:
             return float(model.train_function(batches)["loss"])
         losses = [float(model.train_on_batch(*next(batches))) for _ in range(ran)]
         return sum(losses) / len(losses)
+
+
+class _Tee:
+    """Reports each event to the caller, then to the event log (which never raises)."""
+
+    def __init__(self, report: Report, log: EventLogWriter):
+        self.report, self.log = report, log
+
+    def __call__(self, event: object) -> None:
+        try:
+            self.report(event)
+        finally:
+            self.log(event)
 
 
 class _Rate:
