@@ -19,6 +19,7 @@ Rows go to benchmarks/results/fits_the_machine.txt as they come.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -152,6 +153,8 @@ def train_until(prefix: list[str], run: Path, seconds: float, resume: bool) -> t
     time.sleep(max(0.0, seconds - already))
     process.send_signal(signal.SIGINT)
     process.communicate()
+    if width == "?":  # a resumed run measures nothing: its width is the one it was started with
+        width = str(json.loads((run / "config.json").read_text()).get("units", "?"))
     return width, trained_seconds(run)
 
 
