@@ -38,8 +38,9 @@ PROBE_OVER_SESSION = 1.1
 TARGETS_PER_PARAMETER = 3.0
 # Without --time-budget, the horizon the width is chosen for: the first minute of watching a model learn.
 DEFAULT_HORIZON_SECONDS = 60.0
-# The probe stops starting training calls after this many seconds (model build and compile included).
-PROBE_SECONDS = 2.5
+# The probe stops starting training calls after this many seconds (model build and compile included): the
+# whole measurement must add at most 3 s to start-up, and compiling alone took 1.2-3.3 s on the hosts measured.
+PROBE_SECONDS = 2.0
 # On a GPU nothing is measured yet (no GPU sweep): auto keeps the width chosen for the fast CPU host.
 GPU_UNITS = 512
 
@@ -126,7 +127,7 @@ def choose_size(
             0.0,
             f"LSTM({GPU_UNITS}): on a GPU the width is not measured (no GPU sweep yet); --units N chooses it",
         )
-    log(f"measuring this machine's training speed (LSTM({PROBE_UNITS}), about {PROBE_SECONDS + 0.5:.0f} s)")
+    log(f"measuring this machine's training speed (LSTM({PROBE_UNITS}), about {PROBE_SECONDS:.0f} s)")
     probe = dataclasses.replace(config, units=PROBE_UNITS)
     if windows is not None:  # a corpus shorter than one batch trains every window as one batch
         probe = dataclasses.replace(probe, batch_size=max(1, min(config.batch_size, windows)))
