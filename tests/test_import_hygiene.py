@@ -13,6 +13,7 @@ CORE_MODULES = [
     "cells_page",
     "checkpoints",
     "config",
+    "control",
     "corpus",
     "dataset",
     "devices",

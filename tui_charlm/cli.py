@@ -36,10 +36,13 @@ from tui_charlm.core.atomic import atomic_write_text
 from tui_charlm.core.cells import rank_cells, record_states
 from tui_charlm.core.cells_page import Section, cells_page
 from tui_charlm.core.config import make_config
+from tui_charlm.core.control import COMMANDS as CONTROL_COMMANDS
+from tui_charlm.core.control import send_command
 from tui_charlm.core.corpus import cache_dir, list_corpora
 from tui_charlm.core.dataset import split_ids
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.evaluation import PIECE_CHARS, WARMUP, evaluate
+from tui_charlm.core.eventlog import EventLogReader
 from tui_charlm.core.events import (
     BatchFinished,
     CheckpointSaved,
@@ -55,7 +58,7 @@ from tui_charlm.core.events import (
 from tui_charlm.core.generation import Generator
 from tui_charlm.core.hangup import GuardedStream, watch_for_hangup
 from tui_charlm.core.options import add_config_options, config_overrides
-from tui_charlm.core.runs import COLUMNS, RUNS_DIR, list_runs, summary_cells
+from tui_charlm.core.runs import COLUMNS, RUNS_DIR, is_run_directory, list_runs, lock_holder, summary_cells
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
 from tui_charlm.core.session import load_config_corpus, new_training, open_saved_run, resume_training, saved_corpus_ids
 from tui_charlm.core.stopping import Activity
@@ -144,6 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--html-chars", type=int, default=3000, help="chars of the text shown per cell on the page (default: 3000)"
     )
     cells.add_argument("--offline", action="store_true", default=None, help="never use the network")
+
+    control = sub.add_parser(
+        "control",
+        help="pause, resume, save or stop a run training in another process",
+        description="Steer a run that another process is training (charlm train under nohup, say): the "
+        "command goes through the run folder, and this waits until the trainer acknowledges it in the run's "
+        "event log.",
+    )
+    control.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    control.add_argument(
+        "action", choices=CONTROL_COMMANDS, metavar="{" + ",".join(CONTROL_COMMANDS) + "}", help="what to ask for"
+    )
+    control.add_argument(
+        "--wait", type=float, default=120.0, help="seconds to wait for the acknowledgement (default: 120)"
+    )
 
     sub.add_parser(
         "corpora", help="list the corpora you can name", description="List corpora and whether they are cached."
@@ -648,8 +666,72 @@ def cmd_corpora(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- control -------------------------------------------------------------------
+
+# The event-log line that acknowledges each command.
+ACKNOWLEDGED_BY = {
+    "pause": ("paused",),
+    "resume": ("resumed",),
+    "save": ("checkpoint",),
+    "stop": ("finished", "failed"),
+}
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    run = args.run_dir
+    if not run.exists():
+        raise CharlmError(f"Run directory {run} does not exist.")
+    if not is_run_directory(run):
+        raise CharlmError(f"{run} is not a charlm run directory.")
+    holder = lock_holder(run)
+    if holder is None:
+        raise CharlmError(f"Nothing is training {run} now; `charlm train --resume {run}` continues it.")
+    who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+    reader = EventLogReader(run)
+    reader.poll()  # what was logged before the command is not its acknowledgement
+    if args.action == "pause" and reader.log.paused:
+        print(f"already paused at step {reader.log.last['step']:,} ({who})")
+        return 0
+    if args.action == "resume" and not reader.log.paused:
+        print(f"not paused ({who})")
+        return 0
+    send_command(run, args.action)
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        for record in reader.poll():
+            kind = record["type"]
+            if kind in ACKNOWLEDGED_BY[args.action] and record.get("reason") in (None, "requested", "stopped"):
+                print(_acknowledgement(record, who))
+                return 1 if kind == "failed" else 0
+            if kind in ("finished", "failed"):  # it ended for another reason before it took the command
+                raise CharlmError(
+                    f"The trainer ended before it acknowledged {args.action!r}: {_acknowledgement(record, who)}."
+                )
+        if lock_holder(run) is None:
+            raise CharlmError(f"The trainer ({who}) ended before it acknowledged {args.action!r}.")
+        time.sleep(0.1)
+    raise CharlmError(
+        f"The trainer ({who}) did not acknowledge {args.action!r} within {args.wait:g} s; it acts between "
+        f"training calls, so a slow call delays it (the command stays queued)."
+    )
+
+
+def _acknowledgement(record: dict, who: str) -> str:
+    step = f"step {record['step']:,}"
+    kind = record["type"]
+    if kind == "checkpoint":
+        return f"saved {record.get('name', 'a checkpoint')} at {step} ({who})"
+    if kind == "finished":
+        ended = "stopped" if record.get("reason") == "stopped" else f"finished ({record.get('reason', '?')})"
+        return f"{ended} at {step}, saved ({who})"
+    if kind == "failed":
+        return f"failed at {step}: {record.get('message', '')}"
+    return f"{kind} at {step} ({who})"
+
+
 COMMANDS = {
     "train": cmd_train,
+    "control": cmd_control,
     "generate": cmd_generate,
     "eval": cmd_eval,
     "cells": cmd_cells,

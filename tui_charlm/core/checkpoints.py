@@ -7,6 +7,9 @@ Layout::
       config.json       the TrainConfig
       vocab.json        the vocabulary, in id order
       samples.txt       generations logged during training (append-only)
+      events.jsonl      the event log viewers follow (eventlog.py; append-only)
+      weights.npz       the newest weights, for viewers, every few seconds (live_weights.py)
+      control/          commands from viewers to the trainer (control.py)
       .lock             held (flock) by the one process training this run
       .lock-owner       who holds it: pid, host, since when
       latest.json       names the newest complete checkpoint

@@ -30,6 +30,7 @@ from tui_charlm.core.checkpoints import (
     checkpoint_folder_name,
 )
 from tui_charlm.core.config import COOLDOWN_START, LR_FLOOR
+from tui_charlm.core.control import ControlReader
 from tui_charlm.core.dataset import Split, Windows
 from tui_charlm.core.devices import MIRRORED_STEPS_PER_EXECUTION, replicas
 from tui_charlm.core.errors import CharlmError
@@ -212,6 +213,8 @@ class Trainer:
         stop_event = stop_event or threading.Event()
         pause_event = pause_event or threading.Event()
         save_event = save_event or threading.Event()
+        # Viewers in other processes steer through the run folder (control.py): the same events as the keys.
+        control = ControlReader(self.run.path, stop_event=stop_event, pause_event=pause_event, save_event=save_event)
         config, state, model = self.config, self.state, self.model
         clock = _Clock(state.elapsed)
         rate = _Rate(RATE_WINDOW_SECONDS)
@@ -313,11 +316,13 @@ class Trainer:
                     if state.step // every != before // every:
                         publish()
                     publish_file()
+                    control.poll()
                     if pause_event.is_set():
                         clock.pause()
                         report(TrainingPaused(state.step))
                         with spent.on("paused"):
                             while pause_event.is_set() and not stop_event.is_set():
+                                control.poll()
                                 if save_event.is_set():
                                     save_event.clear()
                                     save("requested")
