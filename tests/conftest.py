@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +139,50 @@ PATIENCE = 300.0
 CHARLM = [sys.executable, "-m", "tui_charlm.cli"]
 # The tiny model of tiny_config as command-line flags, for tests that run `charlm` or `charlm-tui` as programs.
 TINY_FLAGS = ["--units", "8", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1"]
+
+
+def wait_for(condition, what: str, timeout: float = PATIENCE) -> None:
+    """Wait until `condition()` is true; fail naming `what` if it is not within `timeout` (a hang, not a speed)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def log_lines(run: Path) -> list[dict]:
+    """The whole lines of a run's events.jsonl, parsed ([] before it exists)."""
+    try:
+        text = (run / "events.jsonl").read_text()
+    except OSError:
+        return []
+    lines = []
+    for line in text.splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            pass  # the last line, being written
+    return lines
+
+
+@pytest.fixture
+def background_trainer(tmp_path):
+    """A real `charlm train` of a tiny model in its own process, training for as long as the test needs.
+
+    Yields (process, run folder) once the run's event log shows a batch.
+    """
+    corpus = tmp_path / "trained-text.txt"
+    corpus.write_text(make_text(20000))
+    run = tmp_path / "run"
+    command = [*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--plain", *TINY_FLAGS]
+    command += ["--epochs", "100000", "--checkpoint-every", "0"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path)
+    )
+    try:
+        wait_for(lambda: any(r["type"] == "batch" for r in log_lines(run)), "the trainer's first logged batch")
+        yield process, run
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()

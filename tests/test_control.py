@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 
 import pytest
 
-from tests.conftest import CHARLM, PATIENCE, TINY_FLAGS, cli_env, make_text
+from tests.conftest import CHARLM, PATIENCE, cli_env, log_lines, wait_for
 from tui_charlm.core.checkpoints import checkpoint_folder_name
 from tui_charlm.core.control import ControlReader, pending_commands, send_command
 from tui_charlm.core.eventlog import read_run_log
@@ -20,50 +19,8 @@ def charlm(*args, tmp_path):
     )
 
 
-def wait_for(condition, what: str):
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def log_lines(run):
-    import json
-
-    text = (run / "events.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-@pytest.fixture
-def trainer(tmp_path):
-    """A real `charlm train` of a tiny model in its own process, left to train for as long as the test needs."""
-    corpus = tmp_path / "text.txt"
-    corpus.write_text(make_text(20000))
-    run = tmp_path / "run"
-    command = [*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--plain", *TINY_FLAGS]
-    command += ["--epochs", "100000", "--checkpoint-every", "0"]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path)
-    )
-    try:
-        wait_for(lambda: any(r["type"] == "batch" for r in _safe_lines(run)), "the first logged batch")
-        yield process, run
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
-
-
-def _safe_lines(run):
-    try:
-        return log_lines(run)
-    except (OSError, ValueError):
-        return []
-
-
-def test_pause_save_resume_and_stop_reach_a_trainer_in_another_process(trainer, tmp_path):
-    process, run = trainer
+def test_pause_save_resume_and_stop_reach_a_trainer_in_another_process(background_trainer, tmp_path):
+    process, run = background_trainer
 
     paused = charlm("control", run, "pause", tmp_path=tmp_path)
     assert paused.returncode == 0, paused.stderr
@@ -96,8 +53,8 @@ def test_pause_save_resume_and_stop_reach_a_trainer_in_another_process(trainer, 
     assert pending_commands(run) == []
 
 
-def test_control_of_a_run_nobody_trains_says_so(trainer, tmp_path):
-    process, run = trainer
+def test_control_of_a_run_nobody_trains_says_so(background_trainer, tmp_path):
+    process, run = background_trainer
     assert charlm("control", run, "stop", tmp_path=tmp_path).returncode == 0
     process.wait(timeout=PATIENCE)
     result = charlm("control", run, "pause", tmp_path=tmp_path)

@@ -20,6 +20,7 @@ CORE_MODULES = [
     "encoded",
     "errors",
     "hangup",
+    "headless",
     "evaluation",
     "events",
     "eventlog",

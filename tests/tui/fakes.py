@@ -23,6 +23,7 @@ from tui_charlm.core.events import (
 )
 from tui_charlm.core.inference import LSTMWeights, NetworkWeights
 from tui_charlm.core.vocab import Vocabulary
+from tui_charlm.tui.attach import AttachBackend
 from tui_charlm.tui.core_bridge import RunInfo
 
 VOCAB = Vocabulary.from_text('abcdefghijklmnopqrstuvwxyz .,\n"()')
@@ -186,3 +187,72 @@ class FakeBackend:
             report(EpochFinished(epoch + 1, step, loss, loss + 0.1, 1.0))
             save("epoch")
         report(TrainingFinished("completed", self.epochs, step, None))
+
+
+def write_trainer_files(run: Path, *, pid: int = 4242, host: str = "gpu-box", paused: bool = True) -> None:
+    """What a trainer in another process leaves in its run folder: its lock owner, event log and newest weights.
+
+    The caller holds `run/.lock` (as the trainer would). The log is the one
+    a run of the fake's size writes: a session start, batch lines to step
+    205, an epoch end with its held-out loss, a checkpoint, and a pause.
+    """
+    import json
+
+    from tui_charlm.core.live_weights import publish_weights
+
+    run.mkdir(parents=True, exist_ok=True)
+    (run / ".lock-owner").write_text(json.dumps({"pid": pid, "host": host, "since": "2026-12-02 09:00:00"}))
+    lines = [
+        {
+            "type": "started",
+            "step": 0,
+            "epoch": 0,
+            "batches": 200,
+            "parameters": 4_321,
+            "resumed": False,
+            "device": "GPU: NVIDIA H200 (cuDNN)",
+            "pid": pid,
+            "host": host,
+            "version": 1,
+        },
+    ]
+    for step in range(5, 206, 5):
+        loss = 3.3 * math.exp(-step / 60) + 1.4 + 0.05 * math.sin(step)
+        lines.append(
+            {
+                "type": "batch",
+                "step": step,
+                "epoch": step // 200,
+                "batch": step % 200 or 200,
+                "batches": 200,
+                "loss": loss,
+                "chars_per_second": 812_345.0,
+                "elapsed": step * 0.3,
+            }
+        )
+        if step == 200:
+            lines.append(
+                {"type": "epoch", "step": 200, "epoch": 1, "train_loss": 2.0, "val_loss": 1.75, "seconds": 60.0}
+            )
+            lines.append({"type": "checkpoint", "step": 200, "epoch": 1, "name": "step-00000200", "reason": "epoch"})
+    if paused:
+        lines.append({"type": "paused", "step": 205})
+    text = "".join(json.dumps({"time": 1_764_666_000.0 + i, **line}) + "\n" for i, line in enumerate(lines))
+    (run / "events.jsonl").write_text(text)
+    publish_weights(run, random_weights())
+
+
+class FollowingBackend(AttachBackend):
+    """The real viewer (it follows the run folder's log, weights and lock), with the run's checkpoint faked:
+
+    no TensorFlow, the fake's vocabulary and seeds.
+    """
+
+    def load_saved(self, status, notice) -> RunInfo:
+        return RunInfo(self.run_path, "fake corpus", 123_456, 4_321, "attached", VOCAB, 16, "stateful", 200, 3)
+
+    def random_seed(self, rng, length):
+        return "seed number one for the fake", "random corpus slice at char 100"
+
+    def heldout_text(self, length):
+        return FakeBackend.heldout_text(self, length)

@@ -78,3 +78,29 @@ def test_cell_view_120x40(snap_compare):
     assert snap_compare(
         make_app(FakeBackend(frozen=True, batches_per_epoch=20)), terminal_size=(120, 40), run_before=open_cells
     )
+
+
+async def freeze_attached(pilot) -> None:
+    """A viewer attached to a paused trainer (another process, as its run folder tells), its streams frozen."""
+    app = pilot.app
+    await wait_for(pilot, lambda: app.main.state == "paused" and app.main.loss_plot.steps[-1] == 205)
+    await wait_for(pilot, lambda: app.main.seed_pane.seed_text.startswith("seed"))
+    await wait_for(pilot, lambda: not app.main.loss_plot.dirty)
+    app.workers.cancel_group(app, "generation")
+    await pilot.pause(0.2)
+    app.main.layout_version += 1
+    for index, pane in enumerate(app.query(GenerationPane)):
+        pane.clear()
+        pane.add([(char, 0.5) for char in TEXT[index * 7 :]])
+    await pilot.pause()
+
+
+def test_attached_screen_120x40(snap_compare, tmp_path):
+    from filelock import FileLock
+
+    from tests.tui.fakes import FollowingBackend, write_trainer_files
+
+    run = tmp_path / "run"
+    write_trainer_files(run, paused=True)
+    with FileLock(run / ".lock"):
+        assert snap_compare(make_app(FollowingBackend(run)), terminal_size=(120, 40), run_before=freeze_attached)

@@ -60,14 +60,17 @@ async def test_enter_resumes_the_highlighted_run_and_training_starts():
         assert app.screen is app.main
 
 
-async def test_l_loads_a_run_for_generation_even_while_another_process_trains_it():
+async def test_enter_on_a_run_another_process_trains_attaches_to_it_and_l_loads_it():
     chosen = []
     app = picking_app(chosen)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.press("enter")  # 'wide' is being trained elsewhere: it can only be loaded
-        await pilot.pause()
-        assert not chosen and isinstance(app.screen, StartScreen)
-        assert any("being trained by another process (pid 4242" in n.message for n in app._notifications)
+        await pilot.press("enter")  # 'wide' is being trained elsewhere: Enter watches it live
+        await wait_for(pilot, lambda: chosen)
+        assert (chosen[0].action, chosen[0].path) == ("attach", Path("runs/wide"))
+
+    chosen = []
+    app = picking_app(chosen)
+    async with app.run_test(size=(120, 30)) as pilot:
         await pilot.press("l")
         await wait_for(pilot, lambda: chosen)
         assert (chosen[0].action, chosen[0].path) == ("load", Path("runs/wide"))

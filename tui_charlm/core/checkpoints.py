@@ -284,6 +284,12 @@ class RunDirectory:
         except OSError:
             pass  # only used to name the holder in the message above
 
+    def release_training_lock(self) -> None:
+        """Let go of this run (a headless trainer takes it over); nothing happens if this process does not hold it."""
+        lock = _HELD_LOCKS.pop(str(self.path.resolve()), None)
+        if lock is not None:
+            lock.release(force=True)
+
     @classmethod
     def open(cls, path: str | os.PathLike) -> RunDirectory:
         """Open an existing run directory, refusing anything that is not a complete one."""

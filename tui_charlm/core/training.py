@@ -97,6 +97,8 @@ class Trainer:
         self._continue_epoch_in_new_batches()
         latest = run.latest() if resumed else None
         self.last_checkpoint = latest.path if latest else None
+        # Why a run ends when its stop_event is set: 'stopped', or 'detached' when a headless trainer takes it over.
+        self.stop_reason = "stopped"
         # Read when fit() builds its train function (a resumed model may have been saved with another value).
         steps = self.config.steps_per_execution
         if self.config.strategy == "mirrored" and steps != MIRRORED_STEPS_PER_EXECUTION:
@@ -274,7 +276,7 @@ class Trainer:
         elif self.budget_spent(state.elapsed):
             reason = "time budget"
         elif stop_event.is_set():
-            reason = "stopped"  # asked before the first batch (a hang-up while loading, say): save and stop
+            reason = self.stop_reason  # asked before the first batch (a hang-up while loading, say): save and stop
         try:
             batches_left = None
             if reason is None:
@@ -336,7 +338,7 @@ class Trainer:
                     elif config.checkpoint_every and time.perf_counter() - last_save >= config.checkpoint_every:
                         save("interval")
                     if stop_event.is_set():
-                        reason = "stopped"
+                        reason = self.stop_reason
                     elif self.budget_spent(clock.elapsed()):
                         reason = "time budget"
                     if reason is not None or state.batch_in_epoch < batches:
@@ -375,7 +377,7 @@ class Trainer:
                 if state.epoch >= config.epochs:
                     reason = "completed"
                 elif stop_event.is_set():
-                    reason = "stopped"
+                    reason = self.stop_reason
                 elif self.budget_spent(clock.elapsed()):
                     reason = "time budget"
             state.elapsed = clock.elapsed()

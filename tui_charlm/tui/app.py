@@ -22,11 +22,13 @@ from textual.widgets import OptionList
 from textual.worker import Worker, WorkerState
 
 from tui_charlm.core.errors import CharlmError
-from tui_charlm.core.events import BatchFinished
+from tui_charlm.core.events import BatchFinished, TrainingFinished
 from tui_charlm.core.generation import WeightBox
+from tui_charlm.core.headless import LOG_FILE, start_headless_trainer
 from tui_charlm.core.runs import RunSummary
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES
 from tui_charlm.core.stopping import Activity
+from tui_charlm.tui.attach import AttachBackend, wait_for_trainer
 from tui_charlm.tui.core_bridge import TrainingBackend
 from tui_charlm.tui.keys import bindings, palette_commands
 from tui_charlm.tui.messages import (
@@ -35,6 +37,7 @@ from tui_charlm.tui.messages import (
     PreparationFailed,
     RunPrepared,
     StatusChanged,
+    TrainerChanged,
     TrainingEventReported,
 )
 from tui_charlm.tui.screens.help import HelpScreen
@@ -154,6 +157,9 @@ class CharLMApp(App[None]):
         self.training_outcome = None  # what fit returned: TrainingFinished, or TrainingFailed with its reason
         self.quitting = False
         self.training_worker: Worker | None = None
+        # `d` (or a hang-up with --on-hangup detach): the headless trainer the run was handed to, once started.
+        self.headless = None
+        self.handover_failed: str | None = None
 
     def get_default_screen(self) -> MainScreen:
         return self.main
@@ -200,6 +206,79 @@ class CharLMApp(App[None]):
                 activity=self.activity,
             )
             reporter.flush()
+            outcome = self.training_outcome
+            if isinstance(outcome, TrainingFinished) and outcome.reason == "detached":
+                self.hand_over(outcome)
+        finally:
+            self.activity.finish()
+
+    def detach(self) -> bool:
+        """Hand the run to a headless trainer: stop here with a checkpoint, then start `charlm train --resume`.
+
+        False (and nothing done) when nothing trains in this app. Safe from
+        any thread: the handover itself runs in the training worker once its
+        checkpoint is written (run_training), so it happens even when the
+        terminal, and with it the app's screen, is gone.
+        """
+        trainer = getattr(self.backend, "trainer", None)
+        worker = self.training_worker
+        if getattr(self.backend, "attached", False) or trainer is None or worker is None or not worker.is_running:
+            return False
+        trainer.stop_reason = "detached"
+        self.stop_event.set()
+        self.pause_event.clear()
+        return True
+
+    def hand_over(self, outcome: TrainingFinished) -> None:
+        """(Training worker) The checkpoint is written: let go of the run and start the headless trainer."""
+        trainer = self.backend.trainer
+        run = trainer.run
+        try:
+            run.release_training_lock()
+            self.headless = start_headless_trainer(run.path, offline=getattr(self.backend.options, "offline", None))
+        except OSError as error:
+            self.handover_failed = (
+                f"Could not start a headless trainer ({error.strerror or error}); the run is saved at step "
+                f"{outcome.step}: charlm train --resume {run.path} goes on."
+            )
+
+    def follow_headless(self) -> None:
+        """(UI) After a handover: watch the headless trainer as a viewer, on the same screen."""
+        run_path = self.backend.trainer.run.path
+        self.backend = AttachBackend(run_path)
+        self.stop_event.clear()
+        self.activity = Activity()
+        self.training_outcome = None
+        self.training_worker = self.follow_run(self.headless)
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def follow_run(self, process) -> None:
+        """Wait for the headless trainer to take the run, then follow it as `--attach` does."""
+        post = self.main.post_message
+        backend = self.backend
+        try:
+            log = backend.run_path / LOG_FILE
+            problem = wait_for_trainer(backend.run_path, process, self.stop_event)
+            if problem is not None:
+                post(PreparationFailed(f"{problem} Its output is in {log}."))
+                return
+            info = backend.prepare(lambda text: None, lambda text: post(NoticeReported(text)))
+            post(
+                TrainerChanged(
+                    info.device,
+                    f"detached: training goes on in {backend.who} (output: {log}); q leaves it training",
+                )
+            )
+            reporter = CoalescingReporter(post)
+            self.training_outcome = backend.fit(
+                reporter,
+                stop_event=self.stop_event,
+                pause_event=self.pause_event,
+                save_event=self.save_event,
+                weight_box=self.weight_box,
+                activity=self.activity,
+            )
+            reporter.flush()
         finally:
             self.activity.finish()
 
@@ -216,7 +295,14 @@ class CharLMApp(App[None]):
                 self._training_ended(event.worker)
 
     def _training_ended(self, worker: Worker) -> None:
+        if self.headless is not None and not self.quitting and not getattr(self.backend, "attached", False):
+            self.follow_headless()  # the run was handed over: stay on as its viewer
+            return
         self.main.training_ended(worker)
+        if self.handover_failed:
+            self.main.note = self.handover_failed
+            self.main.notify(self.handover_failed, title="Detach", severity="error", timeout=60)
+            self.handover_failed = None
         if self.quitting:
             self.exit()
 
@@ -234,6 +320,14 @@ class CharLMApp(App[None]):
         self.quitting = True
         worker = self.training_worker
         main = self.main
+        if getattr(self.backend, "attached", False):
+            # A viewer leaves; the trainer, another process, goes on untouched.
+            if worker is not None and worker.is_running and main.state in ("training", "paused"):
+                main.state = "left"
+                main.note = f"left it training ({self.backend.who})"
+            self.stop_event.set()
+            self.exit()
+            return
         if worker is not None and worker.is_running and self.backend.can_train and main.state != "loading":
             main.state = "stopping"
             main.note = "saving a checkpoint before quitting"

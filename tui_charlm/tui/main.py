@@ -22,9 +22,10 @@ from tui_charlm.core.hangup import (
     watch_for_hangup,
 )
 from tui_charlm.core.options import add_config_options, config_overrides
-from tui_charlm.core.runs import RUNS_DIR, list_runs
+from tui_charlm.core.runs import RUNS_DIR, is_run_directory, list_runs
 from tui_charlm.core.sampling import check_temperature
 from tui_charlm.tui.app import CharLMApp, Pick
+from tui_charlm.tui.attach import AttachBackend
 from tui_charlm.tui.core_bridge import CoreBackend, TuiOptions
 from tui_charlm.tui.screens.start import StartChoice
 from tui_charlm.tui.shutdown import Shutdown
@@ -50,6 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue training a run")
     parser.add_argument(
         "--load", type=Path, metavar="RUN_DIR", help="open a saved run (with --no-train: generation only)"
+    )
+    parser.add_argument(
+        "--attach",
+        type=Path,
+        metavar="RUN_DIR",
+        help="watch and steer a run another process is training (charlm train under nohup, say); q leaves it training",
+    )
+    parser.add_argument(
+        "--on-hangup",
+        choices=("stop", "detach"),
+        default="stop",
+        help="when the terminal goes away while training: stop (save a checkpoint and exit; the default) or "
+        "detach (hand the run to a headless trainer that goes on; charlm-tui --attach watches it)",
     )
     parser.add_argument("--no-train", action="store_true", help="with --load: a generation playground, no training")
     parser.add_argument("--run-dir", type=Path, help="where to write a new run (default: runs/<corpus>-<time>)")
@@ -130,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--no-train needs --load RUN_DIR")
     if args.load is not None and not args.no_train:
         parser.error("--load opens a run for generation only; add --no-train, or use --resume RUN_DIR to train it")
+    if args.attach and (args.resume or args.load or args.run_dir or args.no_train or config_overrides(args)):
+        parser.error("--attach watches a run as it is being trained; it takes no other run or model options")
     if args.resume and (args.load or args.run_dir):
         parser.error("--resume continues in its own directory; it cannot be combined with --load or --run-dir")
     if not args.chars_per_second >= 0 or args.chars_per_second == float("inf"):
@@ -137,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rng_seed is not None and args.rng_seed < 0:
         parser.error("--rng-seed must be zero or positive")
     overrides = config_overrides(args)
+    if args.attach is not None and not is_run_directory(args.attach):
+        what = "does not exist" if not args.attach.exists() else "is not a charlm run directory"
+        print(f"charlm-tui: error: {args.attach} {what}.", file=sys.stderr)
+        return 1
     try:
         if not args.resume and not args.load:
             make_config(args.recipe, **overrides)  # bad options end here, before the screen opens
@@ -153,7 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         offline=args.offline,
     )
     pick = None
-    run_options_given = bool(args.resume or args.load or args.run_dir or overrides or args.recipe != "default")
+    run_options_given = bool(
+        args.resume or args.load or args.attach or args.run_dir or overrides or args.recipe != "default"
+    )
     if args.pick and run_options_given:
         parser.error("--pick chooses the run on screen; give it without --resume, --load, --run-dir or run options")
     if args.pick or not run_options_given:
@@ -164,16 +186,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         if args.pick or runs:
 
-            def make_backend(choice: StartChoice) -> CoreBackend:
+            def make_backend(choice: StartChoice) -> CoreBackend | AttachBackend:
                 if choice.action == "resume":
                     return CoreBackend(TuiOptions(overrides={}, resume=choice.path, offline=args.offline))
+                if choice.action == "attach":
+                    return AttachBackend(choice.path, offline=args.offline)
                 if choice.action == "load":
                     return CoreBackend(TuiOptions(overrides={}, load=choice.path, train=False, offline=args.offline))
                 return CoreBackend(TuiOptions(overrides=choice.overrides, offline=args.offline))
 
             pick = Pick(runs, RUNS_DIR, [row.name for row in list_corpora()], make_backend)
+    backend = AttachBackend(args.attach, offline=args.offline) if args.attach else CoreBackend(options)
     app = CharLMApp(
-        None if pick else CoreBackend(options),
+        None if pick else backend,
         temperatures=args.temperatures,
         chars_per_second=args.chars_per_second,
         seed_text=args.seed_text,
@@ -182,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # A hang-up (SSH gone), a terminal that fails or closes, or termination: stop training, checkpoint, exit.
     log_path = Path(tempfile.gettempdir()) / f"charlm-tui-{os.getpid()}.log"
-    shutdown = Shutdown(app, log_path)
+    shutdown = Shutdown(app, log_path, on_hangup=args.on_hangup)
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), shutdown.on_signal)
@@ -201,12 +226,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         and terminal_hung_up(sys.__stdin__.fileno())
     ):
         shutdown.status = HANGUP_STATUS  # it went while the app was closing
+    if app.headless is not None and shutdown.status is not None:
+        say(f"charlm-tui: training goes on in pid {app.headless.pid}; charlm-tui --attach RUN_DIR watches it")
     if shutdown.status is not None and not shutdown.wait_for_training():  # the hang-up checkpoint comes first
         say(f"charlm-tui: diagnostics are in {log_path}", error=True)
         return shutdown.status
     failed = app.main.state == "failed" or app.return_code not in (None, 0)
     if app.main.info is not None and app.main.info.run_dir is not None:
         say(f"run directory: {app.main.info.run_dir}")
+        if getattr(app.backend, "attached", False) and app.main.state == "left":
+            run = app.main.info.run_dir
+            say(
+                f"left it training ({app.backend.who}): charlm-tui --attach {run} watches it again, "
+                f"charlm control {run} stop stops it"
+            )
     if failed:
         if app.main.note and shutdown.status is None:  # else the shutdown's watchdog has said it
             say(f"charlm-tui: {app.main.note}", error=True)

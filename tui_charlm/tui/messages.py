@@ -52,6 +52,14 @@ class TrainingEventReported(Message):
 
 
 @dataclass
+class TrainerChanged(Message):
+    """The app handed its run to a headless trainer and now watches it: where that trainer is."""
+
+    device: str  # what the status shows as the device: the trainer's device, pid and host
+    note: str
+
+
+@dataclass
 class PreparationFailed(Message):
     """Loading the corpus or model failed; `message` is one sentence for the user."""
 

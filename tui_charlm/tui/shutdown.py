@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+from tui_charlm.core.hangup import HANGUP_STATUS
+
 # Once training has ended, how long the app may take to close its screen before the process ends regardless.
 CLOSE_SECONDS = 1.0
 
@@ -29,9 +31,11 @@ CLOSE_SECONDS = 1.0
 class Shutdown:
     """One ending for the app, whoever asks first: the exit status it asked for, and a watchdog behind it."""
 
-    def __init__(self, app, log_path=None):
+    def __init__(self, app, log_path=None, on_hangup: str = "stop"):
         self.app = app
         self.log_path = log_path  # the app's diagnostics log: nobody will read it after a hang-up
+        # 'stop' (save and stop), or 'detach': hand the run to a headless trainer (app.detach) and end the app.
+        self.on_hangup = on_hangup
         self.status: int | None = None
         self.gave_up: str | None = None  # why the checkpoint was not waited for, if it was not
 
@@ -44,6 +48,8 @@ class Shutdown:
         if self.status is not None:
             return
         self.status = status
+        if status == HANGUP_STATUS and self.on_hangup == "detach":
+            self.app.detach()  # training stops with reason 'detached'; the worker starts the headless trainer
         self.app.stop_event.set()
         self.app.pause_event.clear()
         threading.Thread(target=self._watchdog, name="charlm-shutdown", daemon=True).start()

@@ -9,6 +9,8 @@ it.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import (
     CheckpointSaved,
     EpochFinished,
@@ -49,6 +52,7 @@ from tui_charlm.tui.messages import (
     SeedApplied,
     StatusChanged,
     TextGenerated,
+    TrainerChanged,
     TrainingEventReported,
 )
 from tui_charlm.tui.screens.main_inside import InsideKeys
@@ -63,6 +67,8 @@ from tui_charlm.tui.widgets.status_bar import StatusBar, format_duration
 MAX_TEMPERATURE = 3.0
 MAX_STREAMS = 8
 SEED_LENGTH = 60
+# A viewer's k (stop the trainer) counts only when pressed again within this many seconds.
+STOP_CONFIRM_SECONDS = 4.0
 
 
 class MainScreen(InsideKeys, RunKeys, Screen[None]):
@@ -98,6 +104,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.epoch = 0
         self.note = ""
         self.overlay_paths: set[Path] = set()  # other runs drawn on the loss plot (o)
+        self.stop_asked = 0.0  # when k was last pressed (a viewer's stop waits for a second press)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -200,6 +207,14 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         )
         self.run_generation()
 
+    def on_trainer_changed(self, message: TrainerChanged) -> None:
+        if self.closing or self.info is None:
+            return
+        self.info = dataclasses.replace(self.info, device=message.device)
+        self.state = "training"
+        self.note = message.note
+        self.notify(message.note, title="Detached")
+
     def on_batches_reported(self, message: BatchesReported) -> None:
         if self.closing:
             return
@@ -223,8 +238,11 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
             self.state = "paused" if self.app.pause_event.is_set() else "training"
         elif isinstance(event, TrainingPaused):
             self.note = f"paused at step {event.step}"
+            self.state = "paused"  # the trainer's word (for a viewer, the only word: it guesses nothing)
         elif isinstance(event, TrainingResumed):
             self.note = ""
+            if self.state == "paused" and (self.attached() or not self.app.pause_event.is_set()):
+                self.state = "training"
         elif isinstance(event, EpochFinished):
             self.epoch = event.epoch
             self.loss_plot.add_epoch(event.step, event.val_loss)
@@ -233,6 +251,9 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
             self.note = f"saved step {event.step}"
             if event.reason in ("requested", "stopped", "time budget"):
                 self.notify(f"Checkpoint saved ({event.reason}): {event.path}", title="Saved")
+        elif isinstance(event, TrainingFinished) and event.reason == "detached":
+            self.note = f"saved at step {event.step}: handing the run to a headless trainer"
+            self.state = "stopping"
         elif isinstance(event, TrainingFinished):
             self.note = f"{event.reason} at epoch {event.epoch}, step {event.step}"
             self.state = {"completed": "finished", "time budget": "finished"}.get(event.reason, "stopped")
@@ -399,9 +420,27 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         panes[index].remove()
         panes[index - 1 if index > 0 else 1].focus()
 
+    def attached(self) -> bool:
+        """True when this app watches a run another process trains (charlm-tui --attach)."""
+        return bool(getattr(self.app.backend, "attached", False))
+
+    def ask_trainer(self, command: str, note: str) -> None:
+        """A viewer's request to the trainer; the screen changes when the trainer's log says it acted."""
+        try:
+            self.app.backend.request(command)
+        except CharlmError as error:
+            self.notify(str(error), severity="error")
+            return
+        self.note = note
+        self.refresh_status()
+
     def action_toggle_pause(self) -> None:
         if not self.training_active():
             self.notify("Training is not running.", severity="warning")
+            return
+        if self.attached():
+            resume = self.state == "paused"
+            self.ask_trainer("resume" if resume else "pause", f"asked the trainer to {'resume' if resume else 'pause'}")
             return
         if self.app.pause_event.is_set():
             self.app.pause_event.clear()
@@ -415,8 +454,47 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
             where = f" ({self.info.run_dir})" if self.info and self.info.run_dir else ""
             self.notify(f"Not training: the last checkpoint is already saved{where}.", severity="warning")
             return
+        if self.attached():
+            self.ask_trainer("save", "asked the trainer to save a checkpoint")
+            return
         self.app.save_event.set()
         self.notify("Saving a checkpoint after this batch…")
+
+    def action_detach(self) -> None:
+        """Hand the run to a headless trainer and stay on as its viewer."""
+        if self.attached():
+            self.notify("This run already trains in another process; q leaves it training.")
+            return
+        if not self.training_active():
+            self.notify("Training is not running.", severity="warning")
+            return
+        if self.app.detach():
+            self.state = "stopping"
+            self.note = "saving a checkpoint, then handing the run to a headless trainer"
+        else:
+            self.notify("Nothing trains in this app to hand over.", severity="warning")
+
+    def action_stop_trainer(self) -> None:
+        """Attached: stop the trainer (it saves first); asks to be confirmed by pressing k again."""
+        if not self.attached():
+            self.notify("k stops a run watched with --attach; here q stops training, saves and quits.")
+            return
+        if not self.training_active():
+            self.notify("Training is not running.", severity="warning")
+            return
+        now = time.monotonic()
+        if now - self.stop_asked > STOP_CONFIRM_SECONDS:
+            self.stop_asked = now
+            self.notify(
+                f"Press k again within {STOP_CONFIRM_SECONDS:.0f} s to stop the trainer ({self.app.backend.who}); "
+                "it saves a checkpoint first. q leaves it training.",
+                title="Stop training?",
+                severity="warning",
+                timeout=STOP_CONFIRM_SECONDS,
+            )
+            return
+        self.stop_asked = 0.0
+        self.ask_trainer("stop", "asked the trainer to stop (it saves first)")
 
     def reseed(self, text: str, source: str) -> None:
         self.layout_version += 1

@@ -29,7 +29,7 @@ from tui_charlm.core.runs import COLUMNS, RunSummary, summary_cells
 class StartChoice:
     """What the user picked: resume or load a run, or a new run with these options."""
 
-    action: str  # 'resume', 'load' or 'new'
+    action: str  # 'resume', 'attach' (a run another process trains), 'load' or 'new'
     path: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -52,8 +52,8 @@ class StartScreen(Screen[StartChoice | None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(
-            f"Runs in {self.root}, newest first. Enter resumes the highlighted run, l opens it for generation only, "
-            "n starts a new run.",
+            f"Runs in {self.root}, newest first. Enter resumes the highlighted run (or, if another process is "
+            "training it, watches it live), l opens it for generation only, n starts a new run.",
             id="start-help",
         )
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
@@ -84,10 +84,7 @@ class StartScreen(Screen[StartChoice | None]):
         if run.status == "damaged":
             self.notify(f"{run.name} cannot be opened: {run.reason}", severity="error")
         elif run.status == "training":
-            self.notify(
-                f"{run.name} is being trained by another process ({run.reason}); l opens it for generation.",
-                severity="warning",
-            )
+            self.dismiss(StartChoice("attach", Path(run.path)))  # watch it live; the trainer goes on as it was
         else:
             self.dismiss(StartChoice("resume", Path(run.path)))
 

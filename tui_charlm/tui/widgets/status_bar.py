@@ -14,6 +14,7 @@ STATE_STYLES = {
     "paused": "bold yellow",
     "stopping": "bold yellow",
     "stopped": "bold",
+    "left": "bold",
     "finished": "bold green",
     "failed": "bold red",
     "generating": "bold cyan",

@@ -1,0 +1,110 @@
+"""`charlm-tui --attach`: a viewer on a real pseudo-terminal, watching a real `charlm train` in another process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from tests.conftest import PATIENCE, cli_env, log_lines, wait_for
+from tests.ptys import BATCHES_REPORTED, on_pty, screen_text, shows, wait_for_exit
+from tui_charlm.core.checkpoints import checkpoint_folder_name
+
+VIEWER = [sys.executable, "-m", "tui_charlm.tui.main", "--attach"]
+
+
+def kinds_after(run, count: int) -> list[str]:
+    return [r["type"] for r in log_lines(run)[count:]]
+
+
+def test_a_viewer_pauses_saves_and_resumes_the_trainer_then_leaves_it_training(background_trainer, tmp_path):
+    trainer, run = background_trainer
+    with on_pty([*VIEWER, str(run)], cli_env(tmp_path), columns=120, rows=40) as (viewer, terminal, output):
+        # The curve comes from the trainer's log, and the status names the trainer.
+        assert shows(terminal, BATCHES_REPORTED, output, PATIENCE), screen_text(terminal, output)
+        assert shows(terminal, f"pid {trainer.pid}", output, PATIENCE), screen_text(terminal, output)
+
+        before = len(log_lines(run))
+        os.write(terminal["master"], b" ")
+        wait_for(lambda: "paused" in kinds_after(run, before), "the trainer to log its pause")
+        assert shows(terminal, "PAUSED", output, PATIENCE), screen_text(terminal, output)  # the state, acknowledged
+        paused_at = [r for r in log_lines(run) if r["type"] == "paused"][-1]["step"]
+
+        before = len(log_lines(run))
+        os.write(terminal["master"], b"s")
+        wait_for(lambda: "checkpoint" in kinds_after(run, before), "the trainer to log the checkpoint")
+        assert (run / "checkpoints" / checkpoint_folder_name(paused_at)).is_dir()
+        assert shows(terminal, checkpoint_folder_name(paused_at), output, PATIENCE), screen_text(terminal, output)
+
+        before = len(log_lines(run))
+        os.write(terminal["master"], b" ")
+        wait_for(lambda: "resumed" in kinds_after(run, before), "the trainer to log its resume")
+        wait_for(lambda: "batch" in kinds_after(run, before), "training to go on")
+
+        os.write(terminal["master"], b"q")
+        assert wait_for_exit(viewer, terminal["master"], output, PATIENCE), screen_text(terminal, output)
+        assert viewer.returncode == 0
+    assert b"left it training" in output
+    # The trainer did not notice: it is still training, and still logging batches.
+    before = len(log_lines(run))
+    wait_for(lambda: "batch" in kinds_after(run, before), "the trainer to go on after the viewer left")
+    assert trainer.poll() is None
+
+
+def test_two_viewers_one_killed_then_k_k_stops_the_trainer(background_trainer, tmp_path):
+    trainer, run = background_trainer
+    env = cli_env(tmp_path)
+    with (
+        on_pty([*VIEWER, str(run)], env, columns=120, rows=40) as (first, first_terminal, first_output),
+        on_pty([*VIEWER, str(run)], env, columns=120, rows=40) as (second, second_terminal, second_output),
+    ):
+        for terminal, output in ((first_terminal, first_output), (second_terminal, second_output)):
+            assert shows(terminal, BATCHES_REPORTED, output, PATIENCE), screen_text(terminal, output)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        before = len(log_lines(run))
+        wait_for(lambda: "batch" in kinds_after(run, before), "the trainer to go on after a viewer was killed")
+        assert trainer.poll() is None
+
+        os.write(second_terminal["master"], b"k")  # once: it asks first
+        assert shows(second_terminal, "Press k again", second_output, PATIENCE), screen_text(
+            second_terminal, second_output
+        )
+        assert trainer.poll() is None
+        os.write(second_terminal["master"], b"k")
+        assert trainer.wait(timeout=PATIENCE) == 0
+        last = log_lines(run)[-1]
+        assert last["type"] == "finished" and last["reason"] == "stopped"
+        assert shows(second_terminal, "stopped", second_output, PATIENCE), screen_text(second_terminal, second_output)
+        os.write(second_terminal["master"], b"q")
+        assert wait_for_exit(second, second_terminal["master"], second_output, PATIENCE)
+
+
+def test_viewers_say_when_the_trainer_is_killed_and_name_the_newest_checkpoint(background_trainer, tmp_path):
+    trainer, run = background_trainer
+    with on_pty([*VIEWER, str(run)], cli_env(tmp_path), columns=120, rows=40) as (viewer, terminal, output):
+        assert shows(terminal, BATCHES_REPORTED, output, PATIENCE), screen_text(terminal, output)
+        before = len(log_lines(run))
+        os.write(terminal["master"], b"s")
+        wait_for(lambda: "checkpoint" in kinds_after(run, before), "a checkpoint")
+        newest = [r for r in log_lines(run) if r["type"] == "checkpoint"][-1]["name"]
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait()
+        assert shows(terminal, "gone without a word", output, PATIENCE), screen_text(terminal, output)
+        assert shows(terminal, newest, output, PATIENCE), screen_text(terminal, output)
+        assert "--resume" in screen_text(terminal, output)
+        os.write(terminal["master"], b"q")
+        assert wait_for_exit(viewer, terminal["master"], output, PATIENCE)
+
+
+def test_attach_refuses_what_it_cannot_watch_in_one_sentence(tmp_path):
+    import subprocess
+
+    (tmp_path / "plain").mkdir()
+    for args, message in (
+        ([str(tmp_path / "nothing")], "does not exist"),
+        ([str(tmp_path / "plain")], "is not a charlm run directory"),
+        ([str(tmp_path / "plain"), "--units", "64"], "takes no other run or model options"),
+    ):
+        result = subprocess.run([*VIEWER, *args], capture_output=True, text=True, env=cli_env(tmp_path), timeout=60)
+        assert result.returncode in (1, 2) and message in result.stderr and "Traceback" not in result.stderr

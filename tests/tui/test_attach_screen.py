@@ -1,0 +1,64 @@
+"""The viewer's screen (--attach): the real following code, over a run folder the test writes as a trainer would."""
+
+from __future__ import annotations
+
+import json
+
+from filelock import FileLock
+
+from tests.tui.conftest import make_app, wait_for
+from tests.tui.fakes import FollowingBackend, write_trainer_files
+from tui_charlm.core.control import pending_commands
+
+
+def append(run, line: dict) -> None:
+    with open(run / "events.jsonl", "a") as handle:
+        handle.write(json.dumps({"time": 1_764_667_000.0, **line}) + "\n")
+
+
+async def test_the_viewer_shows_what_the_trainer_acknowledged_not_what_it_asked(tmp_path):
+    run = tmp_path / "run"
+    write_trainer_files(run, paused=False)
+    lock = FileLock(run / ".lock")
+    lock.acquire()  # the trainer holds its run
+    try:
+        app = make_app(FollowingBackend(run))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.main.state == "training" and app.main.last_loss is not None)
+            assert "pid 4242 on gpu-box" in app.main.info.device
+            assert app.main.loss_plot.steps[-1] == 205  # the curve, from the log
+
+            await pilot.press("space")
+            await pilot.pause(0.5)
+            assert [p.name.rsplit("-", 1)[-1] for p in pending_commands(run)] == ["pause"]
+            assert app.main.state == "training"  # asked, not yet done
+            append(run, {"type": "paused", "step": 205})
+            await wait_for(pilot, lambda: app.main.state == "paused")
+
+            await pilot.press("s")
+            await pilot.pause(0.2)
+            assert [p.name.rsplit("-", 1)[-1] for p in pending_commands(run)] == ["pause", "save"]
+            append(run, {"type": "checkpoint", "step": 205, "epoch": 1, "name": "step-00000205", "reason": "requested"})
+            await wait_for(pilot, lambda: "saved step 205" in app.main.note)
+
+            await pilot.press("q")
+            await wait_for(pilot, lambda: not app.is_running)
+        assert app.main.state == "left"
+        assert [p.name.rsplit("-", 1)[-1] for p in pending_commands(run)] == ["pause", "save"]  # q sent nothing
+    finally:
+        lock.release()
+
+
+async def test_a_trainer_gone_without_a_word_is_reported_with_its_newest_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    write_trainer_files(run, paused=False)
+    (run / "checkpoints" / "step-00000200").mkdir(parents=True)
+    lock = FileLock(run / ".lock")
+    lock.acquire()
+    app = make_app(FollowingBackend(run))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.main.state == "training")
+        lock.release()  # what the OS does when the trainer is killed
+        await wait_for(pilot, lambda: app.main.state == "failed")
+        assert "gone without a word" in app.main.note and "step-00000200" in app.main.note
+        assert f"charlm-tui --resume {run}" in app.main.note
