@@ -15,12 +15,15 @@ releases it with the process.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
 from pathlib import Path
 
-from tui_charlm.core.checkpoints import History
+import numpy as np
+
+from tui_charlm.core.checkpoints import History, RunDirectory
 from tui_charlm.core.control import send_command
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.eventlog import EventLogReader, RunLog
@@ -37,6 +40,7 @@ from tui_charlm.core.events import (
 )
 from tui_charlm.core.live_weights import WEIGHTS_FILE, read_weights
 from tui_charlm.core.runs import lock_holder
+from tui_charlm.core.session import open_saved_run
 from tui_charlm.core.tf_startup import import_tensorflow
 from tui_charlm.tui.core_bridge import CoreBackend, RunInfo, TuiOptions
 
@@ -81,6 +85,8 @@ class AttachBackend(CoreBackend):
         info = self.load_saved(status, notice)
         if self.holder is None:
             # Nobody trains it (it ended, or was killed): show it like --load, with what its log adds.
+            if not (self.run_path / WEIGHTS_FILE).is_file() and self.saved is None:
+                raise CharlmError(f"{self.run_path} has no weights yet, and nothing is training it.")
             self.can_train = False
             notice(
                 f"Nothing is training {self.run_path} now: showing its newest checkpoint. "
@@ -93,6 +99,8 @@ class AttachBackend(CoreBackend):
         log = self.reader.log
         history = merged_history(info.history, log)
         session = log.session or {}
+        if session.get("parameters"):
+            info = dataclasses.replace(info, parameters=int(session["parameters"]))
         # The trainer first: a narrow status line cuts its end.
         device = f"trainer {self.who}: {session.get('device', '?')}" if self.holder else "not training"
         last = log.last or {}
@@ -113,10 +121,41 @@ class AttachBackend(CoreBackend):
         )
 
     def load_saved(self, status: Log, notice: Log) -> RunInfo:
-        """The run as its newest checkpoint has it (vocabulary, corpus, size, curve so far)."""
-        status("loading TensorFlow")
-        import_tensorflow(quiet=False)  # the newest checkpoint is read as a Keras model (the app logs fd 2)
-        return self._prepare_load(status, notice, "attached")
+        """The run as its folder has it: configuration, vocabulary, corpus, the newest checkpoint's curve.
+
+        Needs no checkpoint (a run is watched from its first batch, long
+        before its first epoch ends) and no TensorFlow: generation runs on
+        the newest weights file. Only a run without one (made before the
+        event log existed) loads its checkpoint through Keras.
+        """
+        status("opening the run")
+        run = RunDirectory.open(self.run_path)
+        self.vocab, self.seq_len = run.vocab, run.config.seq_len
+        latest = run.latest()
+        state = latest.state if latest is not None else None
+        name = self._open_corpus(run, notice)
+        weights = self._newest_weights()
+        if weights is None and latest is not None:
+            status("loading TensorFlow")
+            import_tensorflow(quiet=False)  # the app sends fd 2 to its log
+            self.saved = open_saved_run(self.run_path)
+            weights = self.saved.weights
+        parameters = 0 if weights is None else parameter_count(weights)
+        return RunInfo(
+            run.path,
+            name,
+            0 if self.ids is None else len(self.ids),
+            parameters,
+            "attached",
+            run.vocab,
+            run.config.seq_len,
+            "stateful" if run.config.predicts_every_position else "window",
+            0,
+            run.config.epochs,
+            state.epoch if state else 0,
+            state.step if state else 0,
+            state.history if state else History(),
+        )
 
     def publish_weights(self, weight_box) -> None:
         weights = self._newest_weights()
@@ -213,6 +252,14 @@ class AttachBackend(CoreBackend):
             step,
             newest,
         )
+
+
+def parameter_count(weights) -> int:
+    """The network's parameters, counted from its weights."""
+    arrays = [weights.embedding, weights.dense_kernel, weights.dense_bias]
+    for layer in weights.lstm:
+        arrays += [layer.kernel, layer.recurrent_kernel, layer.bias]
+    return int(sum(np.size(a) for a in arrays))
 
 
 def merged_history(saved: History, log: RunLog) -> History:

@@ -151,16 +151,7 @@ class CoreBackend:
         saved = self.saved = open_saved_run(self.options.load)
         run, state = saved.run, saved.checkpoint.state
         self.vocab, self.seq_len = run.vocab, run.config.seq_len
-        found = saved_corpus_ids(run)
-        if found is None:
-            notice("The run's corpus is not available here: seeds are random characters, or type one with e.")
-            self.ids, name = None, run.meta.get("corpus", {}).get("name", "?")
-        else:
-            self.ids, name = found
-            try:
-                self.heldout = split_ids(self.ids, run.config).heldout  # the text training held out
-            except CharlmError:
-                self.heldout = None  # the corpus has since shrunk below one window each side
+        name = self._open_corpus(run, notice)
         return RunInfo(
             run.path,
             name,
@@ -176,6 +167,20 @@ class CoreBackend:
             state.step,
             state.history,
         )
+
+    def _open_corpus(self, run, notice: Log) -> str:
+        """Keep the run's corpus (for seeds) and its held-out text, if the corpus is here; the corpus's name."""
+        found = saved_corpus_ids(run)
+        if found is None:
+            notice("The run's corpus is not available here: seeds are random characters, or type one with e.")
+            self.ids = None
+            return run.meta.get("corpus", {}).get("name", "?")
+        self.ids, name = found
+        try:
+            self.heldout = split_ids(self.ids, run.config).heldout  # the text training held out
+        except CharlmError:
+            self.heldout = None  # the corpus has since shrunk below one window each side
+        return name
 
     def fit(self, report, *, stop_event, pause_event, save_event, weight_box, activity=None):
         if self.trainer is None:

@@ -30,6 +30,10 @@ from tui_charlm.tui.core_bridge import CoreBackend, TuiOptions
 from tui_charlm.tui.screens.start import StartChoice
 from tui_charlm.tui.shutdown import Shutdown
 
+# How much lower a viewer's scheduling priority is than the trainer's (nice): it still draws every frame, but a
+# trainer on the same cores wins when both want them.
+VIEWER_NICENESS = 10
+
 
 def parse_temperatures(text: str) -> list[float]:
     """'0.2,0.5,1.0' -> [0.2, 0.5, 1.0], each checked."""
@@ -196,6 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return CoreBackend(TuiOptions(overrides=choice.overrides, offline=args.offline))
 
             pick = Pick(runs, RUNS_DIR, [row.name for row in list_corpora()], make_backend)
+    if args.attach:
+        # A viewer yields the CPU to the trainer it watches (often on the same machine): set before any thread
+        # starts, so all of the app's threads run at this priority (Linux sets it per thread).
+        try:
+            os.nice(VIEWER_NICENESS)
+        except OSError:
+            pass
     backend = AttachBackend(args.attach, offline=args.offline) if args.attach else CoreBackend(options)
     app = CharLMApp(
         None if pick else backend,

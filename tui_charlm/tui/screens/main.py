@@ -420,6 +420,10 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         panes[index].remove()
         panes[index - 1 if index > 0 else 1].focus()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A viewer has nothing of its own to detach: its footer drops d."""
+        return not (action == "detach" and self.attached())
+
     def attached(self) -> bool:
         """True when this app watches a run another process trains (charlm-tui --attach)."""
         return bool(getattr(self.app.backend, "attached", False))

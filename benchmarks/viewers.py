@@ -1,0 +1,223 @@
+"""Watching a headless run: what viewers cost the trainer, how fresh their weights are, how fast their keys answer.
+
+* training speed with 0, 1 and 2 viewers: `charlm train --time-budget S`
+  (LSTM(256), the lower-cased nietzsche text) with N `charlm-tui --attach`
+  viewers on real pseudo-terminals, each generating its four streams at the
+  default pace; the configurations alternate, round after round. Speed is
+  read from the trainer's own event log: steps per training second between
+  the first batch line after WARM_UP seconds (the viewers have loaded by
+  then) and the last, times the chars per step.
+* weights: while one viewer's code (AttachBackend, in this process) follows
+  a run, the age of the newest weights when it takes them (now minus the
+  weights file's time), and the seconds between the weights it generates
+  from (the trainer writes them every 3 s).
+* key latency in a viewer: Up/Down on a stream's temperature until the new
+  title reaches the terminal; median and 95th percentile.
+* the event log's size: the size of each run's events.jsonl, and with
+  --log-seconds S, of one default run of S seconds.
+
+    python benchmarks/viewers.py [--seconds 60] [--rounds 2] [--presses 40] [--log-seconds 600]
+
+Results are appended to benchmarks/results/viewers.txt. Targets (issue 26):
+with viewers at least 97% of unattended speed; new weights reach a viewer
+within 5 s; key to screen p95 under 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+from tui_responsiveness import BIN, CORPUS, Terminal  # noqa: E402
+from versions import versions_line  # noqa: E402
+
+# Seconds of training before speed is counted: the viewers load (and compile nothing) in this time.
+WARM_UP = 15.0
+SETTINGS = ["--corpus", str(CORPUS), "--lowercase", "--units", "256", "--checkpoint-every", "0", "--plain"]
+
+
+def log_lines(run: Path) -> list[dict]:
+    try:
+        text = (run / "events.jsonl").read_text()
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def speed(run: Path) -> float:
+    """Scored chars per training second after WARM_UP, from the trainer's batch lines."""
+    batches = [r for r in log_lines(run) if r["type"] == "batch" and r["elapsed"] >= WARM_UP]
+    first, last = batches[0], batches[-1]
+    config = json.loads((run / "config.json").read_text())
+    per_step = config["batch_size"] * config["seq_len"]
+    return (last["step"] - first["step"]) * per_step / (last["elapsed"] - first["elapsed"])
+
+
+def train_with_viewers(seconds: float, viewers: int, tmp: Path) -> tuple[float, int]:
+    """(chars/s, events.jsonl bytes) of one run watched by `viewers` viewers."""
+    run = tmp / f"run-{viewers}-{time.monotonic_ns()}"
+    trainer = subprocess.Popen(
+        [str(BIN / "charlm"), "train", *SETTINGS, "--time-budget", str(seconds), "--run-dir", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while not any(r["type"] == "batch" for r in log_lines(run)):
+        if trainer.poll() is not None:
+            raise SystemExit(f"charlm train exited with {trainer.returncode}")
+        time.sleep(0.1)
+    terminals = [Terminal([str(BIN / "charlm-tui"), "--attach", str(run)]) for _ in range(viewers)]
+    while trainer.poll() is None:
+        for terminal in terminals:
+            terminal.read(0.0)  # keep their terminals drained, as a terminal emulator would
+        time.sleep(0.05)
+    for terminal in terminals:
+        terminal.close()
+    return speed(run), (run / "events.jsonl").stat().st_size
+
+
+def weights_freshness(seconds: float, tmp: Path) -> tuple[list[float], list[float]]:
+    """(age of the weights when the viewer took them, seconds between the weights it took)."""
+    from tui_charlm.core.generation import WeightBox
+    from tui_charlm.tui.attach import AttachBackend
+
+    run = tmp / "fresh"
+    trainer = subprocess.Popen(
+        [str(BIN / "charlm"), "train", *SETTINGS, "--time-budget", str(seconds), "--run-dir", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while not (run / "weights.npz").is_file():
+        time.sleep(0.1)
+    ages, taken = [], []
+
+    class Timed(WeightBox):
+        def publish(self, weights) -> None:
+            now = time.time()
+            ages.append(now - os.stat(run / "weights.npz").st_mtime)
+            taken.append(now)
+            super().publish(weights)
+
+    backend = AttachBackend(run)
+    backend.prepare(lambda _: None, lambda _: None)
+    stop = threading.Event()
+    follower = threading.Thread(
+        target=backend.fit,
+        args=(lambda _: None,),
+        kwargs=dict(stop_event=stop, pause_event=None, save_event=None, weight_box=Timed()),
+        daemon=True,
+    )
+    follower.start()
+    trainer.wait()
+    stop.set()
+    follower.join(30)
+    return ages, [b - a for a, b in itertools.pairwise(taken)]
+
+
+def key_latency(presses: int, tmp: Path) -> list[float]:
+    run = tmp / "keys"
+    trainer = subprocess.Popen(
+        [str(BIN / "charlm"), "train", *SETTINGS, "--time-budget", "600", "--run-dir", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while not any(r["type"] == "batch" for r in log_lines(run)):
+        time.sleep(0.1)
+    terminal = Terminal([str(BIN / "charlm-tui"), "--attach", str(run)])
+    terminal.wait_for(b"TRAINING", timeout=120)
+    time.sleep(3)
+    latencies = []
+    for index in range(presses):
+        key, expected = (b"\x1b[A", b"T=0.3") if index % 2 == 0 else (b"\x1b[B", b"T=0.2")
+        while terminal.read(0.0) and select.select([terminal.master], [], [], 0)[0]:
+            pass
+        start = len(terminal.output)
+        terminal.send(key)
+        seconds = terminal.wait_for(expected, start=start, timeout=5)
+        latencies.append(seconds if seconds is not None else 5.0)
+        time.sleep(0.15)
+    terminal.close()
+    subprocess.run([str(BIN / "charlm"), "control", str(run), "stop"], capture_output=True)
+    trainer.wait()
+    return latencies
+
+
+def default_log_size(seconds: float, tmp: Path) -> tuple[int, int]:
+    """(bytes, lines) of events.jsonl after a default run of `seconds`."""
+    run = tmp / "log"
+    command = [str(BIN / "charlm"), "train", "--corpus", str(CORPUS), "--lowercase", "--plain"]
+    subprocess.run([*command, "--time-budget", str(seconds), "--run-dir", str(run)], capture_output=True, check=True)
+    text = (run / "events.jsonl").read_bytes()
+    return len(text), text.count(b"\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--viewers", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument("--presses", type=int, default=40)
+    parser.add_argument("--log-seconds", type=float, default=0.0, help="also the log size of a default run")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "viewers.txt")
+    args = parser.parse_args()
+    if not CORPUS.is_file():
+        print(f"corpus {CORPUS} not found; skipping", file=sys.stderr)
+        return 0
+    lines = [f"# {time.strftime('%Y-%m-%d %H:%M')}  {versions_line()}", f"# command: {' '.join(sys.argv)}"]
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        rates: dict[int, list[float]] = {n: [] for n in args.viewers}
+        for round_ in range(args.rounds):
+            order = args.viewers if round_ % 2 == 0 else list(reversed(args.viewers))
+            for viewers in order:
+                rate, size = train_with_viewers(args.seconds, viewers, tmp)
+                rates[viewers].append(rate)
+                say(f"round {round_ + 1}, {viewers} viewer(s): {rate:,.0f} chars/s, events.jsonl {size:,} bytes")
+        alone = statistics.mean(rates[0]) if rates.get(0) else None
+        for viewers, values in rates.items():
+            share = f" = {statistics.mean(values) / alone:.1%} of unattended" if alone and viewers else ""
+            say(f"{viewers} viewer(s): mean {statistics.mean(values):,.0f} chars/s{share}")
+        ages, gaps = weights_freshness(args.seconds, tmp)
+        if ages:
+            say(
+                f"weights: age when taken median {statistics.median(ages):.2f} s, max {max(ages):.2f} s; "
+                f"between the weights taken median {statistics.median(gaps):.2f} s, max {max(gaps):.2f} s "
+                f"({len(ages)} taken)"
+            )
+        if args.presses:
+            latencies = sorted(key_latency(args.presses, tmp))
+            p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+            say(f"viewer key to screen: median {statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
+        if args.log_seconds:
+            size, count = default_log_size(args.log_seconds, tmp)
+            say(f"events.jsonl after a default {args.log_seconds:g}-s run: {size:,} bytes, {count:,} lines")
+    with open(args.out, "a") as handle:
+        handle.write("\n".join(lines) + "\n\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
