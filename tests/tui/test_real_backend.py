@@ -121,3 +121,21 @@ def test_a_checkpoint_that_cannot_be_written_is_shown_and_quits_with_status_1(tm
     text = output.decode(errors="replace")
     assert process.returncode == 1 and "Traceback" not in text
     assert "charlm-tui: Could not save a checkpoint" in text and "File too large" in text
+
+
+async def test_attach_to_a_run_from_before_the_event_log_shows_its_checkpoint(trained_run):
+    # A run that nobody trains, with neither events.jsonl nor weights.npz (made before they existed).
+    from tui_charlm.tui.app import CharLMApp
+    from tui_charlm.tui.attach import AttachBackend
+
+    path, steps = trained_run
+    (path / "events.jsonl").unlink()
+    (path / "weights.npz").unlink()
+    app = CharLMApp(AttachBackend(path), rng_seed=0, chars_per_second=100)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.main.state == "generating")
+        assert "Nothing is training" in notifications(app)
+        assert app.main.loss_plot.steps[-1] == steps  # the curve, from the checkpoint
+        await wait_for(pilot, lambda: all(p.chars for p in app.query(GenerationPane)))
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running)
