@@ -129,6 +129,7 @@ async def test_attach_to_a_run_from_before_the_event_log_shows_its_checkpoint(tr
     from tui_charlm.tui.attach import AttachBackend
 
     path, steps = trained_run
+    RunDirectory.open(path).release_training_lock()  # the fixture trained it in this process, which still held it
     (path / "events.jsonl").unlink()
     (path / "weights.npz").unlink()
     app = CharLMApp(AttachBackend(path), rng_seed=0, chars_per_second=100)
