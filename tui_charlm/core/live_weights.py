@@ -10,13 +10,12 @@ for watching), so it costs training next to nothing.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from tui_charlm.core.atomic import atomic_write_bytes
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.inference import LSTMWeights, NetworkWeights
 
@@ -44,18 +43,8 @@ def encode_weights(weights: NetworkWeights) -> bytes:
 
 def publish_weights(run_path: Path, weights: NetworkWeights) -> None:
     """Replace the run's weights.npz with `weights` (atomically, by rename)."""
-    run_path = Path(run_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_FILE}.", suffix=".tmp", dir=run_path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(encode_weights(weights))
-        os.replace(tmp, run_path / WEIGHTS_FILE)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    # Not fsynced: it is for watching, replaced every few seconds; the checkpoints are the durable copy.
+    atomic_write_bytes(Path(run_path) / WEIGHTS_FILE, encode_weights(weights), durable=False)
 
 
 def read_weights(run_path: Path) -> NetworkWeights | None:

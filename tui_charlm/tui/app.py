@@ -196,21 +196,26 @@ class CharLMApp(App[None]):
             if not self.backend.can_train:
                 self.backend.publish_weights(self.weight_box)
                 return
-            reporter = CoalescingReporter(post)
-            self.training_outcome = self.backend.fit(
-                reporter,
-                stop_event=self.stop_event,
-                pause_event=self.pause_event,
-                save_event=self.save_event,
-                weight_box=self.weight_box,
-                activity=self.activity,
-            )
-            reporter.flush()
+            self.training_outcome = self._fit(self.backend, post)
             outcome = self.training_outcome
             if isinstance(outcome, TrainingFinished) and outcome.reason == "detached":
                 self.hand_over(outcome)
         finally:
             self.activity.finish()
+
+    def _fit(self, backend: TrainingBackend, post) -> object:
+        """(Training worker) Train, or follow a trainer, reporting through a coalescing reporter; the outcome."""
+        reporter = CoalescingReporter(post)
+        outcome = backend.fit(
+            reporter,
+            stop_event=self.stop_event,
+            pause_event=self.pause_event,
+            save_event=self.save_event,
+            weight_box=self.weight_box,
+            activity=self.activity,
+        )
+        reporter.flush()
+        return outcome
 
     def detach(self) -> bool:
         """Hand the run to a headless trainer: stop here with a checkpoint, then start `charlm train --resume`.
@@ -269,16 +274,7 @@ class CharLMApp(App[None]):
                     f"detached: training goes on in {backend.who} (output: {log}); q leaves it training",
                 )
             )
-            reporter = CoalescingReporter(post)
-            self.training_outcome = backend.fit(
-                reporter,
-                stop_event=self.stop_event,
-                pause_event=self.pause_event,
-                save_event=self.save_event,
-                weight_box=self.weight_box,
-                activity=self.activity,
-            )
-            reporter.flush()
+            self.training_outcome = self._fit(backend, post)
         finally:
             self.activity.finish()
 
