@@ -58,7 +58,15 @@ from tui_charlm.core.events import (
 from tui_charlm.core.generation import Generator
 from tui_charlm.core.hangup import GuardedStream, watch_for_hangup
 from tui_charlm.core.options import add_config_options, config_overrides
-from tui_charlm.core.runs import COLUMNS, RUNS_DIR, is_run_directory, list_runs, lock_holder, summary_cells
+from tui_charlm.core.runs import (
+    COLUMNS,
+    RUNS_DIR,
+    holder_name,
+    is_run_directory,
+    list_runs,
+    lock_holder,
+    summary_cells,
+)
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
 from tui_charlm.core.session import load_config_corpus, new_training, open_saved_run, resume_training, saved_corpus_ids
 from tui_charlm.core.stopping import Activity
@@ -686,7 +694,7 @@ def cmd_control(args: argparse.Namespace) -> int:
     holder = lock_holder(run)
     if holder is None:
         raise CharlmError(f"Nothing is training {run} now; `charlm train --resume {run}` continues it.")
-    who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+    who = holder_name(holder)
     reader = EventLogReader(run)
     reader.poll()  # what was logged before the command is not its acknowledgement
     if args.action == "pause" and reader.log.paused:

@@ -84,6 +84,11 @@ def lock_holder(path: Path) -> dict | None:
     return None
 
 
+def holder_name(holder: dict) -> str:
+    """The process a lock_holder() answer names, as messages write it: 'pid 4242 on gpu-box'."""
+    return f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+
+
 def summarise(path: Path) -> RunSummary:
     """The summary of one run directory; never raises for a damaged one."""
     holder = lock_holder(path)

@@ -39,7 +39,7 @@ from tui_charlm.core.events import (
     TrainingStarted,
 )
 from tui_charlm.core.live_weights import WEIGHTS_FILE, read_weights
-from tui_charlm.core.runs import lock_holder
+from tui_charlm.core.runs import holder_name, lock_holder
 from tui_charlm.core.session import open_saved_run
 from tui_charlm.core.tf_startup import import_tensorflow
 from tui_charlm.tui.core_bridge import CoreBackend, RunInfo, TuiOptions
@@ -79,6 +79,7 @@ class AttachBackend(CoreBackend):
         self.reader = EventLogReader(self.run_path)
         self.holder: dict | None = None
         self.who = "the trainer"
+        self.handover_until: float | None = None  # after a 'detached' line: how long to wait for the next trainer
 
     def prepare(self, status: Log, notice: Log) -> RunInfo:
         self.holder = lock_holder(self.run_path)
@@ -94,7 +95,7 @@ class AttachBackend(CoreBackend):
             )
         else:
             self.can_train = True
-            self.who = f"pid {self.holder.get('pid', '?')} on {self.holder.get('host', '?')}"
+            self.who = holder_name(self.holder)
         self.reader.poll()
         log = self.reader.log
         history = merged_history(info.history, log)
@@ -183,47 +184,55 @@ class AttachBackend(CoreBackend):
         last_alive = time.monotonic()
         if self.reader.log.paused:
             report(TrainingPaused(int((self.reader.log.last or {}).get("step", 0))))
-        handover_until = None  # while a headless trainer takes over from one that detached: until when to wait
+        self.handover_until = None
         while True:
-            for record in self.reader.poll():
-                event = event_for(record, self.run_path)
-                if isinstance(event, TrainingFinished) and event.reason == "detached":
-                    handover_until = time.monotonic() + HANDOVER_SECONDS  # not an end: another process goes on
-                    report(event)
-                    continue
-                if isinstance(event, TrainingStarted):
-                    handover_until = None
-                    self._name_trainer()
-                if event is not None:
-                    report(event)
-                if isinstance(event, TrainingFinished | TrainingFailed):
-                    self._publish_if_new(weight_box, None)
-                    return event
+            ended = self._take_log(report)
+            if ended is not None:
+                self._publish_if_new(weight_box, None)
+                return ended
             weights_seen = self._publish_if_new(weight_box, weights_seen)
             if stop_event.is_set():
                 return TrainingFinished("left", 0, int((self.reader.log.last or {}).get("step", 0)), None)
-            if handover_until is not None and time.monotonic() < handover_until:
+            if self.handover_until is not None and time.monotonic() < self.handover_until:
                 stop_event.wait(FOLLOW_SECONDS)
                 continue
             if time.monotonic() - last_alive >= ALIVE_SECONDS:
                 last_alive = time.monotonic()
                 if lock_holder(self.run_path) is None:
-                    for record in self.reader.poll():  # its last words, if it wrote them after the check above
-                        event = event_for(record, self.run_path)
-                        if event is not None:
-                            report(event)
-                        if isinstance(event, TrainingFinished | TrainingFailed):
-                            return event
-                    failed = self._lost()
-                    report(failed)
-                    return failed
+                    ended = self._take_log(report)  # its last words, if it wrote them after the read above
+                    if ended is None:
+                        ended = self._lost()
+                        report(ended)
+                    return ended
             stop_event.wait(FOLLOW_SECONDS)
+
+    def _take_log(self, report):
+        """Report the log's new lines as events; the event that ended the run, if one did.
+
+        A session that ends 'detached' is not an end: another process takes
+        the run over, and until its session starts (`handover_until`) the
+        viewer waits for it rather than calling the trainer lost.
+        """
+        for record in self.reader.poll():
+            event = event_for(record, self.run_path)
+            if event is None:
+                continue
+            if isinstance(event, TrainingFinished) and event.reason == "detached":
+                self.handover_until = time.monotonic() + HANDOVER_SECONDS
+                report(event)
+                continue
+            if isinstance(event, TrainingStarted):
+                self.handover_until = None
+                self._name_trainer()
+            report(event)
+            if isinstance(event, TrainingFinished | TrainingFailed):
+                return event
+        return None
 
     def _name_trainer(self) -> None:
         holder = lock_holder(self.run_path)
         if holder is not None:
-            self.holder = holder
-            self.who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+            self.holder, self.who = holder, holder_name(holder)
 
     def _publish_if_new(self, weight_box, seen):
         try:

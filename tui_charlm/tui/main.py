@@ -148,8 +148,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--no-train needs --load RUN_DIR")
     if args.load is not None and not args.no_train:
         parser.error("--load opens a run for generation only; add --no-train, or use --resume RUN_DIR to train it")
-    if args.attach and (args.resume or args.load or args.run_dir or args.no_train or config_overrides(args)):
-        parser.error("--attach watches a run as it is being trained; it takes no other run or model options")
     if args.resume and (args.load or args.run_dir):
         parser.error("--resume continues in its own directory; it cannot be combined with --load or --run-dir")
     if not args.chars_per_second >= 0 or args.chars_per_second == float("inf"):
@@ -157,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rng_seed is not None and args.rng_seed < 0:
         parser.error("--rng-seed must be zero or positive")
     overrides = config_overrides(args)
+    if args.attach and (args.resume or args.load or args.run_dir or args.no_train or overrides):
+        parser.error("--attach watches a run as it is being trained; it takes no other run or model options")
     if args.attach is not None and not is_run_directory(args.attach):
         what = "does not exist" if not args.attach.exists() else "is not a charlm run directory"
         print(f"charlm-tui: error: {args.attach} {what}.", file=sys.stderr)
