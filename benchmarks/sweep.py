@@ -43,6 +43,12 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=600)
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "sweep.txt")
+    parser.add_argument(
+        "--curves",
+        type=Path,
+        default=None,
+        help="also append each configuration's per-epoch train and held-out losses to this file",
+    )
     args = parser.parse_args()
     if not args.corpus.is_file():
         print(f"corpus {args.corpus} not found; skipping", file=sys.stderr)
@@ -115,6 +121,10 @@ def main() -> int:
                 f"({time.time() - started:.0f}s wall; {fit})"
             )
             record(row)
+            if args.curves and epochs:
+                with open(args.curves, "a") as handle:
+                    handle.write(f"{header.splitlines()[0]}\n{spec}\n")
+                    handle.write("".join(f"  epoch {e} train {t} held-out {h}\n" for e, t, h in epochs))
     with open(args.out, "a") as handle:
         handle.write("\n")
     return 0

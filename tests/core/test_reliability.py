@@ -13,7 +13,7 @@ from tui_charlm.core.checkpoints import RunDirectory
 from tui_charlm.core.config import make_config
 from tui_charlm.core.corpus import load_corpus
 from tui_charlm.core.errors import CharlmError
-from tui_charlm.core.events import CheckpointSaved, EpochFinished, TrainingFailed
+from tui_charlm.core.events import BatchFinished, CheckpointSaved, EpochFinished, TrainingFailed
 from tui_charlm.core.session import new_training, resume_training
 
 # Same seed, same data order, one TensorFlow thread: the only differences left are float rounding in a
@@ -136,7 +136,8 @@ def defaults_config(corpus_path, **overrides):
         units=16,
         epochs=2,
         lr_schedule=defaults.lr_schedule,
-        dropout=defaults.dropout,
+        dropout=overrides.pop("dropout", defaults.dropout),
+        dropout_start=overrides.pop("dropout_start", defaults.dropout_start),
         weight_decay=defaults.weight_decay,
         precision=defaults.precision,
         steps_per_execution=defaults.steps_per_execution,
@@ -176,6 +177,60 @@ def test_resume_is_exact_under_the_default_schedule_dropout_and_precision(corpus
     # optimizer state's float rounding remains, as in float32.
     for a, b in zip(straight.model.get_weights(), second.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=RESUME_TOLERANCE, atol=RESUME_TOLERANCE)
+
+
+@pytest.mark.parametrize("where", ["before dropout starts", "after it started"])
+def test_late_dropout_starts_at_its_epoch_and_resumes_exactly_on_either_side(corpus_path, tmp_path, where):
+    import threading
+
+    notes = []
+    straight = new_training(
+        defaults_config(corpus_path, dropout_start=1), run_dir=tmp_path / "straight", log=notes.append
+    )
+    layer = straight.model.get_layer("dropout_out")
+    rates = {}
+    straight.fit(lambda e: rates.setdefault(e.epoch, set()).add(layer.rate) if isinstance(e, BatchFinished) else None)
+    # The first epoch trains without dropout, the second with it; the user is told when it starts.
+    assert rates == {0: {0.0}, 1: {make_config().dropout}}
+    assert [n for n in notes if "Dropout" in n] == [
+        f"Dropout {make_config().dropout:g} on from epoch 2 (--dropout-start)."
+    ]
+    # A checkpoint saved before the switch still holds a dropout layer that can turn on (rate 0 would have none).
+    first_epoch = RunDirectory.open(tmp_path / "straight").checkpoints()[0]
+    model_config = json.loads(__import__("zipfile").ZipFile(first_epoch / "model.keras").read("config.json"))
+    (saved,) = [x for x in model_config["config"]["layers"] if x["config"]["name"] == "dropout_out"]
+    assert saved["config"]["rate"] == make_config().dropout
+
+    stop = threading.Event()
+    first = new_training(defaults_config(corpus_path, dropout_start=1), run_dir=tmp_path / "resumed", log=print)
+    per_epoch = first.train_windows.num_batches(0)
+    if where == "before dropout starts":
+        first.fit(stop_when(stop, lambda e: getattr(e, "step", 0) >= per_epoch // 2), stop_event=stop)
+        assert first.state.epoch == 0
+    else:
+        first.fit(stop_when(stop, lambda e: getattr(e, "step", 0) > per_epoch * 3 // 2), stop_event=stop)
+        assert first.state.epoch == 1
+    second = resume_training(tmp_path / "resumed", log=lambda _: None)
+    second.fit()
+    assert second.state.step == straight.state.step == 2 * per_epoch
+    for a, b in zip(straight.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=RESUME_TOLERANCE, atol=RESUME_TOLERANCE)
+
+
+def test_late_dropout_trains_as_no_dropout_until_its_epoch_and_with_dropout_after(corpus_path, tmp_path):
+    def weights_by_epoch(name, **overrides):
+        trainer = new_training(defaults_config(corpus_path, **overrides), run_dir=tmp_path / name, log=print)
+        weights = {}
+        trainer.fit(
+            lambda e: weights.update({e.epoch: trainer.model.get_weights()}) if isinstance(e, EpochFinished) else None
+        )
+        return weights
+
+    never = weights_by_epoch("never", dropout_start=2)  # two epochs: its dropout never starts
+    late = weights_by_epoch("late", dropout_start=1)
+    for a, b in zip(late[1], never[1]):
+        np.testing.assert_allclose(a, b, rtol=RESUME_TOLERANCE, atol=RESUME_TOLERANCE)
+    assert any(not np.allclose(a, b, atol=1e-4) for a, b in zip(late[2], never[2]))
 
 
 def test_a_time_budget_counts_the_whole_run_and_its_schedule_goes_on_after_a_resume(corpus_path, tmp_path):

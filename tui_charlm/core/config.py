@@ -67,6 +67,10 @@ class TrainConfig:
     layers: int = _field(1, "stacked LSTM layers")
     # Dropout between layers and before the output (not recurrent dropout, which would rule out cuDNN).
     dropout: float = _field(0.5, "dropout rate between layers and before the output layer")
+    # Late dropout: none for the first this many epochs, while the model under-fits, then --dropout.
+    dropout_start: int = _field(
+        0, "epochs trained without dropout before --dropout is turned on (counted across resumes); 0 = from the start"
+    )
     # Windows per batch.
     batch_size: int = _field(64, "windows per batch")
     # Batches run per TensorFlow call: fewer trips through Python (and its interpreter lock) between batches.
@@ -136,7 +140,7 @@ class TrainConfig:
         for name in ("seq_len", "layers", "batch_size", "steps_per_execution", "epochs", "max_vocab"):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be at least 1")
-        for name in ("window_step", "embedding_dim", "threads", "units"):
+        for name in ("window_step", "embedding_dim", "threads", "units", "dropout_start"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.replace('_', '-')} must not be negative")
         if not 0 <= self.seed < 2**32:
@@ -207,6 +211,8 @@ class TrainConfig:
                 values[spec.name] = _checked(spec.name, data[spec.name], type(spec.default))
         if "weight_decay" not in data:  # written before --weight-decay existed: trained without it
             values["weight_decay"] = 0.0
+        if "dropout_start" not in data:  # written before --dropout-start existed: dropout from the first batch
+            values["dropout_start"] = 0
         if "precision" not in data:  # written before --precision existed: float32 unless --mixed-precision
             values["precision"] = "mixed_float16" if data.get("mixed_precision") is True else "float32"
         return cls(**values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -104,6 +105,46 @@ def prepare_to_train(model, config: TrainConfig, batch_size: int) -> None:
     build = getattr(model, "_maybe_symbolic_build", None) or model._symbolic_build  # Keras-private; fit calls it
     build(data_batch=(inputs, targets, None))
     model.make_train_function()
+
+
+def set_dropout(model, rate: float) -> bool:
+    """Give every dropout layer this rate; True if one changed (the training function must then be rebuilt).
+
+    Keras reads a Dropout layer's rate when it traces the training function,
+    and a rate of 0 draws no random numbers at all, so a run with late
+    dropout trains exactly like one without until the switch.
+    """
+    changed = False
+    for layer in model.layers:
+        if isinstance(layer, _dropout_class()) and layer.rate != rate:
+            layer.rate = rate
+            changed = True
+    return changed
+
+
+@contextmanager
+def dropout_as_configured(model, rate: float):
+    """While a model is saved, its dropout layers say the run's configured rate, even before late dropout starts.
+
+    A Dropout layer built with rate 0 has no random stream, so a checkpoint
+    saved with 0 could never turn dropout on when resumed; the trainer sets
+    the rate each epoch anyway (Trainer.dropout_rate).
+    """
+    layers = [layer for layer in model.layers if isinstance(layer, _dropout_class())]
+    active = [layer.rate for layer in layers]
+    for layer in layers:
+        layer.rate = rate
+    try:
+        yield
+    finally:
+        for layer, was in zip(layers, active, strict=True):
+            layer.rate = was
+
+
+def _dropout_class():
+    import keras
+
+    return keras.layers.Dropout
 
 
 def random_states(model) -> dict[str, list[int]]:

@@ -50,7 +50,7 @@ from tui_charlm.core.events import (
 from tui_charlm.core.generation import Generator
 from tui_charlm.core.inference import weights_from_model
 from tui_charlm.core.live_weights import WEIGHTS_SECONDS, publish_weights
-from tui_charlm.core.model import prepare_to_train, random_states
+from tui_charlm.core.model import dropout_as_configured, prepare_to_train, random_states, set_dropout
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
 from tui_charlm.core.stopping import CALLS, SAVES, Activity
 
@@ -99,6 +99,7 @@ class Trainer:
         self.last_checkpoint = latest.path if latest else None
         # Why a run ends when its stop_event is set: 'stopped', or 'detached' when a headless trainer takes it over.
         self.stop_reason = "stopped"
+        self.log = log
         # Read when fit() builds its train function (a resumed model may have been saved with another value).
         steps = self.config.steps_per_execution
         if self.config.strategy == "mirrored" and steps != MIRRORED_STEPS_PER_EXECUTION:
@@ -146,6 +147,10 @@ class Trainer:
         else:
             left = 0.5 * (1 + math.cos(math.pi * fraction))
         return base * (LR_FLOOR + (1 - LR_FLOOR) * left)
+
+    def dropout_rate(self, epoch: int) -> float:
+        """The dropout rate epoch `epoch` (0-based) trains with: late dropout, none before --dropout-start."""
+        return self.config.dropout if epoch >= self.config.dropout_start else 0.0
 
     def budget_spent(self, elapsed: float) -> bool:
         """True when the run has trained for its whole --time-budget (counted across resumes)."""
@@ -229,7 +234,8 @@ class Trainer:
             nonlocal last_save, saved_elapsed
             with spent.on(SAVES):
                 state.random_states = random_states(model)
-                path = self.run.save_checkpoint(model, state)
+                with dropout_as_configured(model, config.dropout):
+                    path = self.run.save_checkpoint(model, state)
             self.last_checkpoint = path
             saved_elapsed = state.elapsed
             last_save = time.perf_counter()
@@ -349,6 +355,10 @@ class Trainer:
                 state.epoch += 1
                 state.batch_in_epoch = 0
                 state.epoch_loss_sum = 0.0
+                if set_dropout(model, self.dropout_rate(state.epoch)):
+                    # Keras reads the rate when it traces: one retrace, a second or two, once in a run.
+                    model.make_train_function(force=True)
+                    self.log(f"Dropout {config.dropout:g} on from epoch {state.epoch + 1} (--dropout-start).")
                 state.elapsed = clock.elapsed()
                 seconds = spent.seconds()
                 state.history.epochs.append(
@@ -403,6 +413,7 @@ class Trainer:
     def _batch_iterator(self):
         """One iterator over every batch left in the run (epochs state.epoch .. config.epochs - 1)."""
         state = self.state
+        set_dropout(self.model, self.dropout_rate(state.epoch))
         dataset = self.train_windows.tf_dataset(state.epoch, state.batch_in_epoch, until_epoch=self.config.epochs)
         prepare_to_train(self.model, self.config, self.train_windows.batch_size)
         return iter(self.model.distribute_strategy.experimental_distribute_dataset(dataset))
