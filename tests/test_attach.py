@@ -9,6 +9,7 @@ import sys
 from tests.conftest import PATIENCE, cli_env, log_lines, wait_for
 from tests.ptys import BATCHES_REPORTED, on_pty, screen_text, shows, wait_for_exit
 from tui_charlm.core.checkpoints import checkpoint_folder_name
+from tui_charlm.core.runs import lock_holder
 
 VIEWER = [sys.executable, "-m", "tui_charlm.tui.main", "--attach"]
 
@@ -80,7 +81,9 @@ def test_two_viewers_one_killed_then_k_k_stops_the_trainer(background_trainer, t
         assert wait_for_exit(second, second_terminal["master"], second_output, PATIENCE)
 
 
-def test_viewers_say_when_the_trainer_is_killed_and_name_the_newest_checkpoint(background_trainer, tmp_path):
+def test_viewers_say_when_the_trainer_is_killed_name_the_newest_checkpoint_and_r_resumes_it_here(
+    background_trainer, tmp_path
+):
     trainer, run = background_trainer
     with on_pty([*VIEWER, str(run)], cli_env(tmp_path), columns=120, rows=40) as (viewer, terminal, output):
         assert shows(terminal, BATCHES_REPORTED, output, PATIENCE), screen_text(terminal, output)
@@ -92,9 +95,21 @@ def test_viewers_say_when_the_trainer_is_killed_and_name_the_newest_checkpoint(b
         trainer.wait()
         assert shows(terminal, "gone without a word", output, PATIENCE), screen_text(terminal, output)
         assert shows(terminal, newest, output, PATIENCE), screen_text(terminal, output)
-        assert "--resume" in screen_text(terminal, output)
-        os.write(terminal["master"], b"q")
-        assert wait_for_exit(viewer, terminal["master"], output, PATIENCE)
+        assert "Press R to resume it here" in screen_text(terminal, output)
+
+        # R: the viewer becomes the trainer, from that checkpoint, in its own process.
+        before = len(log_lines(run))
+        os.write(terminal["master"], b"R")
+        wait_for(lambda: (lock_holder(run) or {}).get("pid") == viewer.pid, "the viewer to take the run")
+        wait_for(lambda: "batch" in kinds_after(run, before), "training to go on in the viewer")
+        started = [r for r in log_lines(run)[before:] if r["type"] == "started"]
+        at_kill = sorted(p.name for p in (run / "checkpoints").glob("step-*") if p.is_dir())[-1]
+        assert started and started[0]["resumed"] and started[0]["step"] == int(at_kill.split("-")[1])
+        os.write(terminal["master"], b"q")  # now the trainer: it saves, then exits
+        assert wait_for_exit(viewer, terminal["master"], output, PATIENCE), screen_text(terminal, output)
+        last = log_lines(run)[-1]
+        assert last["type"] == "finished" and last["reason"] == "stopped" and last["step"] > started[0]["step"]
+        assert (run / "checkpoints" / checkpoint_folder_name(last["step"])).is_dir()
 
 
 def test_attach_refuses_what_it_cannot_watch_in_one_sentence(tmp_path):

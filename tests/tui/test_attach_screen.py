@@ -35,6 +35,10 @@ async def test_the_viewer_shows_what_the_trainer_acknowledged_not_what_it_asked(
             append(run, {"type": "paused", "step": 205})
             await wait_for(pilot, lambda: app.main.state == "paused")
 
+            await pilot.press("R")  # the trainer is alive: R takes nothing over
+            await pilot.pause(0.2)
+            assert app.backend.attached and app.main.state == "paused"
+
             await pilot.press("s")
             await pilot.pause(0.2)
             assert [p.name.rsplit("-", 1)[-1] for p in pending_commands(run)] == ["pause", "save"]

@@ -29,7 +29,7 @@ from tui_charlm.core.runs import RunSummary
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES
 from tui_charlm.core.stopping import Activity
 from tui_charlm.tui.attach import AttachBackend, wait_for_trainer
-from tui_charlm.tui.core_bridge import TrainingBackend
+from tui_charlm.tui.core_bridge import CoreBackend, TrainingBackend, TuiOptions
 from tui_charlm.tui.keys import bindings, palette_commands
 from tui_charlm.tui.messages import (
     BatchesReported,
@@ -277,6 +277,21 @@ class CharLMApp(App[None]):
             self.training_outcome = self._fit(backend, post)
         finally:
             self.activity.finish()
+
+    def resume_here(self) -> bool:
+        """A viewer whose run nobody trains (its trainer killed, or ended): train it on in this app, from its
+        newest checkpoint, as `charlm-tui --resume RUN` would. False (and nothing done) otherwise."""
+        backend, worker = self.backend, self.training_worker
+        if not getattr(backend, "attached", False) or (worker is not None and worker.is_running):
+            return False
+        self.backend = CoreBackend(TuiOptions(overrides={}, resume=backend.run_path, offline=backend.options.offline))
+        self.headless = None  # whatever was handed over is gone: this app trains the run now
+        for event in (self.stop_event, self.pause_event, self.save_event):
+            event.clear()
+        self.activity = Activity()
+        self.training_outcome = None
+        self.training_worker = self.run_training()
+        return True
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "training" and event.state in (

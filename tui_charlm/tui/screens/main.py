@@ -191,6 +191,8 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
             if info.history.batches:
                 self.last_loss = float(info.history.batches[-1][1])
         self.status_bar.show_progress(info.epoch + 1, info.epochs, 0, info.batches_per_epoch or 1)
+        if self.generation is not None:
+            return  # the same run, now trained here (R after its trainer was lost): the streams go on as they are
         if self.typed_seed is not None:
             seed, source = self.typed_seed, "typed on the command line"
         else:
@@ -477,6 +479,19 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
             self.note = "saving a checkpoint, then handing the run to a headless trainer"
         else:
             self.notify("Nothing trains in this app to hand over.", severity="warning")
+
+    def action_resume_here(self) -> None:
+        """Attached to a run nobody trains any more: train it on in this app, from its newest checkpoint."""
+        if not self.attached():
+            self.notify("R resumes a watched run (--attach) whose trainer is gone; this app trains its own run.")
+            return
+        if self.state in ("training", "paused", "loading", "stopping"):
+            self.notify(f"The run is still trained by {self.app.backend.who}; R is for when it is gone.")
+            return
+        if self.app.resume_here():
+            self.state = "loading"
+            self.note = "resuming the run here from its newest checkpoint"
+            self.refresh_status()
 
     def action_stop_trainer(self) -> None:
         """Attached: stop the trainer (it saves first); asks to be confirmed by pressing k again."""
