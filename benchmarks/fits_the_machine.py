@@ -37,6 +37,9 @@ from versions import cpu_line, versions_line  # noqa: E402
 
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 SWEEP = HERE / "results" / "sweep.txt"
+# Only sweep blocks from this time on ('YYYY-MM-DD HH:MM'; --since): rows swept under an older default do not
+# count as the best width of the current one (late dropout changed the default on 2026-12-02).
+SINCE = ""
 
 
 def pinned(cores: int) -> list[str]:
@@ -57,7 +60,7 @@ def best_widths(cpu: str, cpus: str, budget: float) -> tuple[int, float, int] | 
     matching = False
     for line in SWEEP.read_text().splitlines():
         if line.startswith("# 20"):
-            matching = f"{cpu}, {cpus};" in line and f"budget {budget:.0f}s" in line
+            matching = f"{cpu}, {cpus};" in line and f"budget {budget:.0f}s" in line and line[2:18] >= SINCE
         elif matching and (row := re.match(r"units=(\d+)\s+epochs.* window ([\d.]+)", line)):
             width, loss = int(row.group(1)), float(row.group(2))
             found[width] = min(loss, found.get(width, loss))
@@ -184,10 +187,12 @@ def main() -> int:
     parser.add_argument("--startup", action="store_true", help="also time command-to-first-batch (3 pairs)")
     parser.add_argument("--fit", action="store_true", help="only print the rule against every sweep row; no training")
     parser.add_argument("--sweep", type=Path, default=None, help="the sweep rows to compare with (results/sweep.txt)")
+    parser.add_argument("--since", default="", help="only sweep blocks from this 'YYYY-MM-DD HH:MM' on")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "fits_the_machine.txt")
     args = parser.parse_args()
-    global SWEEP
+    global SWEEP, SINCE
     SWEEP = args.sweep or SWEEP
+    SINCE = args.since
     if not CORPUS.is_file():
         print(f"corpus {CORPUS} not found; skipping", file=sys.stderr)
         return 0

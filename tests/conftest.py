@@ -12,6 +12,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The suite runs on TensorFlow (the default) and, in CI, its training tests again on JAX (KERAS_BACKEND=jax).
+ON_JAX = os.environ.get("KERAS_BACKEND", "").strip() == "jax"
+# For tests of what only TensorFlow has (tf.distribute, its thread counts, oneDNN's bfloat16 as 'auto').
+tensorflow_only = pytest.mark.skipif(ON_JAX, reason="TensorFlow's own (this run is on KERAS_BACKEND=jax)")
+
+
+# The tests CI runs a second time on JAX (`KERAS_BACKEND=jax python -m pytest -m both_backends`): training,
+# exact resume, checkpoints, every CLI command and the app, on the backend-specific seam (core/backend.py).
+both_backends = pytest.mark.both_backends
+
+
+def cpu_device(*tags: str) -> str:
+    """The device line of training on the CPU with these tags, as this backend writes it ('CPU (JAX, ...)')."""
+    tags = ("JAX", *tags) if ON_JAX else tags
+    return "CPU" + (f" ({', '.join(tags)})" if tags else "")
+
+
 WORDS = [
     "the",
     "cat",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHARLM, PATIENCE, TINY_FLAGS, cli_env, make_text
+from tests.conftest import CHARLM, PATIENCE, TINY_FLAGS, both_backends, cli_env, make_text, tensorflow_only
 
 TINY = [*TINY_FLAGS, "--precision", "float32"]
 
@@ -87,6 +87,7 @@ def run_dir(tmp_path, corpus, trained_run):
     return run
 
 
+@both_backends
 def test_train_writes_a_complete_run_with_the_options_given(run_dir):
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["units"], config["seq_len"], config["epochs"]) == (8, 16, 2)
@@ -112,6 +113,7 @@ def test_train_prints_plain_progress_lines_when_not_a_terminal(tmp_path, corpus)
     assert "\x1b[" not in result.stdout  # no terminal control codes in a log
 
 
+@both_backends
 def test_generate_prints_text_for_each_temperature(run_dir, tmp_path):
     args = ("generate", run_dir, "--seed-text", "the cat", "-n", "30", "-t", "0.5", "-t", "0", "--rng-seed", "3")
     result = charlm(*args, tmp_path=tmp_path)
@@ -126,6 +128,7 @@ def test_generate_reports_unknown_seed_chars(run_dir, tmp_path):
     assert result.returncode == 0 and "never saw" in result.stderr
 
 
+@both_backends
 def test_runs_lists_every_run_with_its_status_newest_first(run_dir, tmp_path):
     root = tmp_path / "runs"
     root.mkdir()
@@ -183,6 +186,7 @@ def quoted(text: str) -> str:
     return " ".join(f'"{w}"' if i % 7 == 0 else f"({w})" if i % 11 == 0 else w for i, w in enumerate(words))
 
 
+@both_backends
 def test_cells_ranks_cells_per_feature_and_writes_a_page(tmp_path):
     corpus = tmp_path / "quoted.txt"
     corpus.write_text(quoted(make_text(5000)))
@@ -219,6 +223,7 @@ def test_cells_refuses_bad_numbers_and_missing_text(run_dir, tmp_path):
         assert result.returncode == 1 and words in result.stderr and "Traceback" not in result.stderr
 
 
+@both_backends
 def test_eval_scores_the_held_out_text_as_keras_does(run_dir, corpus, tmp_path):
     # Every 60-char window of the held-out tenth (more positions asked than there are), and the whole
     # held-out text read in order: both computed here from the checkpoint with Keras itself.
@@ -295,6 +300,7 @@ def test_bad_temperature_is_refused(run_dir, tmp_path):
 
 
 @pytest.mark.slow
+@both_backends
 def test_kill_9_during_training_then_resume_continues_the_curve(tmp_path, corpus):
     run = tmp_path / "killed"
     process = subprocess.Popen(
@@ -409,6 +415,7 @@ def test_fault_injection_script_loses_nothing(tmp_path):
     assert " 0 (continued" not in summary  # at least one start resumed from a checkpoint
 
 
+@tensorflow_only
 def test_threads_take_effect_in_new_runs_and_resumes_and_each_epoch_accounts_for_its_time(tmp_path, corpus):
     import re
 

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import make_text, tiny_config
+from tests.conftest import both_backends, make_text, tiny_config
 from tui_charlm.core.checkpoints import RunDirectory
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import BatchFinished
@@ -24,6 +24,7 @@ def trained(tmp_path):
     return trainer
 
 
+@both_backends
 def test_checkpoint_round_trip_gives_the_same_predictions(trained):
     run = RunDirectory.open(trained.run.path)
     model, checkpoint = run.load_model()
@@ -40,6 +41,7 @@ def test_checkpoint_round_trip_gives_the_same_predictions(trained):
     }
 
 
+@both_backends
 def test_resume_continues_step_count_history_and_optimizer_state(trained):
     steps_before = trained.state.step
     optimizer_before = [v.numpy() for v in trained.model.optimizer.variables]

@@ -66,3 +66,19 @@ def test_a_run_saved_before_weight_decay_existed_resumes_without_it():
     assert make_config().weight_decay > 0  # the default now decays
     del data["weight_decay"]
     assert TrainConfig.from_dict(data).weight_decay == 0.0
+
+
+def test_dropout_start_takes_epochs_or_auto_and_runs_saved_before_it_keep_dropout_from_the_start():
+    import argparse
+
+    from tui_charlm.core.options import epochs_or_auto
+
+    assert (epochs_or_auto("auto"), epochs_or_auto("0"), epochs_or_auto("7")) == (-1, 0, 7)
+    for typed in ("-1", "-5", "soon"):  # -1 is how auto is stored: typed, it is refused, not taken as auto
+        with pytest.raises(argparse.ArgumentTypeError, match="whole number of epochs"):
+            epochs_or_auto(typed)
+    with pytest.raises(CharlmError, match="dropout-start must be"):
+        make_config(dropout_start=-2)
+    data = json.loads(make_config(units=64).to_json())
+    del data["dropout_start"]
+    assert TrainConfig.from_dict(data).dropout_start == 0

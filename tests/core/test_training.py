@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from tests.conftest import PATIENCE, make_text, tiny_config
+from tests.conftest import PATIENCE, both_backends, make_text, tiny_config
 from tui_charlm.core.checkpoints import RunDirectory
 from tui_charlm.core.events import (
     BatchFinished,
@@ -35,6 +35,7 @@ def trainer_for(corpus_path, tmp_path, **overrides):
     return new_training(config, run_dir=tmp_path / "run", log=lambda _: None)
 
 
+@both_backends
 def test_training_reports_every_batch_and_epoch_and_learns(corpus_path, tmp_path):
     trainer = trainer_for(corpus_path, tmp_path, epochs=3, learning_rate=0.03, units=16)
     events = []
@@ -71,6 +72,7 @@ def test_batch_loss_is_that_batchs_own_loss(corpus_path, tmp_path):
     assert epoch.train_loss == pytest.approx(np.mean(losses), rel=1e-6)
 
 
+@both_backends
 def test_stop_event_stops_at_the_next_batch_and_checkpoints(corpus_path, tmp_path):
     trainer = trainer_for(corpus_path, tmp_path, epochs=50)
     stop = threading.Event()
@@ -88,6 +90,7 @@ def test_stop_event_stops_at_the_next_batch_and_checkpoints(corpus_path, tmp_pat
     assert latest.state.step == 3 and latest.state.batch_in_epoch == 3
 
 
+@both_backends
 def test_pause_blocks_between_batches_and_save_now_works_while_paused(corpus_path, tmp_path):
     trainer = trainer_for(corpus_path, tmp_path, epochs=50)
     stop, pause, save = threading.Event(), threading.Event(), threading.Event()
@@ -214,6 +217,7 @@ def test_generator_thread_streams_while_training_and_picks_up_snapshots(corpus_p
     assert set(text) <= set(trainer.run.vocab.chars)
 
 
+@both_backends
 def test_several_batches_per_tensorflow_call_count_every_batch_and_resume_between_calls(corpus_path, tmp_path):
     from tui_charlm.core.session import resume_training
 
@@ -278,6 +282,7 @@ def test_cosine_schedule_decays_the_learning_rate_over_the_epochs(corpus_path, t
     )
 
 
+@both_backends
 def test_cooldown_schedule_holds_the_rate_then_decays_it_over_the_last_fifth(corpus_path, tmp_path):
     from tui_charlm.core.config import COOLDOWN_START, LR_FLOOR
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import both_backends
 from tests.tui.conftest import tiny_core_app, wait_for
 from tui_charlm.core.checkpoints import RunDirectory
 from tui_charlm.tui.widgets.generation_pane import GenerationPane
 
 
 @pytest.mark.slow
+@both_backends
 async def test_real_app_trains_a_tiny_model_and_saves_on_quit(tmp_path):
     run_dir = tmp_path / "run"
     app = tiny_core_app(tmp_path)

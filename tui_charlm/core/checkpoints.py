@@ -92,6 +92,9 @@ class TrainingState:
     # run draws the same dropout masks as one trained straight.
     random_states: dict[str, list[int]] = field(default_factory=dict)
     history: History = field(default_factory=History)
+    # The Keras backend that trained to here ('tensorflow' or 'jax'; '' before backends were recorded): its
+    # random streams are its own, so a resume on the other backend cannot draw the same dropout masks.
+    backend: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -129,7 +132,10 @@ class TrainingState:
             and all(isinstance(v, list) and all(json_fits(i, int) for i in v) for v in states.values())
         ):
             raise ValueError("state.json has damaged random states")
-        return cls(history=History(batches=batches, epochs=epochs), random_states=states, **values)
+        backend = data.get("backend", "")
+        if not isinstance(backend, str):
+            raise ValueError("state.json has a backend that is not a name")
+        return cls(history=History(batches=batches, epochs=epochs), random_states=states, backend=backend, **values)
 
 
 def _numbers(values) -> bool:
@@ -358,9 +364,9 @@ class RunDirectory:
 
         Models load in Keras safe mode: nothing in a checkpoint can run code.
         """
-        from tui_charlm.core.tf_startup import import_tensorflow
+        from tui_charlm.core.backend import start_backend
 
-        import_tensorflow()
+        start_backend()
         import keras
 
         errors = []

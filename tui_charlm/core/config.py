@@ -24,6 +24,12 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 LR_FLOOR = 0.02
 # The cooldown schedule holds the rate until this fraction of the run, then decays it linearly to the floor.
 COOLDOWN_START = 0.8
+# --dropout-start auto (Trainer.dropout_start): a run whose --time-budget holds at least this many epochs
+# (judged by its first) trains with dropout from its 2nd epoch, one that holds fewer without any: short runs
+# under-fit and only lose by dropout, long ones over-fit without it (benchmarks/README.md, step 8).
+AUTO_DROPOUT_MIN_EPOCHS = 15
+# ... and a run without a budget, whose length nobody said, trains its first this many epochs without dropout.
+AUTO_DROPOUT_LATE_EPOCHS = 10
 # More TensorFlow threads than any machine has cores is a typo.
 MAX_THREADS = 4096
 
@@ -67,9 +73,13 @@ class TrainConfig:
     layers: int = _field(1, "stacked LSTM layers")
     # Dropout between layers and before the output (not recurrent dropout, which would rule out cuDNN).
     dropout: float = _field(0.5, "dropout rate between layers and before the output layer")
-    # Late dropout: none for the first this many epochs, while the model under-fits, then --dropout.
+    # When dropout starts, in epochs (counted across resumes); -1 is 'auto' (Trainer.dropout_start says how).
     dropout_start: int = _field(
-        0, "epochs trained without dropout before --dropout is turned on (counted across resumes); 0 = from the start"
+        -1,
+        "epochs trained without dropout before --dropout is turned on (counted across resumes; 0 = from the "
+        f"start), or 'auto': with a --time-budget, from the 2nd epoch if the first shows the budget holds at "
+        f"least {AUTO_DROPOUT_MIN_EPOCHS} epochs, else none; without one, from epoch {AUTO_DROPOUT_LATE_EPOCHS + 1}",
+        start_or_auto=True,
     )
     # Windows per batch.
     batch_size: int = _field(64, "windows per batch")
@@ -140,7 +150,7 @@ class TrainConfig:
         for name in ("seq_len", "layers", "batch_size", "steps_per_execution", "epochs", "max_vocab"):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be at least 1")
-        for name in ("window_step", "embedding_dim", "threads", "units", "dropout_start"):
+        for name in ("window_step", "embedding_dim", "threads", "units"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.replace('_', '-')} must not be negative")
         if not 0 <= self.seed < 2**32:
@@ -149,6 +159,8 @@ class TrainConfig:
             problems.append(f"threads must be at most {MAX_THREADS}")
         if self.units == 0 and self.recipe == "seed":
             problems.append("units auto sizes the default model; the book's recipe is LSTM(128) (or give --units N)")
+        if self.dropout_start < -1:
+            problems.append("dropout-start must be a whole number of epochs (0 or more) or 'auto'")
         if not 0.0 <= self.dropout < 1.0:
             problems.append("dropout must be in [0, 1)")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 
+from tui_charlm.core.backend import jax_gpu_name, jax_single_threaded, on_jax
+from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.tf_startup import import_tensorflow
 
 # Keras cannot run several batches per call under MirroredStrategy (keras-team/keras#19246: "You must
@@ -23,6 +25,11 @@ def make_strategy(name: str, log=lambda message: None):
     """A tf.distribute strategy for `name` (one of config.STRATEGIES), or None for TensorFlow's default."""
     if name == "default":
         return None
+    if on_jax():
+        raise CharlmError(
+            "--strategy mirrored is TensorFlow's (tf.distribute); Keras runs on JAX here (KERAS_BACKEND=jax), "
+            "where one process trains on one device: drop --strategy, or run on TensorFlow."
+        )
     tf = import_tensorflow()
     gpus = tf.config.list_logical_devices("GPU")
     devices = [device.name for device in gpus] or [device.name for device in tf.config.list_logical_devices("CPU")]
@@ -72,6 +79,9 @@ def resolve_precision(precision: str) -> str:
     """
     if precision != "auto":
         return precision
+    if on_jax():
+        # XLA's CPU bfloat16 ran at about 0.6x its float32 where TensorFlow's oneDNN gains 1.3x (issue 27's probe).
+        return "float32"
     tf = import_tensorflow()
     if not tf.config.list_physical_devices("GPU") and cpu_has_bfloat16():
         return "mixed_bfloat16"
@@ -79,7 +89,9 @@ def resolve_precision(precision: str) -> str:
 
 
 def gpu_visible() -> bool:
-    """True when TensorFlow sees a GPU to train on."""
+    """True when Keras' backend sees a GPU to train on."""
+    if on_jax():
+        return jax_gpu_name() is not None
     return bool(import_tensorflow().config.list_logical_devices("GPU"))
 
 
@@ -111,8 +123,11 @@ def describe_training(model, *, precision: str = "float32") -> str:
 
     e.g. 'CPU', 'GPU: NVIDIA H100 80GB HBM3 (cuDNN)', '2 GPUs mirrored: NVIDIA H100 80GB HBM3
     (cuDNN, mixed fp16)', '2 logical CPUs mirrored', 'CPU (mixed bf16)', 'CPU (1 thread)' (--threads, as
-    TensorFlow reports it in effect).
+    TensorFlow reports it in effect); on JAX the same with the backend named: 'CPU (JAX)', 'GPU: NVIDIA H200
+    (JAX, cuDNN)'.
     """
+    if on_jax():
+        return _describe_jax(model, precision)
     tf = import_tensorflow()
     mirrored, devices, on_gpu = _placement(model, tf)
     tags = []
@@ -138,8 +153,25 @@ def describe_training(model, *, precision: str = "float32") -> str:
     return where + (f" ({', '.join(tags)})" if tags else "")
 
 
+def _describe_jax(model, precision: str) -> str:
+    gpu = jax_gpu_name()
+    tags = ["JAX"]
+    if gpu is not None:
+        reasons = sorted(
+            {reason for layer in model.layers if type(layer).__name__ == "LSTM" for reason in cudnn_conditions(layer)}
+        )
+        tags.append("cuDNN" if not reasons else f"no cuDNN: {', '.join(reasons)}")
+    if precision_tag(precision):
+        tags.append(precision_tag(precision))
+    if gpu is None and jax_single_threaded():
+        tags.append("1 thread")
+    return f"{'GPU: ' + gpu if gpu else 'CPU'} ({', '.join(tags)})"
+
+
 def trains_on_gpu(model) -> bool:
     """True when `model` trains on GPUs (its strategy's devices, or the visible GPU without a strategy)."""
+    if on_jax():
+        return jax_gpu_name() is not None
     return _placement(model, import_tensorflow())[2]
 
 

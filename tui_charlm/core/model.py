@@ -32,9 +32,9 @@ def build_model(config: TrainConfig, vocab_size: int):
     machine first (devices.resolve_precision). Build (and load) inside a
     strategy's scope to train under it.
     """
-    from tui_charlm.core.tf_startup import import_tensorflow
+    from tui_charlm.core.backend import start_backend
 
-    import_tensorflow()
+    start_backend()
     import keras
 
     keras.utils.set_random_seed(config.seed)

@@ -26,6 +26,10 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                 default=None,
                 help=f"{help_text} (default: {'on' if default else 'off'})",
             )
+        elif field.metadata.get("start_or_auto"):
+            group.add_argument(
+                flag, type=epochs_or_auto, default=None, metavar="N|auto", help=f"{help_text} (default: auto)"
+            )
         elif field.metadata.get("auto"):
             group.add_argument(
                 flag, type=whole_or_auto, default=None, metavar="N|auto", help=f"{help_text} (default: auto)"
@@ -62,6 +66,19 @@ def whole_or_auto(text: str) -> int:
         number = 0
     if number < 1:  # 0 is how auto is stored, so a typed 0 must not slip through as auto
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, or 'auto', not {text!r}")
+    return number
+
+
+def epochs_or_auto(text: str) -> int:
+    """A whole number of epochs, 0 or more, or 'auto' (stored as -1: decided as the run trains)."""
+    if text.strip().lower() == "auto":
+        return -1
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:  # -1 is how auto is stored, so a typed -1 must not slip through as auto
+        raise argparse.ArgumentTypeError(f"expected a whole number of epochs (0 or more) or 'auto', not {text!r}")
     return number
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tui_charlm.core.backend import backend_name, start_backend
 from tui_charlm.core.checkpoints import (
     Checkpoint,
     RunDirectory,
@@ -37,7 +38,6 @@ from tui_charlm.core.events import Log
 from tui_charlm.core.inference import NetworkWeights, weights_from_model
 from tui_charlm.core.model import build_model, restore_random_states
 from tui_charlm.core.sizing import choose_size
-from tui_charlm.core.tf_startup import import_tensorflow
 from tui_charlm.core.training import Trainer
 
 # Options that may differ when resuming: they change how long or where training
@@ -124,7 +124,7 @@ def new_training(
     """Load the corpus, check it, create a run directory and build a fresh model."""
     corpus = load_config_corpus(config, offline=offline, log=log)
     # TensorFlow starts here, once, with the run's thread counts (they cannot change once it runs).
-    import_tensorflow(config.threads)
+    start_backend(config.threads)
     vocab = corpus.vocab
     if len(vocab) < 2:
         raise CharlmError(
@@ -199,7 +199,7 @@ def resume_training(
         )
     config = dataclasses.replace(run.config, **{k: v for k, v in overrides.items() if k in RESUMABLE})
     # TensorFlow starts here, once, with the run's thread counts (its own, or --threads given now).
-    import_tensorflow(config.threads)
+    start_backend(config.threads)
     corpus = load_config_corpus(config, offline=offline, max_vocab=max(config.max_vocab, len(run.vocab)), log=log)
     missing = corpus.missing_from(run.vocab)
     if missing:
@@ -219,7 +219,15 @@ def resume_training(
     if model is None:
         log(f"{run.path} has no checkpoint yet; starting it again from its saved configuration.")
         return _trainer(run, fresh_model(config, len(run.vocab), strategy), split, TrainingState(), log=log)
-    restore_random_states(model, checkpoint.state.random_states)
+    trained_on, running_on = checkpoint.state.backend or "tensorflow", backend_name()
+    if trained_on == running_on:
+        restore_random_states(model, checkpoint.state.random_states)
+    else:
+        log(
+            f"Note: {run.path} was trained on {trained_on} up to here and resumes on {running_on}: the weights, "
+            f"optimizer state and data order carry over, but the dropout masks come from {running_on}'s own "
+            f"random streams, so the run is not bit-for-bit the one it would have been."
+        )
     if config.time_budget and checkpoint.state.elapsed >= config.time_budget:
         log(
             f"Note: {run.path} has trained {checkpoint.state.elapsed:.0f} s, all of its --time-budget of "

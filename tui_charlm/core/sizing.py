@@ -155,27 +155,25 @@ def measure_speed(config: TrainConfig, vocab_size: int, strategy=None) -> tuple[
     Builds under `strategy` when given. Leaves no state behind that a run
     built next would see (build_model seeds every run itself).
     """
-    from tui_charlm.core.devices import strategy_scope
+    from tui_charlm.core.backend import repeated_feed, start_backend, train_call
+    from tui_charlm.core.devices import replicas, strategy_scope
     from tui_charlm.core.model import build_model, prepare_to_train
-    from tui_charlm.core.tf_startup import import_tensorflow
 
-    tf = import_tensorflow()
+    start_backend()
     started = time.perf_counter()
     with strategy_scope(strategy):
         model = build_model(config, vocab_size)
-    replicas = int(getattr(model.distribute_strategy, "num_replicas_in_sync", 1) or 1)
-    batch = config.batch_size * replicas
-    prepare_to_train(model, config, batch)
+    batch = config.batch_size * replicas(model)
     steps = max(1, config.steps_per_execution)
-    model.steps_per_execution = steps
+    model.steps_per_execution = steps  # before the training function is made: JAX's reads it then
+    prepare_to_train(model, config, batch)
     rng = np.random.default_rng(0)
     inputs = rng.integers(0, vocab_size, size=(batch, config.seq_len), dtype=np.int32)
-    dataset = tf.data.Dataset.from_tensors((inputs, inputs)).repeat()
-    batches = iter(model.distribute_strategy.experimental_distribute_dataset(dataset))
-    model.train_function(batches)  # compiles
+    batches = repeated_feed(model, inputs, inputs)
+    train_call(model, batches, steps, steps)  # compiles
     calls, timed_from = 0, time.perf_counter()
     while calls == 0 or time.perf_counter() - started < PROBE_SECONDS:
-        float(model.train_function(batches)["loss"])  # reading the loss waits for the call to finish
+        train_call(model, batches, steps, steps)  # reading the loss waits for the call to finish
         calls += 1
     timed = time.perf_counter() - timed_from
     del batches, model

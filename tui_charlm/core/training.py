@@ -24,12 +24,13 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from tui_charlm.core.backend import backend_name, train_call, training_feed
 from tui_charlm.core.checkpoints import (
     RunDirectory,
     TrainingState,
     checkpoint_folder_name,
 )
-from tui_charlm.core.config import COOLDOWN_START, LR_FLOOR
+from tui_charlm.core.config import AUTO_DROPOUT_LATE_EPOCHS, AUTO_DROPOUT_MIN_EPOCHS, COOLDOWN_START, LR_FLOOR
 from tui_charlm.core.control import ControlReader
 from tui_charlm.core.dataset import Split, Windows
 from tui_charlm.core.devices import MIRRORED_STEPS_PER_EXECUTION, replicas
@@ -148,9 +149,47 @@ class Trainer:
             left = 0.5 * (1 + math.cos(math.pi * fraction))
         return base * (LR_FLOOR + (1 - LR_FLOOR) * left)
 
+    def dropout_start(self) -> int | None:
+        """The epoch (0-based) from which dropout is on, or None for not at all (or not decided yet).
+
+        An explicit --dropout-start is that epoch. 'auto' follows how long
+        the run will train, in epochs: with a --time-budget, once the first
+        epoch has shown how long an epoch takes (its training time, in the
+        history every checkpoint keeps, so a resume decides the same),
+        dropout is on from the 2nd epoch if the budget holds at least
+        AUTO_DROPOUT_MIN_EPOCHS of them, and off for the whole run if not;
+        without a budget, from epoch AUTO_DROPOUT_LATE_EPOCHS + 1.
+        """
+        config = self.config
+        if config.dropout_start >= 0:
+            return config.dropout_start
+        if not config.time_budget:
+            return AUTO_DROPOUT_LATE_EPOCHS
+        epochs = self.state.history.epochs
+        first = float(epochs[0].get("elapsed") or epochs[0].get("seconds") or 0.0) if epochs else 0.0
+        if first <= 0:
+            return None
+        return 1 if config.time_budget / first >= AUTO_DROPOUT_MIN_EPOCHS else None
+
     def dropout_rate(self, epoch: int) -> float:
-        """The dropout rate epoch `epoch` (0-based) trains with: late dropout, none before --dropout-start."""
-        return self.config.dropout if epoch >= self.config.dropout_start else 0.0
+        """The dropout rate epoch `epoch` (0-based) trains with (see dropout_start)."""
+        start = self.dropout_start()
+        return self.config.dropout if start is not None and epoch >= start else 0.0
+
+    def _explain_auto_dropout(self) -> None:
+        """After the first epoch of a budgeted run with --dropout-start auto: say what was decided and why."""
+        config = self.config
+        if config.dropout_start >= 0 or not config.time_budget or not config.dropout or self.state.epoch != 1:
+            return
+        first = self.state.history.epochs[0]
+        holds = config.time_budget / max(float(first.get("elapsed") or first.get("seconds") or 0.0), 1e-9)
+        if holds >= AUTO_DROPOUT_MIN_EPOCHS:
+            return  # the switch says it (fit)
+        self.log(
+            f"No dropout in this run: its {config.time_budget:g}-s budget holds about {holds:.0f} epochs at the "
+            f"first one's pace, fewer than the {AUTO_DROPOUT_MIN_EPOCHS} that dropout needs to pay off "
+            f"(--dropout-start N turns it on)."
+        )
 
     def budget_spent(self, elapsed: float) -> bool:
         """True when the run has trained for its whole --time-budget (counted across resumes)."""
@@ -234,6 +273,7 @@ class Trainer:
             nonlocal last_save, saved_elapsed
             with spent.on(SAVES):
                 state.random_states = random_states(model)
+                state.backend = backend_name()
                 with dropout_as_configured(model, config.dropout):
                     path = self.run.save_checkpoint(model, state)
             self.last_checkpoint = path
@@ -355,10 +395,6 @@ class Trainer:
                 state.epoch += 1
                 state.batch_in_epoch = 0
                 state.epoch_loss_sum = 0.0
-                if set_dropout(model, self.dropout_rate(state.epoch)):
-                    # Keras reads the rate when it traces: one retrace, a second or two, once in a run.
-                    model.make_train_function(force=True)
-                    self.log(f"Dropout {config.dropout:g} on from epoch {state.epoch + 1} (--dropout-start).")
                 state.elapsed = clock.elapsed()
                 seconds = spent.seconds()
                 state.history.epochs.append(
@@ -371,6 +407,11 @@ class Trainer:
                         "elapsed": state.elapsed,  # training time so far: lets runs be compared by time
                     }
                 )
+                if set_dropout(model, self.dropout_rate(state.epoch)):
+                    # Keras reads the rate when it traces: one retrace, a second or two, once in a run.
+                    model.make_train_function(force=True)
+                    self.log(f"Dropout {config.dropout:g} on from epoch {state.epoch + 1} (--dropout-start).")
+                self._explain_auto_dropout()
                 report(EpochFinished(state.epoch, state.step, train_loss, val_loss, seconds))
                 if not math.isfinite(val_loss):
                     return fail(
@@ -414,25 +455,12 @@ class Trainer:
         """One iterator over every batch left in the run (epochs state.epoch .. config.epochs - 1)."""
         state = self.state
         set_dropout(self.model, self.dropout_rate(state.epoch))
-        dataset = self.train_windows.tf_dataset(state.epoch, state.batch_in_epoch, until_epoch=self.config.epochs)
         prepare_to_train(self.model, self.config, self.train_windows.batch_size)
-        return iter(self.model.distribute_strategy.experimental_distribute_dataset(dataset))
+        return training_feed(self.model, self.train_windows, state.epoch, state.batch_in_epoch, self.config.epochs)
 
     def _train_call(self, batches, ran: int, steps: int) -> float:
-        """Train `ran` batches from the iterator in one TensorFlow call; their mean loss.
-
-        A full call runs Keras' compiled multi-batch training function. A
-        shorter one (the last batches of an epoch) runs them one by one
-        through the same compiled step, so a call never reaches into the
-        next epoch. (Mirrored training runs one batch per call, so it never
-        takes that path.)
-        """
-        model = self.model
-        if ran == steps:
-            model.reset_metrics()  # so the loss is the mean over this call's batches alone
-            return float(model.train_function(batches)["loss"])
-        losses = [float(model.train_on_batch(*next(batches))) for _ in range(ran)]
-        return sum(losses) / len(losses)
+        """Train `ran` batches from the iterator in one call to the backend (backend.py); their mean loss."""
+        return train_call(self.model, batches, ran, steps)
 
 
 class _Tee:

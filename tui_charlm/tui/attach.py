@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tui_charlm.core.backend import start_backend
 from tui_charlm.core.checkpoints import History, RunDirectory
 from tui_charlm.core.control import send_command
 from tui_charlm.core.errors import CharlmError
@@ -41,7 +42,6 @@ from tui_charlm.core.events import (
 from tui_charlm.core.live_weights import WEIGHTS_FILE, read_weights
 from tui_charlm.core.runs import holder_name, lock_holder
 from tui_charlm.core.session import open_saved_run
-from tui_charlm.core.tf_startup import import_tensorflow
 from tui_charlm.tui.core_bridge import CoreBackend, RunInfo, TuiOptions
 
 # How often the viewer reads the log and looks for new weights; how often it asks whether the trainer lives.
@@ -138,7 +138,7 @@ class AttachBackend(CoreBackend):
         weights = self._newest_weights()
         if weights is None and latest is not None:
             status("loading TensorFlow")
-            import_tensorflow(quiet=False)  # the app sends fd 2 to its log
+            start_backend(quiet=False)  # the app sends fd 2 to its log
             self.saved = open_saved_run(self.run_path)
             weights = self.saved.weights
         parameters = 0 if weights is None else parameter_count(weights)

@@ -16,13 +16,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tui_charlm.core.backend import start_backend
 from tui_charlm.core.checkpoints import History
 from tui_charlm.core.config import make_config
 from tui_charlm.core.dataset import split_ids
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.events import Log
 from tui_charlm.core.session import SavedRun, new_training, open_saved_run, resume_training, saved_corpus_ids
-from tui_charlm.core.tf_startup import import_tensorflow
 from tui_charlm.core.vocab import Vocabulary
 
 
@@ -111,7 +111,7 @@ class CoreBackend:
         status("loading TensorFlow")
         # The app already sends fd 2 to a log file, so stderr need not be silenced here. Thread counts are
         # the run's, set when the run is set up (core/session.py), before anything runs on TensorFlow.
-        import_tensorflow(quiet=False)
+        start_backend(quiet=False)
         if options.load is not None:
             # Nothing trains: generation runs in NumPy on the CPU whatever the machine has.
             return self._prepare_load(status, notice, "CPU (generation only)")
