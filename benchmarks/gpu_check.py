@@ -6,6 +6,19 @@ with `--no-deps` and run
 
     KERAS_BACKEND=jax python benchmarks/gpu_check.py [--seconds 20]
 
+Wheels for such a machine (Python 3.12 there), made where the index is reachable:
+
+    pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+        -d wheels keras namex optree
+    pip wheel --no-deps -w wheels .
+    # there: python3 -m pip install --no-deps wheels/*.whl
+
+(Keras' other needs, and this project's core's, are in that image: numpy,
+ml-dtypes, h5py, absl-py, rich, packaging, filelock, threadpoolctl.) The
+work is four --seconds speed trials and their compiles, four epochs of an
+LSTM(256) for the resume and one save: made to fit one 8-minute call, not
+yet timed on a GPU (none was lent while it was written).
+
 It trains through the project's own trainer on the built-in corpus (no
 network), and reports:
 

@@ -1,8 +1,9 @@
 """The trainer: one training loop in the caller's thread, steered by threading.Events.
 
 The loop drives Keras' own compiled training function (several batches per
-TensorFlow call) over one tf.data iterator that runs through every epoch of
-the session. Keras' `fit` makes a fresh iterator per epoch, and tearing a
+call) over one feed of batches that runs through every epoch of the
+session: on TensorFlow a tf.data iterator, on JAX NumPy batches
+(core/backend.py holds all that differs). Keras' `fit` makes a fresh iterator per epoch, and tearing a
 tf.data iterator down can sit idle for many seconds, so a `fit` per epoch
 left the CPU doing nothing at every epoch end. Each epoch's window order is
 deterministic, so a run resumed from a mid-epoch checkpoint skips exactly
