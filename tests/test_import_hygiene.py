@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 CORE_MODULES = [
+    "backend",
     "atomic",
     "tf_startup",
     "builtin_corpus",
