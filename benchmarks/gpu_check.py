@@ -96,7 +96,7 @@ def main() -> int:
         if args.tiny:
             from tui_charlm.core.builtin_corpus import build_builtin_text
 
-            (tmp / "tiny.txt").write_text(build_builtin_text()[:100_000])
+            (tmp / "tiny.txt").write_text(build_builtin_text()[:30_000])
             CORPUS = str(tmp / "tiny.txt")
         say(cudnn_line(tmp, default))
         names = ("tiny", "tiny x 3") if args.tiny else ("default LSTM(512), batch 64", "3 x LSTM(1024), batch 256")
@@ -112,7 +112,7 @@ def main() -> int:
     return 0
 
 
-# The corpus: the built-in one (no network); with --tiny, its first 100,000 chars (set in main).
+# The corpus: the built-in one (no network); with --tiny, its first 30,000 chars (set in main).
 CORPUS = "builtin"
 
 

@@ -22,7 +22,9 @@ def newest_state(run) -> dict:
     return json.loads((run / "checkpoints" / latest / "state.json").read_text())
 
 
-@pytest.mark.parametrize("first, then", [("tensorflow", "jax"), ("jax", "tensorflow")])
+# One direction: the code is the same both ways (core/backend.py, session.resume_training), and each run
+# of this test costs about 20 s of a slow CI machine's 12 minutes.
+@pytest.mark.parametrize("first, then", [("jax", "tensorflow")])
 def test_a_run_trained_on_one_backend_generates_scores_and_resumes_on_the_other(tmp_path, first, then):
     corpus = tmp_path / "text.txt"
     corpus.write_text(make_text(4000))
