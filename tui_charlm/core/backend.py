@@ -28,6 +28,8 @@ from pathlib import Path
 from tui_charlm.core.errors import CharlmError
 
 BACKENDS = ("tensorflow", "jax")
+# The backend Keras was imported with: it cannot change in a process after that.
+_settled: str | None = None
 
 
 def backend_name() -> str:
@@ -36,9 +38,13 @@ def backend_name() -> str:
     Read the way Keras reads it, without importing Keras (which would start
     the backend); once Keras is imported, its own answer.
     """
+    global _settled
+    if _settled is not None:
+        return _settled
     keras = sys.modules.get("keras")
     if keras is not None and hasattr(keras, "config"):
-        return keras.config.backend()
+        _settled = keras.config.backend()  # fixed for the process from here on (asked on every training call)
+        return _settled
     name = os.environ.get("KERAS_BACKEND", "").strip()
     if not name:
         home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")

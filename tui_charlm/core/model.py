@@ -114,12 +114,10 @@ def set_dropout(model, rate: float) -> bool:
     and a rate of 0 draws no random numbers at all, so a run with late
     dropout trains exactly like one without until the switch.
     """
-    changed = False
-    for layer in model.layers:
-        if isinstance(layer, _dropout_class()) and layer.rate != rate:
-            layer.rate = rate
-            changed = True
-    return changed
+    changed = [layer for layer in _dropout_layers(model) if layer.rate != rate]
+    for layer in changed:
+        layer.rate = rate
+    return bool(changed)
 
 
 @contextmanager
@@ -130,7 +128,7 @@ def dropout_as_configured(model, rate: float):
     saved with 0 could never turn dropout on when resumed; the trainer sets
     the rate each epoch anyway (Trainer.dropout_rate).
     """
-    layers = [layer for layer in model.layers if isinstance(layer, _dropout_class())]
+    layers = _dropout_layers(model)
     active = [layer.rate for layer in layers]
     for layer in layers:
         layer.rate = rate
@@ -141,10 +139,10 @@ def dropout_as_configured(model, rate: float):
             layer.rate = was
 
 
-def _dropout_class():
+def _dropout_layers(model) -> list:
     import keras
 
-    return keras.layers.Dropout
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
 
 
 def random_states(model) -> dict[str, list[int]]:

@@ -166,11 +166,14 @@ class Trainer:
             return config.dropout_start
         if not config.time_budget:
             return AUTO_DROPOUT_LATE_EPOCHS
+        holds = self._epochs_the_budget_holds()
+        return 1 if holds is not None and holds >= AUTO_DROPOUT_MIN_EPOCHS else None
+
+    def _epochs_the_budget_holds(self) -> float | None:
+        """--time-budget over the first epoch's training time (None before that epoch has ended)."""
         epochs = self.state.history.epochs
         first = float(epochs[0].get("elapsed") or epochs[0].get("seconds") or 0.0) if epochs else 0.0
-        if first <= 0:
-            return None
-        return 1 if config.time_budget / first >= AUTO_DROPOUT_MIN_EPOCHS else None
+        return self.config.time_budget / first if first > 0 else None
 
     def dropout_rate(self, epoch: int) -> float:
         """The dropout rate epoch `epoch` (0-based) trains with (see dropout_start)."""
@@ -182,9 +185,8 @@ class Trainer:
         config = self.config
         if config.dropout_start >= 0 or not config.time_budget or not config.dropout or self.state.epoch != 1:
             return
-        first = self.state.history.epochs[0]
-        holds = config.time_budget / max(float(first.get("elapsed") or first.get("seconds") or 0.0), 1e-9)
-        if holds >= AUTO_DROPOUT_MIN_EPOCHS:
+        holds = self._epochs_the_budget_holds()
+        if holds is None or holds >= AUTO_DROPOUT_MIN_EPOCHS:
             return  # the switch says it (fit)
         self.log(
             f"No dropout in this run: its {config.time_budget:g}-s budget holds about {holds:.0f} epochs at the "
