@@ -40,6 +40,7 @@ from tui_charlm.core.control import COMMANDS as CONTROL_COMMANDS
 from tui_charlm.core.control import send_command
 from tui_charlm.core.corpus import cache_dir, list_corpora
 from tui_charlm.core.dataset import split_ids
+from tui_charlm.core.distributed import ENV_ADDRESSES, ENV_PROCESS_ID, ENV_PROCESSES, cluster_from, end_process
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.evaluation import PIECE_CHARS, WARMUP, evaluate
 from tui_charlm.core.eventlog import EventLogReader
@@ -68,8 +69,15 @@ from tui_charlm.core.runs import (
     summary_cells,
 )
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
-from tui_charlm.core.session import load_config_corpus, new_training, open_saved_run, resume_training, saved_corpus_ids
-from tui_charlm.core.stopping import Activity
+from tui_charlm.core.session import (
+    cluster_training,
+    load_config_corpus,
+    new_training,
+    open_saved_run,
+    resume_training,
+    saved_corpus_ids,
+)
+from tui_charlm.core.stopping import SAVES, Activity
 from tui_charlm.core.units import to_bits
 
 # Plain (non-TTY) progress lines at most this often.
@@ -89,6 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--offline", action="store_true", default=None, help="never use the network (also CHARLM_OFFLINE=1)"
     )
     train.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
+    cluster = train.add_argument_group(
+        "training over several processes and hosts (JAX backend; every process runs the same command)"
+    )
+    cluster.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help=f"where process 0 listens for the others (also {ENV_ADDRESSES}, its first address)",
+    )
+    cluster.add_argument(
+        "--processes", type=int, metavar="N", help=f"how many processes train the run (also {ENV_PROCESSES})"
+    )
+    cluster.add_argument(
+        "--process-id",
+        type=int,
+        metavar="I",
+        help=f"this process's number, 0 to N-1; process 0 writes the run (also {ENV_PROCESS_ID})",
+    )
     add_config_options(train)
 
     generate = sub.add_parser(
@@ -354,25 +379,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, stop_event: threading.Event, lost: list[int]) -> int:
     use_rich = sys.stdout.isatty() and not args.plain
     log = lambda text: print(text, flush=True)  # noqa: E731
-    if args.resume:
-        if args.run_dir:
-            raise CharlmError(
-                "--run-dir and --resume cannot be used together: --resume continues in its own directory."
-            )
-        overrides = config_overrides(args)
-        if args.recipe != "default":
-            overrides["recipe"] = args.recipe
-        trainer = resume_training(args.resume, overrides, offline=args.offline, log=log)
-    else:
+    if args.resume and args.run_dir:
+        raise CharlmError("--run-dir and --resume cannot be used together: --resume continues in its own directory.")
+
+    def prepare():
+        if args.resume:
+            overrides = config_overrides(args)
+            if args.recipe != "default":
+                overrides["recipe"] = args.recipe
+            return resume_training(args.resume, overrides, offline=args.offline, log=log)
         config = make_config(args.recipe, **config_overrides(args))
-        trainer = new_training(config, run_dir=args.run_dir, offline=args.offline, log=log)
+        return new_training(config, run_dir=args.run_dir, offline=args.offline, log=log)
+
+    activity = Activity()
+    cluster = cluster_from(args.coordinator, args.processes, args.process_id)
+    trainer = prepare() if cluster is None else _cluster_trainer(cluster, prepare, args, activity, log)
     received: list[int] = []
     _install_stop_signals(stop_event, received)
     progress = RichProgress() if use_rich else PlainProgress()
     with progress:
         outcome = _fit_until_stopped(
-            trainer, progress, stop_event, lambda: 128 + received[0] if received else (lost or [1])[0]
+            trainer, progress, stop_event, lambda: 128 + received[0] if received else (lost or [1])[0], activity
         )
+    if cluster is not None:
+        trainer.heartbeats.stop()
     print(f"run directory: {trainer.run.path}", flush=True)
     if isinstance(outcome, TrainingFailed):
         print(f"charlm: error: {outcome.message}", file=sys.stderr)
@@ -384,7 +414,50 @@ def _train(args: argparse.Namespace, stop_event: threading.Event, lost: list[int
     return 0
 
 
-def _fit_until_stopped(trainer, progress, stop_event: threading.Event, status: Callable[[], int]):
+def _cluster_trainer(cluster, prepare, args: argparse.Namespace, activity: Activity, log):
+    """This process's trainer in a run over several (core/distributed.py); a lost process ends it, saying which."""
+    # Paths may differ between hosts (each reads its own copy of the corpus, checked to be the same text), and
+    # so may thread counts; everything else asked must be the same in every process.
+    asked = {key: value for key, value in config_overrides(args).items() if key not in ("corpus", "threads")}
+    asked.update(recipe=args.recipe, resume=bool(args.resume))
+    made: list = []
+
+    def on_lost(sentence: str) -> None:
+        # A checkpoint being written is finished first (saves are local, no other process is needed).
+        deadline = time.monotonic() + 120
+        while activity.current()[0] == SAVES and not activity.done.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        trainer = made[0] if made else None
+        if trainer is not None and trainer.writer:
+            newest = trainer.run.latest()
+            kept = (
+                f"the newest checkpoint, {newest.path.name}, is intact; resume it with "
+                f"`charlm train --resume {trainer.run.path}` on any number of processes"
+                if newest
+                else f"{trainer.run.path} has no checkpoint yet"
+            )
+        else:
+            kept = "process 0 keeps the run's checkpoints; resume from there with any number of processes"
+        print(f"charlm: {sentence}: training stopped; {kept}.", file=sys.stderr, flush=True)
+        end_process(1)
+
+    trainer = cluster_training(
+        cluster,
+        prepare,
+        asked,
+        corpus=None if args.resume else args.corpus,
+        threads=args.threads,
+        offline=args.offline,
+        log=log,
+        on_lost=on_lost,
+    )
+    made.append(trainer)
+    return trainer
+
+
+def _fit_until_stopped(
+    trainer, progress, stop_event: threading.Event, status: Callable[[], int], activity: Activity | None = None
+):
     """Train in a thread while this one waits for signals; once stopped, wait for the checkpoint, not forever.
 
     Python runs signal handlers only in the main thread, and only between
@@ -396,7 +469,7 @@ def _fit_until_stopped(trainer, progress, stop_event: threading.Event, status: C
     without the checkpoint (`status()`), saying why; the newest checkpoint
     on disk is intact (saves are written aside and renamed into place).
     """
-    activity = Activity()
+    activity = activity or Activity()
     ended: list = []
 
     def train() -> None:

@@ -117,10 +117,19 @@ def jax_gpu_name() -> str | None:
 # -- feeding batches and the training call ---------------------------------------------
 
 
-def training_feed(model, windows, epoch: int, skip: int, until_epoch: int):
-    """An iterator over every batch left in the run, in the form this backend's training call takes."""
+def training_feed(model, windows, epoch: int, skip: int, until_epoch: int, cluster=None):
+    """An iterator over every batch left in the run, in the form this backend's training call takes.
+
+    Over several processes (a distributed.Cluster, JAX only), each global
+    batch becomes this process's rows of it, made a global array.
+    """
     if on_jax():
-        return _numpy_batches(windows, epoch, skip, until_epoch)
+        batches = _numpy_batches(windows, epoch, skip, until_epoch)
+        if cluster is None:
+            return batches
+        from tui_charlm.core.distributed import global_batch
+
+        return (global_batch(cluster, batch) for batch in batches)
     dataset = windows.tf_dataset(epoch, skip, until_epoch=until_epoch)
     return iter(model.distribute_strategy.experimental_distribute_dataset(dataset))
 

@@ -8,6 +8,8 @@ mistake leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,3 +237,100 @@ def resume_training(
             f"--time-budget to train on."
         )
     return _trainer(run, model, split, checkpoint.state, log=log, resumed=True)
+
+
+def cluster_training(
+    cluster,
+    prepare: Callable[[], Trainer],
+    asked: dict[str, Any],
+    *,
+    corpus: str | None = None,
+    threads: int | None = None,
+    offline: bool | None = None,
+    log: Log = print,
+    on_lost: Callable[[str], None],
+) -> Trainer:
+    """One process's part of a run trained by several (distributed.py): a Trainer for its replicated model.
+
+    `prepare` is what one process would run (new_training or
+    resume_training); only process 0 runs it: the corpus, the `--units auto`
+    measurement, the run folder and its lock, the checkpoint to resume. The
+    others take process 0's configuration, vocabulary and training state,
+    read their own copy of the corpus (their `corpus`, else the one the
+    configuration names), and check it is the same text. Then every process
+    builds the model under Keras' DataParallel and takes process 0's weights,
+    in lockstep. `asked` (the options given, and whether this is a resume)
+    must be the same in every process, and so must the versions. From the
+    moment the processes have met, a lost one is reported to `on_lost`
+    (distributed.Heartbeats, kept on the trainer as `heartbeats`).
+    """
+    from tui_charlm.core import distributed
+    from tui_charlm.core.vocab import Vocabulary
+
+    distributed.join(cluster, threads)
+    heartbeats = distributed.Heartbeats(cluster, on_lost).start()
+    distributed.check_alike(cluster, "asked", {**asked, **distributed.versions()})
+    values = None
+    if cluster.writer:
+        local = prepare()
+        run, split, state = local.run, local.split, local.state
+        values = distributed.model_values(local.model)
+        del local
+        distributed.publish(
+            "setup",
+            {
+                "config": run.config.to_json(run.sizing),
+                "vocab": run.vocab.to_json(),
+                "state": state.to_json(),
+                "corpus_sha256": run.meta.get("corpus", {}).get("sha256") or _corpus_sha(run, offline),
+                "run": str(run.path),
+                "resumed": run.latest() is not None,
+            },
+        )
+        for other in range(1, cluster.processes):
+            answer = distributed.receive(f"ready/{other}", distributed.SETUP_SECONDS)
+            if answer.get("error"):
+                raise CharlmError(f"Process {other}: {answer['error']}")
+        resumed = run.latest() is not None
+    else:
+        setup = distributed.receive("setup", distributed.SETUP_SECONDS)
+        try:
+            config = TrainConfig.from_dict(json.loads(setup["config"]))
+            vocab = Vocabulary.from_json(setup["vocab"])
+            state = TrainingState.from_json(setup["state"])
+            config_here = dataclasses.replace(config, corpus=corpus) if corpus else config
+            text = load_config_corpus(
+                config_here, offline=offline, max_vocab=max(config.max_vocab, len(vocab)), log=lambda _: None
+            )
+            if setup["corpus_sha256"] and text.sha256 != setup["corpus_sha256"]:
+                raise CharlmError(
+                    f"its corpus ({text.path}) is not the text process 0 trains on (sha256 {text.sha256[:12]}... "
+                    f"against {setup['corpus_sha256'][:12]}...); every process must read the same corpus."
+                )
+            split = split_ids(text.ids_in(vocab), config)
+        except CharlmError as error:
+            distributed.publish(f"ready/{cluster.process_id}", {"error": str(error)})
+            raise
+        distributed.publish(f"ready/{cluster.process_id}", {})
+        run = RunDirectory(Path(setup["run"]), config, vocab, {})  # process 0's folder, by name only: never written
+        resumed = bool(setup["resumed"])
+    devices = distributed.distribute()
+    distributed.check_batch_splits(cluster, run.config.batch_size, devices)
+    model = build_model(run.config, len(run.vocab))
+    distributed.share_values(cluster, values, model)
+    trainer = Trainer(
+        run,
+        model,
+        split,
+        state,
+        device=describe_training(model, precision=run.config.precision) + f", {cluster.processes} processes",
+        resumed=resumed,
+        log=log,
+        cluster=cluster,
+    )
+    trainer.heartbeats = heartbeats
+    return trainer
+
+
+def _corpus_sha(run: RunDirectory, offline: bool | None) -> str:
+    return load_config_corpus(run.config, offline=offline, max_vocab=10**6, log=lambda _: None).sha256

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from tui_charlm.core.config import AUTO_DROPOUT_LATE_EPOCHS, AUTO_DROPOUT_MIN_EP
 from tui_charlm.core.control import ControlReader
 from tui_charlm.core.dataset import Split, Windows
 from tui_charlm.core.devices import MIRRORED_STEPS_PER_EXECUTION, replicas
+from tui_charlm.core.distributed import agree
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.eventlog import EventLogWriter
 from tui_charlm.core.events import (
@@ -78,6 +79,7 @@ class Trainer:
         device: str = "CPU",
         resumed: bool = False,
         log: Callable[[str], None] = lambda message: None,
+        cluster=None,
     ):
         self.run = run
         self.config = run.config
@@ -86,6 +88,9 @@ class Trainer:
         self.device = device
         self.resumed = resumed
         self.split = split
+        # Training over several processes (distributed.Cluster), or None for one: only process 0 writes files.
+        self.cluster = cluster
+        self.writer = cluster is None or cluster.writer
         self.replicas = replicas(model)
         self.train_windows = Windows(split.train, self.config, shuffle=True, replicas=self.replicas)
         heldout = split.heldout[: self.config.val_max_chars]
@@ -97,7 +102,7 @@ class Trainer:
         # Held-out windows are few (at most val_max_chars): gathered once, scored batch by batch every epoch.
         self.heldout_batches = list(self.heldout_windows.iterate(0))
         self._continue_epoch_in_new_batches()
-        latest = run.latest() if resumed else None
+        latest = run.latest() if resumed and self.writer else None
         self.last_checkpoint = latest.path if latest else None
         # Why a run ends when its stop_event is set: 'stopped', or 'detached' when a headless trainer takes it over.
         self.stop_reason = "stopped"
@@ -257,13 +262,26 @@ class Trainer:
         a stop knows how long to wait for the checkpoint. Returns the final
         TrainingFinished or TrainingFailed event, also reported.
         """
+        if self.cluster is None:
+            return self._fit(report, stop_event, pause_event, save_event, weight_box, snapshot_every, activity)
+        from tui_charlm.core.distributed import scope
+
+        with scope():  # Keras keeps its distribution per thread: this one trains the replicated model
+            return self._fit(report, stop_event, pause_event, save_event, weight_box, snapshot_every, activity)
+
+    def _fit(self, report, stop_event, pause_event, save_event, weight_box, snapshot_every, activity):
         # Everything reported also goes to the run's events.jsonl, for viewers in other processes.
-        report = _Tee(report, EventLogWriter(self.run.path))
+        if self.writer:
+            report = _Tee(report, EventLogWriter(self.run.path))
         stop_event = stop_event or threading.Event()
         pause_event = pause_event or threading.Event()
         save_event = save_event or threading.Event()
         # Viewers in other processes steer through the run folder (control.py): the same events as the keys.
-        control = ControlReader(self.run.path, stop_event=stop_event, pause_event=pause_event, save_event=save_event)
+        control = (
+            ControlReader(self.run.path, stop_event=stop_event, pause_event=pause_event, save_event=save_event)
+            if self.writer
+            else _NoControl()
+        )
         config, state, model = self.config, self.state, self.model
         clock = _Clock(state.elapsed)
         rate = _Rate(RATE_WINDOW_SECONDS)
@@ -272,12 +290,21 @@ class Trainer:
         saved_elapsed = state.elapsed  # the training time the newest checkpoint on disk holds
         steps = max(1, int(model.steps_per_execution))
 
+        def agreed() -> tuple[float, bool, bool]:
+            # (training time, paused, stopped): this process's own, or over several, agreed between them all.
+            elapsed = clock.elapsed()
+            if self.cluster is None:
+                return elapsed, pause_event.is_set(), stop_event.is_set()
+            return agree(self.cluster, elapsed=elapsed, pause=pause_event.is_set(), stop=stop_event.is_set())
+
         def save(reason: str) -> None:
             nonlocal last_save, saved_elapsed
+            if not self.writer:
+                return
             with spent.on(SAVES):
                 state.random_states = random_states(model)
                 state.backend = backend_name()
-                with dropout_as_configured(model, config.dropout):
+                with dropout_as_configured(model, config.dropout), self._saving():
                     path = self.run.save_checkpoint(model, state)
             self.last_checkpoint = path
             saved_elapsed = state.elapsed
@@ -294,6 +321,8 @@ class Trainer:
         def publish_file(force: bool = False) -> None:
             # The newest weights for viewers in other processes (live_weights.py): every few seconds.
             nonlocal last_file
+            if not self.writer:
+                return
             if force or time.perf_counter() - last_file >= WEIGHTS_SECONDS:
                 with spent.on("snapshots"):
                     try:
@@ -320,11 +349,12 @@ class Trainer:
             )
         )
         reason = None
+        elapsed, _, stopped = agreed()
         if state.epoch >= config.epochs:
             reason = "completed"
         elif self.budget_spent(state.elapsed):
             reason = "time budget"
-        elif stop_event.is_set():
+        elif stopped:
             reason = self.stop_reason  # asked before the first batch (a hang-up while loading, say): save and stop
         try:
             batches_left = None
@@ -336,7 +366,10 @@ class Trainer:
                 if state.batch_in_epoch < batches:
                     ran = min(steps, batches - state.batch_in_epoch)
                     if config.lr_schedule != "constant":
-                        model.optimizer.learning_rate = self.learning_rate(clock.elapsed())
+                        # Over several processes, the time they agreed on at the last call (process 0's).
+                        model.optimizer.learning_rate = self.learning_rate(
+                            clock.elapsed() if self.cluster is None else elapsed
+                        )
                     with spent.on(CALLS):
                         loss = self._train_call(batches_left, ran, steps)
                     if not math.isfinite(loss):
@@ -368,16 +401,18 @@ class Trainer:
                         publish()
                     publish_file()
                     control.poll()
-                    if pause_event.is_set():
+                    elapsed, paused, stopped = agreed()
+                    if paused and not stopped:
                         clock.pause()
                         report(TrainingPaused(state.step))
                         with spent.on("paused"):
-                            while pause_event.is_set() and not stop_event.is_set():
+                            while paused and not stopped:
                                 control.poll()
                                 if save_event.is_set():
                                     save_event.clear()
                                     save("requested")
-                                stop_event.wait(0.05)
+                                stop_event.wait(0.05 if self.cluster is None else 0.25)
+                                elapsed, paused, stopped = agreed()
                         clock.resume()
                         rate.restart()
                         report(TrainingResumed(state.step))
@@ -386,9 +421,9 @@ class Trainer:
                         save("requested")
                     elif config.checkpoint_every and time.perf_counter() - last_save >= config.checkpoint_every:
                         save("interval")
-                    if stop_event.is_set():
+                    if stopped:
                         reason = self.stop_reason
-                    elif self.budget_spent(clock.elapsed()):
+                    elif self.budget_spent(elapsed):
                         reason = "time budget"
                     if reason is not None or state.batch_in_epoch < batches:
                         continue
@@ -398,7 +433,7 @@ class Trainer:
                 state.epoch += 1
                 state.batch_in_epoch = 0
                 state.epoch_loss_sum = 0.0
-                state.elapsed = clock.elapsed()
+                state.elapsed, _, _ = agreed()
                 seconds = spent.seconds()
                 state.history.epochs.append(
                     {
@@ -423,18 +458,20 @@ class Trainer:
                     )
                 publish()
                 publish_file(force=True)
-                with spent.on("samples"):
-                    samples = self.write_samples()
-                report(samples)
+                if self.writer:
+                    with spent.on("samples"):
+                        samples = self.write_samples()
+                    report(samples)
                 save("epoch")
                 report(spent.close(state.epoch, finished=True))
+                elapsed, _, stopped = agreed()
                 if state.epoch >= config.epochs:
                     reason = "completed"
-                elif stop_event.is_set():
+                elif stopped:
                     reason = self.stop_reason
-                elif self.budget_spent(clock.elapsed()):
+                elif self.budget_spent(elapsed):
                     reason = "time budget"
-            state.elapsed = clock.elapsed()
+            state.elapsed = clock.elapsed() if self.cluster is None else elapsed
             # The budget can run out during an epoch's end (scoring, samples, its save): that checkpoint holds
             # less time than the run trained, and a resume would train one more call. Save the spent budget.
             budget_unsaved = reason == "time budget" and saved_elapsed < (config.time_budget or 0.0)
@@ -454,16 +491,33 @@ class Trainer:
         except CharlmError as error:
             return fail(str(error))
 
+    def _saving(self):
+        """Where a checkpoint is saved: over several processes, with nothing of Keras' own replicated."""
+        if self.cluster is None:
+            return nullcontext()
+        from tui_charlm.core.distributed import unreplicated
+
+        return unreplicated()
+
     def _batch_iterator(self):
         """One iterator over every batch left in the run (epochs state.epoch .. config.epochs - 1)."""
         state = self.state
         set_dropout(self.model, self.dropout_rate(state.epoch))
         prepare_to_train(self.model, self.config, self.train_windows.batch_size)
-        return training_feed(self.model, self.train_windows, state.epoch, state.batch_in_epoch, self.config.epochs)
+        return training_feed(
+            self.model, self.train_windows, state.epoch, state.batch_in_epoch, self.config.epochs, self.cluster
+        )
 
     def _train_call(self, batches, ran: int, steps: int) -> float:
         """Train `ran` batches from the iterator in one call to the backend (backend.py); their mean loss."""
         return train_call(self.model, batches, ran, steps)
+
+
+class _NoControl:
+    """What a process other than process 0 reads for control: nothing (viewers steer process 0, which agrees)."""
+
+    def poll(self) -> None:
+        pass
 
 
 class _Tee:
