@@ -82,7 +82,7 @@ def main() -> int:
         f"# {time.strftime('%Y-%m-%d %H:%M')}  keras {keras.__version__}, jax {jax.__version__}, "
         f"{gpu or 'no GPU (--allow-cpu)'}; command: {' '.join(sys.argv)}"
     )
-    seconds = 3.0 if args.tiny else args.seconds
+    seconds = 1.0 if args.tiny else args.seconds
     small = dict(units=16, embedding_dim=8, seq_len=32, batch_size=16) if args.tiny else {}
     large = (
         dict(units=32, layers=3, embedding_dim=8, seq_len=32, batch_size=32)

@@ -92,8 +92,9 @@ def trial(number: int, moment: str, controlling: bool, corpus: Path, tmp_path: P
 @pytest.mark.slow
 def test_closing_the_terminal_saves_exits_129_and_frees_the_run_whenever_it_happens(corpus, tmp_path):
     rng = random.Random(18)
-    # Each moment with and without the terminal as the controlling one (SIGHUP, or only failing reads and writes).
-    moments = [moment for moment in ("start-up", "training", "save", "dialog") for _ in (0, 1)]
+    # Each moment once, with and without the terminal as the controlling one in turn (SIGHUP, or only failing
+    # reads and writes); test_charlm_train_saves_and_exits_129_when_its_terminal_closes covers both for each.
+    moments = ["start-up", "training", "save", "dialog"]
     plans = [(number, moment, number % 2 == 0) for number, moment in enumerate(moments)]
     results: list[dict] = []
     errors: list[BaseException] = []
@@ -105,7 +106,7 @@ def test_closing_the_terminal_saves_exits_129_and_frees_the_run_whenever_it_happ
             except BaseException as error:  # reported below, with the others
                 errors.append(error)
 
-    # Two at a time: eight trials in about the time of four.
+    # Two at a time: four trials in about the time of two.
     threads = [threading.Thread(target=worker, args=(plans[half::2],)) for half in (0, 1)]
     for thread in threads:
         thread.start()

@@ -398,9 +398,21 @@ def _train(args: argparse.Namespace, stop_event: threading.Event, lost: list[int
     _install_stop_signals(stop_event, received)
     progress = RichProgress() if use_rich else PlainProgress()
     with progress:
-        outcome = _fit_until_stopped(
-            trainer, progress, stop_event, lambda: 128 + received[0] if received else (lost or [1])[0], activity
-        )
+        try:
+            outcome = _fit_until_stopped(
+                trainer, progress, stop_event, lambda: 128 + received[0] if received else (lost or [1])[0], activity
+            )
+        except Exception as error:
+            if cluster is None:
+                raise
+            # A collective that failed (a process gone): the heartbeats name the lost process, and end this one.
+            trainer.heartbeats.verdict()
+            print(
+                f"charlm: training over {cluster.processes} processes failed ({str(error).strip()[:200]}).",
+                file=sys.stderr,
+                flush=True,
+            )
+            end_process(1)
     if cluster is not None:
         trainer.heartbeats.stop()
     print(f"run directory: {trainer.run.path}", flush=True)

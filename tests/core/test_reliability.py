@@ -153,8 +153,8 @@ def stop_when(stop, condition):
     return lambda event: stop.set() if condition(event) else None
 
 
-@pytest.mark.parametrize("where", ["epoch end", "mid-epoch"])
-@both_backends
+# On JAX too, mid-epoch only (the harder case; the suite's time on a slow machine is kept within bounds).
+@pytest.mark.parametrize("where", ["epoch end", pytest.param("mid-epoch", marks=both_backends)])
 def test_resume_is_exact_under_the_default_schedule_dropout_and_precision(corpus_path, tmp_path, where):
     import threading
 
@@ -184,8 +184,7 @@ def test_resume_is_exact_under_the_default_schedule_dropout_and_precision(corpus
         np.testing.assert_allclose(a, b, rtol=RESUME_TOLERANCE, atol=RESUME_TOLERANCE)
 
 
-@pytest.mark.parametrize("where", ["before dropout starts", "after it started"])
-@both_backends
+@pytest.mark.parametrize("where", ["before dropout starts", pytest.param("after it started", marks=both_backends)])
 def test_late_dropout_starts_at_its_epoch_and_resumes_exactly_on_either_side(corpus_path, tmp_path, where):
     import threading
 

@@ -69,7 +69,7 @@ async def send_key(pilot, key: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 async def test_random_keys_while_training_break_nothing(tmp_path, seed):
     rng = random.Random(seed)
     run_dir = tmp_path / "run"

@@ -348,6 +348,13 @@ class Heartbeats:
     def stop(self) -> None:
         self.stopped.set()
 
+    def verdict(self) -> str | None:
+        """After a collective failed: wait until the heartbeats say which process was lost (None if none was)."""
+        deadline = time.monotonic() + LOST_SECONDS + 3 * HEARTBEAT_SECONDS
+        while self.lost is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.lost
+
     def _beat(self) -> None:
         client, me = _client(), self.cluster.process_id
         seen: dict[int, tuple[str | None, float]] = {}
