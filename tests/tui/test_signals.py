@@ -73,15 +73,22 @@ def test_hangup_and_terminate_save_a_checkpoint_and_exit(tmp_path, sig):
 
 
 @pytest.mark.slow
-def test_mirrored_mixed_precision_training_shows_its_devices_and_quits_with_a_checkpoint(tmp_path):
+def test_mirrored_training_shows_its_devices_and_quits_with_a_checkpoint(tmp_path):
     # Two logical CPUs stand in for two GPUs (they must be configured before TensorFlow starts: a fresh process);
     # a wide terminal shows the status line in full.
     with tiny_tui_on_pty(
-        tmp_path, "--strategy", "mirrored", "--mixed-precision", env={"CHARLM_CPU_DEVICES": "2"}, columns=160, rows=40
+        tmp_path,
+        "--strategy",
+        "mirrored",
+        "--precision",
+        "float32",
+        env={"CHARLM_CPU_DEVICES": "2"},
+        columns=160,
+        rows=40,
     ) as (process, terminal, output):
         master = terminal["master"]
         # --threads 1 (tiny_tui_on_pty's) took effect in the app too: TensorFlow started with the run's settings.
-        device = "2 logical CPUs mirrored (mixed fp16, 1 thread)"
+        device = "2 logical CPUs mirrored (1 thread)"
         assert shows(terminal, device, output, timeout=PATIENCE), screen_text(terminal, output)
         assert shows(terminal, BATCHES_REPORTED, output, timeout=PATIENCE), screen_text(terminal, output)
         os.write(master, b"q")
@@ -89,5 +96,5 @@ def test_mirrored_mixed_precision_training_shows_its_devices_and_quits_with_a_ch
         assert process.poll() is not None, "the app did not exit"
     assert process.returncode == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["strategy"] == "mirrored" and config["precision"] == "mixed_float16"
+    assert config["strategy"] == "mirrored" and config["precision"] == "float32"
     assert_checkpoint_saved(tmp_path / "run")

@@ -151,12 +151,15 @@ def _numpy_batches(windows, epoch: int, skip: int, until_epoch: int):
         yield from windows.iterate(number, skip if number == epoch else 0)
 
 
-def train_call(model, feed, ran: int, steps: int) -> float:
+def train_call(model, feed, ran: int, steps: int, cluster=None) -> float:
     """Train the next `ran` batches of `feed` (at most `steps`, the model's steps_per_execution); their mean loss.
 
     A shorter call than `steps` (the last batches of an epoch) trains only
-    those, so a call never reaches into the next epoch.
+    those, so a call never reaches into the next epoch. Over several
+    processes (JAX), distributed.train_step trains each batch.
     """
+    if cluster is not None:
+        return _jax_sharded_call(model, [next(feed) for _ in range(ran)])
     if on_jax():
         return _jax_train_call(model, [next(feed) for _ in range(ran)])
     if ran == steps:
@@ -187,3 +190,21 @@ def _jax_train_call(model, batches: list) -> float:
     model._jax_state_synced = False
     model.jax_state_sync()
     return float(logs["loss"])
+
+
+def _jax_sharded_call(model, batches: list) -> float:
+    """Train `batches` with distributed.train_step, one batch a call; the state goes back into the variables."""
+    from tui_charlm.core.distributed import train_step
+
+    step = train_step(model)
+    state = model._get_jax_state(  # Keras-private, as in _jax_train_call
+        trainable_variables=True, non_trainable_variables=True, optimizer_variables=True, metrics_variables=True
+    )
+    losses = []
+    for inputs, targets in batches:
+        loss, state = step(state, inputs, targets)
+        losses.append(loss)
+    model._jax_state = dict(zip(_STATE_PARTS, state, strict=True))
+    model._jax_state_synced = False
+    model.jax_state_sync()
+    return sum(float(loss) for loss in losses) / len(losses)

@@ -311,6 +311,70 @@ def global_batch(cluster: Cluster, batch):
     return tuple(arrays)
 
 
+def train_step(model):
+    """The training step over every process's rows of a batch: gradients computed locally, averaged once.
+
+    Keras' own step under DataParallel leaves the sharding to XLA, which
+    all-reduces the LSTM's weight gradients inside the backward loop, once
+    per time step (50 collectives a batch; over gloo about ten times the
+    step itself, benchmarks/distributed.py). Here each process runs the
+    step on its own rows (shard_map), the gradients and the loss are
+    averaged across processes in one collective each, and every process
+    applies the same update: the step one process would take on the whole
+    batch, since every share is the same size. Each process's dropout draws
+    from its own stream (the shared seed offset by its place in the mesh).
+    Rebuilt when a dropout rate changes (Keras reads it when tracing).
+    """
+    import jax
+    from jax.sharding import PartitionSpec
+
+    rates = tuple(getattr(layer, "rate", None) for layer in model.layers)
+    cached = getattr(model, "_charlm_train_step", None)
+    if cached is not None and cached[0] == rates:
+        return cached[1]
+    axis = _distribution.batch_dim_name
+    seeds = [i for i, variable in enumerate(model.non_trainable_variables) if "seed_generator" in variable.path]
+
+    def offset(non_trainable, sign):
+        shift = jax.lax.axis_index(axis).astype("uint32") * 7919
+        return [
+            value.at[0].set(value[0] + shift if sign > 0 else value[0] - shift)
+            if i in seeds and value.shape == (2,)
+            else value
+            for i, value in enumerate(non_trainable)
+        ]
+
+    def local(state, x, y):
+        trainable, non_trainable, optimizer_variables, metrics_variables = state
+        grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
+        (_, aux), grads = grad_fn(
+            trainable,
+            offset(non_trainable, 1),
+            metrics_variables,
+            x,
+            y,
+            None,
+            training=True,
+            optimizer_variables=optimizer_variables,
+        )
+        loss, _, non_trainable, metrics_variables = aux
+        grads = jax.lax.pmean(grads, axis)
+        trainable, optimizer_variables = model.optimizer.stateless_apply(optimizer_variables, grads, trainable)
+        state = (trainable, offset(non_trainable, -1), optimizer_variables, metrics_variables)
+        return jax.lax.pmean(loss, axis), state
+
+    mesh = _distribution.device_mesh.backend_mesh
+    replicated, rows = PartitionSpec(), PartitionSpec(axis)
+    step = jax.jit(
+        jax.shard_map(
+            local, mesh=mesh, in_specs=(replicated, rows, rows), out_specs=(replicated, replicated), check_vma=False
+        ),
+        donate_argnums=0,
+    )
+    model._charlm_train_step = (rates, step)
+    return step
+
+
 def agree(cluster: Cluster, *, elapsed: float, pause: bool, stop: bool) -> tuple[float, bool, bool]:
     """Between calls: process 0's training time and pause, and a stop if any process asked for one."""
     from jax.experimental import multihost_utils

@@ -511,7 +511,7 @@ class Trainer:
 
     def _train_call(self, batches, ran: int, steps: int) -> float:
         """Train `ran` batches from the iterator in one call to the backend (backend.py); their mean loss."""
-        return train_call(self.model, batches, ran, steps)
+        return train_call(self.model, batches, ran, steps, self.cluster)
 
 
 class _NoControl:
