@@ -147,7 +147,7 @@ def main() -> int:
         f"{overhead / (1000 / two['steps_per_s']):.0%} of the step; of it agreeing {two['agree_ms']:.2f} ms"
     )
     gradient_mb = two["parameters"] * 4 / 1e6
-    lines.append(f"on paper: {two['parameters']:,} parameters, a {gradient_mb:.1f} MB float32 gradient per step")
+    lines.append(f"on paper: {int(two['parameters']):,} parameters, a {gradient_mb:.1f} MB float32 gradient per step")
     for hosts in (2, 4, 8):
         # A ring all-reduce sends and receives 2 (N - 1) / N of the gradient per host per step.
         sent = 2 * (hosts - 1) / hosts * gradient_mb

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tui_charlm.core.backend import start_backend
-from tui_charlm.core.checkpoints import History
+from tui_charlm.core.backend import on_jax, start_backend
+from tui_charlm.core.checkpoints import History, RunDirectory
 from tui_charlm.core.config import make_config
 from tui_charlm.core.dataset import split_ids
 from tui_charlm.core.errors import CharlmError
@@ -111,7 +111,7 @@ class CoreBackend:
         status("loading TensorFlow")
         # The app already sends fd 2 to a log file, so stderr need not be silenced here. Thread counts are
         # the run's, set when the run is set up (core/session.py), before anything runs on TensorFlow.
-        start_backend(quiet=False)
+        start_backend(self._jax_threads(), quiet=False)
         if options.load is not None:
             # Nothing trains: generation runs in NumPy on the CPU whatever the machine has.
             return self._prepare_load(status, notice, "CPU (generation only)")
@@ -145,6 +145,18 @@ class CoreBackend:
             state.step,
             state.history,
         )
+
+    def _jax_threads(self) -> int | None:
+        """On JAX, the run's thread count now: XLA takes it only before JAX starts (TensorFlow takes it later)."""
+        if not on_jax() or self.options.load is not None:
+            return None
+        threads = self.options.overrides.get("threads")
+        if threads is None and self.options.resume is not None:
+            try:
+                threads = RunDirectory.open(self.options.resume).config.threads
+            except CharlmError:
+                return None  # resume_training says what is wrong with the run
+        return threads
 
     def _prepare_load(self, status: Log, notice: Log, device: str) -> RunInfo:
         status("loading the run")
