@@ -7,6 +7,7 @@ import sys
 
 CORE_MODULES = [
     "backend",
+    "distributed",
     "atomic",
     "tf_startup",
     "builtin_corpus",
