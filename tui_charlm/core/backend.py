@@ -182,29 +182,32 @@ def _jax_train_call(model, batches: list) -> float:
     The loss tracker is reset first, so the loss is the mean over `batches`.
     """
     model.reset_metrics()
-    state = model._get_jax_state(  # Keras-private, as in its own train_on_batch
+    logs, state = model.train_function(_jax_state(model), iter(batches))
+    _put_jax_state(model, state)
+    return float(logs["loss"])
+
+
+def _jax_state(model) -> tuple:
+    """The variables' values as Keras' stateless JAX step takes them (Keras-private, as in its train_on_batch)."""
+    return model._get_jax_state(
         trainable_variables=True, non_trainable_variables=True, optimizer_variables=True, metrics_variables=True
     )
-    logs, state = model.train_function(state, iter(batches))
+
+
+def _put_jax_state(model, state) -> None:
+    """Write a training step's new state back into the model's variables."""
     model._jax_state = dict(zip(_STATE_PARTS, state, strict=True))
     model._jax_state_synced = False
     model.jax_state_sync()
-    return float(logs["loss"])
 
 
 def _jax_sharded_call(model, batches: list) -> float:
     """Train `batches` with distributed.train_step, one batch a call; the state goes back into the variables."""
     from tui_charlm.core.distributed import train_step
 
-    step = train_step(model)
-    state = model._get_jax_state(  # Keras-private, as in _jax_train_call
-        trainable_variables=True, non_trainable_variables=True, optimizer_variables=True, metrics_variables=True
-    )
-    losses = []
+    step, state, losses = train_step(model), _jax_state(model), []
     for inputs, targets in batches:
         loss, state = step(state, inputs, targets)
         losses.append(loss)
-    model._jax_state = dict(zip(_STATE_PARTS, state, strict=True))
-    model._jax_state_synced = False
-    model.jax_state_sync()
+    _put_jax_state(model, state)
     return sum(float(loss) for loss in losses) / len(losses)

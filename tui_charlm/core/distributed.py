@@ -1,9 +1,10 @@
 """Data-parallel training over processes and hosts: JAX's distributed runtime under Keras' DataParallel.
 
 Every process runs the same `charlm train` command with its own process id.
-They meet at process 0's coordinator (`jax.distributed.initialize`), and
+They meet at process 0's coordinator (`jax.distributed.initialize`);
 Keras' `DataParallel` over every device of every process keeps one model
-replicated and averages its gradients. Each process gathers the same global
+replicated, and the trainer's own step (train_step) averages its gradients
+once a batch. Each process gathers the same global
 batches (the window order depends only on the seed and the epoch) and feeds
 its own rows of each; so N processes train the model one process would
 train with the same global batch.
@@ -259,20 +260,23 @@ def unreplicated():
         keras.distribution.set_distribution(previous)
 
 
-def model_values(model) -> list[np.ndarray]:
-    """Every variable a model trains with (its own, then the optimizer's), as NumPy arrays, in a fixed order."""
+def _training_variables(model) -> list:
+    """Every variable a model trains with (its own, then the optimizer's, built if need be), in a fixed order."""
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    return [np.asarray(variable.value) for variable in (*model.variables, *model.optimizer.variables)]
+    return [*model.variables, *model.optimizer.variables]
+
+
+def model_values(model) -> list[np.ndarray]:
+    """Every variable a model trains with, as NumPy arrays, in the order share_values takes them."""
+    return [np.asarray(variable.value) for variable in _training_variables(model)]
 
 
 def share_values(cluster: Cluster, values: list[np.ndarray] | None, model) -> None:
     """Give `model` (built alike in every process) process 0's `values`, in lockstep; others pass None."""
     from jax.experimental import multihost_utils
 
-    if not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
-    variables = [*model.variables, *model.optimizer.variables]
+    variables = _training_variables(model)
     shapes = [tuple(variable.shape) for variable in variables]
     if values is None:
         values = [np.zeros(shape, np.dtype(str(variable.dtype))) for shape, variable in zip(shapes, variables)]
@@ -302,11 +306,10 @@ def global_batch(cluster: Cluster, batch):
     """One global batch as the replicated training call takes it: this process's rows of it, made a global array."""
     from jax import make_array_from_process_local_data
 
-    distribution = _distribution
     rows = local_rows(cluster, len(batch[0]))
     arrays = []
     for array in batch:
-        layout = distribution.get_data_layout(array.shape).backend_layout
+        layout = _distribution.get_data_layout(array.shape).backend_layout
         arrays.append(make_array_from_process_local_data(layout, array[rows], array.shape))
     return tuple(arrays)
 
@@ -316,8 +319,8 @@ def train_step(model):
 
     Keras' own step under DataParallel leaves the sharding to XLA, which
     all-reduces the LSTM's weight gradients inside the backward loop, once
-    per time step (50 collectives a batch; over gloo about ten times the
-    step itself, benchmarks/distributed.py). Here each process runs the
+    per time step (50 collectives a batch; over gloo 15 times slower than
+    this step, benchmarks/README.md). Here each process runs the
     step on its own rows (shard_map), the gradients and the loss are
     averaged across processes in one collective each, and every process
     applies the same update: the step one process would take on the whole

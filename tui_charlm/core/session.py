@@ -276,6 +276,7 @@ def cluster_training(
         run, split, state = local.run, local.split, local.state
         values = distributed.model_values(local.model)
         del local
+        resumed = run.latest() is not None
         distributed.publish(
             "setup",
             {
@@ -284,14 +285,13 @@ def cluster_training(
                 "state": state.to_json(),
                 "corpus_sha256": run.meta.get("corpus", {}).get("sha256") or _corpus_sha(run, offline),
                 "run": str(run.path),
-                "resumed": run.latest() is not None,
+                "resumed": resumed,
             },
         )
         for other in range(1, cluster.processes):
             answer = distributed.receive(f"ready/{other}", distributed.SETUP_SECONDS)
             if answer.get("error"):
                 raise CharlmError(f"Process {other}: {answer['error']}")
-        resumed = run.latest() is not None
     else:
         setup = distributed.receive("setup", distributed.SETUP_SECONDS)
         try:
