@@ -158,13 +158,22 @@ CHARLM = [sys.executable, "-m", "tui_charlm.cli"]
 TINY_FLAGS = ["--units", "8", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1"]
 
 
-def wait_for(condition, what: str, timeout: float = PATIENCE) -> None:
-    """Wait until `condition()` is true; fail naming `what` if it is not within `timeout` (a hang, not a speed)."""
+def wait_for(condition, what: str, timeout: float = PATIENCE, *, reading: tuple | None = None) -> None:
+    """Wait until `condition()` is true; fail naming `what` if it is not within `timeout` (a hang, not a speed).
+
+    With `reading` (a terminal's state and output, tests/ptys.py), the terminal is read while waiting, as a real
+    one is: an unread one fills, the program blocks writing to it, and what it showed meanwhile is never drawn.
+    """
+    from tests.ptys import read_until
+
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+        if reading is not None and reading[0]["master"] is not None:
+            read_until(reading[0]["master"], b"\x00never", reading[1], timeout=0.05)
+        else:
+            time.sleep(0.05)
 
 
 def log_lines(run: Path) -> list[dict]:

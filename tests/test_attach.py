@@ -27,20 +27,28 @@ def test_a_viewer_pauses_saves_and_resumes_the_trainer_then_leaves_it_training(b
 
         before = len(log_lines(run))
         os.write(terminal["master"], b" ")
-        wait_for(lambda: "paused" in kinds_after(run, before), "the trainer to log its pause")
+        wait_for(
+            lambda: "paused" in kinds_after(run, before), "the trainer to log its pause", reading=(terminal, output)
+        )
         assert shows(terminal, "PAUSED", output, PATIENCE), screen_text(terminal, output)  # the state, acknowledged
         paused_at = [r for r in log_lines(run) if r["type"] == "paused"][-1]["step"]
 
         before = len(log_lines(run))
         os.write(terminal["master"], b"s")
-        wait_for(lambda: "checkpoint" in kinds_after(run, before), "the trainer to log the checkpoint")
+        wait_for(
+            lambda: "checkpoint" in kinds_after(run, before),
+            "the trainer to log the checkpoint",
+            reading=(terminal, output),
+        )
         assert (run / "checkpoints" / checkpoint_folder_name(paused_at)).is_dir()
         assert shows(terminal, checkpoint_folder_name(paused_at), output, PATIENCE), screen_text(terminal, output)
 
         before = len(log_lines(run))
         os.write(terminal["master"], b" ")
-        wait_for(lambda: "resumed" in kinds_after(run, before), "the trainer to log its resume")
-        wait_for(lambda: "batch" in kinds_after(run, before), "training to go on")
+        wait_for(
+            lambda: "resumed" in kinds_after(run, before), "the trainer to log its resume", reading=(terminal, output)
+        )
+        wait_for(lambda: "batch" in kinds_after(run, before), "training to go on", reading=(terminal, output))
 
         os.write(terminal["master"], b"q")
         assert wait_for_exit(viewer, terminal["master"], output, PATIENCE), screen_text(terminal, output)
@@ -64,7 +72,11 @@ def test_two_viewers_one_killed_then_k_k_stops_the_trainer(background_trainer, t
         first.send_signal(signal.SIGKILL)
         first.wait()
         before = len(log_lines(run))
-        wait_for(lambda: "batch" in kinds_after(run, before), "the trainer to go on after a viewer was killed")
+        wait_for(
+            lambda: "batch" in kinds_after(run, before),
+            "the trainer to go on after a viewer was killed",
+            reading=(second_terminal, second_output),
+        )
         assert trainer.poll() is None
 
         os.write(second_terminal["master"], b"k")  # once: it asks first
@@ -89,7 +101,7 @@ def test_viewers_say_when_the_trainer_is_killed_name_the_newest_checkpoint_and_r
         assert shows(terminal, BATCHES_REPORTED, output, PATIENCE), screen_text(terminal, output)
         before = len(log_lines(run))
         os.write(terminal["master"], b"s")
-        wait_for(lambda: "checkpoint" in kinds_after(run, before), "a checkpoint")
+        wait_for(lambda: "checkpoint" in kinds_after(run, before), "a checkpoint", reading=(terminal, output))
         newest = [r for r in log_lines(run) if r["type"] == "checkpoint"][-1]["name"]
         trainer.send_signal(signal.SIGKILL)
         trainer.wait()
@@ -100,8 +112,14 @@ def test_viewers_say_when_the_trainer_is_killed_name_the_newest_checkpoint_and_r
         # R: the viewer becomes the trainer, from that checkpoint, in its own process.
         before = len(log_lines(run))
         os.write(terminal["master"], b"R")
-        wait_for(lambda: (lock_holder(run) or {}).get("pid") == viewer.pid, "the viewer to take the run")
-        wait_for(lambda: "batch" in kinds_after(run, before), "training to go on in the viewer")
+        wait_for(
+            lambda: (lock_holder(run) or {}).get("pid") == viewer.pid,
+            "the viewer to take the run",
+            reading=(terminal, output),
+        )
+        wait_for(
+            lambda: "batch" in kinds_after(run, before), "training to go on in the viewer", reading=(terminal, output)
+        )
         started = [r for r in log_lines(run)[before:] if r["type"] == "started"]
         at_kill = sorted(p.name for p in (run / "checkpoints").glob("step-*") if p.is_dir())[-1]
         assert started and started[0]["resumed"] and started[0]["step"] == int(at_kill.split("-")[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ from tui_charlm.core.runs import lock_holder
 APP = [sys.executable, "-m", "tui_charlm.tui.main"]
 EPOCHS = ["--epochs", "3", "--checkpoint-every", "0"]
 TOLERANCE = 1e-5
+GOES_ON = re.compile(r"training goes on in pid (\d+)")
 
 
 def final_weights(run):
@@ -35,17 +37,22 @@ def test_d_hands_over_to_a_headless_trainer_and_the_run_ends_as_if_trained_strai
     with on_pty(command, cli_env(tmp_path), columns=120, rows=40) as (app, terminal, output):
         assert shows(terminal, BATCHES_REPORTED, output, PATIENCE), screen_text(terminal, output)
         os.write(terminal["master"], b" ")  # paused, so the handover comes mid-run on any machine
-        wait_for(lambda: any(r["type"] == "paused" for r in log_lines(run)), "the pause")
+        wait_for(lambda: any(r["type"] == "paused" for r in log_lines(run)), "the pause", reading=(terminal, output))
         os.write(terminal["master"], b"d")
-        wait_for(lambda: len(sessions(run)) == 2, "the headless trainer's first log line")
+        # Said as soon as the headless trainer holds the run, which can be well before its first log line.
+        assert shows(terminal, GOES_ON, output, PATIENCE), screen_text(terminal, output)
+        said = int(GOES_ON.search(screen_text(terminal, output)).group(1))
+        wait_for(lambda: len(sessions(run)) == 2, "the headless trainer's first log line", reading=(terminal, output))
         handed = next(r for r in log_lines(run) if r["type"] == "finished")
         assert handed["reason"] == "detached"
         headless = sessions(run)[1]
         assert headless["pid"] != app.pid and headless["resumed"] and headless["step"] == handed["step"]
-        assert shows(terminal, f"training goes on in pid {headless['pid']}", output, PATIENCE), screen_text(
-            terminal, output
+        assert said == headless["pid"]
+        wait_for(
+            lambda: log_lines(run)[-1]["type"] == "finished",
+            "the headless trainer to finish",
+            reading=(terminal, output),
         )
-        wait_for(lambda: log_lines(run)[-1]["type"] == "finished", "the headless trainer to finish")
         assert log_lines(run)[-1]["reason"] == "completed"
         assert shows(terminal, "finished", output, PATIENCE), screen_text(terminal, output)
         os.write(terminal["master"], b"q")

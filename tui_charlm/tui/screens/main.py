@@ -215,7 +215,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.info = dataclasses.replace(self.info, device=message.device)
         self.state = "training"
         self.note = message.note
-        self.notify(message.note, title="Detached")
+        self.notify(message.note, title="Detached", timeout=20)
 
     def on_batches_reported(self, message: BatchesReported) -> None:
         if self.closing:
