@@ -185,8 +185,9 @@ def test_charlm_train_saves_and_exits_141_when_its_output_pipe_closes(corpus, tm
     assert state["step"] > 0 and state["batch_in_epoch"] > 0
 
 
-# Longer than the fixed 8 s that a hang-up used to give training to reach its call boundary and save.
-SLOW_SECONDS = 9.0
+# A slow training call and a slow save, each this long: together longer than the fixed 8 s that a hang-up used
+# to give training to reach its call boundary and save.
+SLOW_SECONDS = 4.5
 # A program whose training calls after the first (which compiles) and whose saves each take SLOW_SECONDS longer,
 # as a large model's do on a busy CPU and a slow disk: `python -c SLOW_PROGRAM SECONDS MARK tui|cli ARGS...`;
 # it creates the file MARK when its first slow call begins. With STUCK for SECONDS, the calls after the first
@@ -257,7 +258,7 @@ def assert_resumes_from(run: Path, step: int, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_hangup_waits_for_a_training_call_and_a_save_slower_than_8_s_and_the_run_resumes(corpus, tmp_path):
+def test_a_hangup_waits_for_a_training_call_and_a_save_that_take_over_8_s_and_the_run_resumes(corpus, tmp_path):
     run = tmp_path / "run"
     command = slow_program(str(SLOW_SECONDS), "tui", run, corpus)
     with on_pty(command, cli_env(tmp_path), controlling=True) as (process, terminal, output):
@@ -294,7 +295,7 @@ def terminate_during_slow_call(seconds: str, run: Path, corpus: Path, tmp_path: 
 
 
 @pytest.mark.slow
-def test_charlm_train_waits_for_a_training_call_and_a_save_slower_than_8_s_on_sigterm(corpus, tmp_path):
+def test_charlm_train_waits_for_a_training_call_and_a_save_that_take_over_8_s_on_sigterm(corpus, tmp_path):
     run = tmp_path / "run"
     status, output, errors = terminate_during_slow_call(str(SLOW_SECONDS), run, corpus, tmp_path)
     assert status == 143, output + errors
