@@ -40,7 +40,16 @@ from tui_charlm.core.control import COMMANDS as CONTROL_COMMANDS
 from tui_charlm.core.control import send_command
 from tui_charlm.core.corpus import cache_dir, list_corpora
 from tui_charlm.core.dataset import split_ids
-from tui_charlm.core.distributed import ENV_ADDRESSES, ENV_PROCESS_ID, ENV_PROCESSES, cluster_from, end_process
+from tui_charlm.core.distributed import (
+    ENV_ADDRESSES,
+    ENV_PROCESS_ID,
+    ENV_PROCESSES,
+    can_supervise,
+    cluster_from,
+    end_process,
+    supervise,
+    watch_supervisor,
+)
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.evaluation import PIECE_CHARS, WARMUP, evaluate
 from tui_charlm.core.eventlog import EventLogReader
@@ -353,6 +362,10 @@ def _install_stop_signals(stop_event: threading.Event, received: list[int]) -> N
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    cluster = cluster_from(args.coordinator, args.processes, args.process_id)
+    if can_supervise(cluster):
+        return supervise(cluster, args.argv)  # trains in a child that outlives a lost coordinator's abort
+    watch_supervisor()
     stop_event = threading.Event()
     lost: list[int] = []  # the exit status, once the terminal or the output pipe has gone away
 
@@ -837,6 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `charlm`; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return COMMANDS[args.command](args)
     except CharlmError as error:

@@ -27,7 +27,8 @@ same everywhere). So:
 A lost process is noticed by a heartbeat each process keeps in the
 coordinator's key-value store: within LOST_SECONDS the others say which
 process was lost and end, without waiting on a collective that will never
-complete. Checkpoints are written aside and renamed into place, so the
+complete. Losing process 0 (the coordinator) makes JAX abort the others at
+once, so they train under a supervising parent that says so (supervise). Checkpoints are written aside and renamed into place, so the
 newest one on disk is always whole.
 """
 
@@ -479,6 +480,97 @@ def _try_get(client, key: str) -> str | None:
         if "not_found" in str(error).lower().replace(" ", "_"):
             return None
         raise
+
+
+# -- standing by a process that JAX may abort ------------------------------------------------
+
+# Set in the environment of a process a supervisor (supervise) started: the supervisor's pid.
+ENV_SUPERVISOR = "CHARLM_SUPERVISOR"
+# How often a supervised process looks for its supervisor, and the supervisor for signals.
+SUPERVISE_SECONDS = 0.5
+
+
+def can_supervise(cluster: Cluster | None, environ=os.environ) -> bool:
+    """Whether this process should train under supervise: not process 0, not already supervised, and on an OS
+    that can wait for signals (Linux; elsewhere a lost coordinator ends it with JAX's own message)."""
+    import signal
+
+    return (
+        cluster is not None and not cluster.writer and ENV_SUPERVISOR not in environ and hasattr(signal, "sigtimedwait")
+    )
+
+
+def supervise(cluster: Cluster, argv: list[str]) -> int:
+    """(Processes other than 0) Run this same `charlm` command in a child process and stand by it; its exit status.
+
+    When process 0, the coordinator, is lost, JAX ends every other process
+    at once with an abort of its own (its client polls the coordinator for
+    errors, and a failed poll is fatal), before this project's heartbeats can
+    say anything. So here a small parent, which never starts JAX, outlives
+    that abort and says what happened, in one sentence. Signals sent to the
+    parent by pid (kill, a launcher) are passed on; a terminal's Ctrl+C or
+    hang-up already reaches both, as they share the terminal's process group.
+    A child whose parent is gone (the parent killed) ends itself (watch_supervisor).
+    """
+    import signal
+    import subprocess
+
+    forwarded = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tui_charlm.cli", *argv],
+            env=dict(os.environ, **{ENV_SUPERVISOR: str(os.getpid())}),
+            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded),
+        )
+        while child.poll() is None:
+            info = signal.sigtimedwait(forwarded, SUPERVISE_SECONDS)
+            if info is not None and info.si_code == _SI_USER and info.si_pid != child.pid:
+                child.send_signal(info.si_signo)  # sent to this pid (kill, a launcher): the child must hear it
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
+    status = child.returncode
+    if status >= 0:
+        return status
+    if not _reachable(cluster.coordinator):
+        print(
+            f"charlm: process 0, the coordinator at {cluster.coordinator}, is gone (killed, or its host is gone): "
+            f"training stopped; process 0 keeps the run's checkpoints; resume from there with any number of "
+            f"processes.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
+    return 128 - status
+
+
+# siginfo's si_code for a signal sent by kill() (Linux and the BSDs alike); a terminal's signals come from the kernel.
+_SI_USER = 0
+
+
+def _reachable(coordinator: str, seconds: float = 3.0) -> bool:
+    import socket
+
+    host, _, port = coordinator.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=seconds):
+            return True
+    except OSError:
+        return False
+
+
+def watch_supervisor(environ=os.environ) -> None:
+    """In a process supervise started: end it if its supervisor goes (killed), so no trainer is left orphaned."""
+    supervisor = environ.get(ENV_SUPERVISOR)
+    if not supervisor:
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(supervisor):
+            time.sleep(SUPERVISE_SECONDS)
+        end_process(1)
+
+    threading.Thread(target=watch, name="charlm-supervisor-watch", daemon=True).start()
 
 
 def end_process(status: int) -> None:
