@@ -107,7 +107,7 @@ def test_viewers_say_when_the_trainer_is_killed_name_the_newest_checkpoint_and_r
         trainer.wait()
         assert shows(terminal, "gone without a word", output, PATIENCE), screen_text(terminal, output)
         assert shows(terminal, newest, output, PATIENCE), screen_text(terminal, output)
-        assert "Press R to resume it here" in screen_text(terminal, output)
+        assert shows(terminal, "Press R to resume it here", output, PATIENCE), screen_text(terminal, output)
 
         # R: the viewer becomes the trainer, from that checkpoint, in its own process.
         before = len(log_lines(run))

@@ -115,7 +115,7 @@ def test_a_checkpoint_that_cannot_be_written_is_shown_and_quits_with_status_1(tm
     ]
     with on_pty(command, cli_env(tmp_path), columns=120, rows=40, preexec=_small_files) as (process, state, output):
         assert shows(state, "Could not save", output, timeout=PATIENCE), screen_text(state, output)
-        assert "FAILED" in screen_text(state, output)
+        assert shows(state, "FAILED", output, timeout=PATIENCE), screen_text(state, output)
         os.write(state["master"], b"q")
         assert wait_for_exit(process, state["master"], output, timeout=PATIENCE)
     text = output.decode(errors="replace")

@@ -28,8 +28,9 @@ A lost process is noticed by a heartbeat each process keeps in the
 coordinator's key-value store: within LOST_SECONDS the others say which
 process was lost and end, without waiting on a collective that will never
 complete. Losing process 0 (the coordinator) makes JAX abort the others at
-once, so they train under a supervising parent that says so (supervise). Checkpoints are written aside and renamed into place, so the
-newest one on disk is always whole.
+once, so they train under a supervising parent that says so (supervise).
+Checkpoints are written aside and renamed into place, so the newest one on
+disk is always whole.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ from tui_charlm.tui.messages import OddsReported, SeedApplied, TextGenerated
 # Seconds between posts to the UI: a few updates per second per pane types smoothly enough, and
 # keeps the UI's rendering (Python, holding the interpreter lock) from slowing training.
 POST_INTERVAL = 0.2
+# In a viewer (charlm-tui --attach), which shares its machine with the trainer it watches: each redraw of the
+# screen costs the trainer CPU time, so a viewer posts half as often (measured: benchmarks/viewers.py).
+VIEWER_POST_INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,10 @@ class GenerationLoop:
         mode: str | None,
         chars_per_second: float,
         post: Callable[[object], None],
+        post_interval: float = POST_INTERVAL,
     ):
         self.box = box
+        self.post_interval = post_interval
         self.vocab = vocab
         self.initial = (list(settings), seed_text, seed_source, mode)
         self.chars_per_second = chars_per_second
@@ -257,7 +262,7 @@ class GenerationLoop:
                     self.last_drawn[char.stream] = char
                 # Never bank more than a moment of backlog: after a stall, carry on at the normal pace.
                 next_char = max(next_char + interval, now - 0.2)
-            if now - last_post >= POST_INTERVAL and (any(pending) or self.odds_due):
+            if now - last_post >= self.post_interval and (any(pending) or self.odds_due):
                 if any(pending):
                     self.post(TextGenerated(self.layout, pending))
                     pending = [[] for _ in self.generator.settings]
@@ -265,6 +270,6 @@ class GenerationLoop:
                 if self.odds_due:
                     self.report_odds()
                 last_post = now
-            wait = min(next_char, last_post + POST_INTERVAL) - time.monotonic()
+            wait = min(next_char, last_post + self.post_interval) - time.monotonic()
             if wait > 0:
                 time.sleep(min(wait, 0.05))

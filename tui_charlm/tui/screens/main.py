@@ -36,6 +36,8 @@ from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
 from tui_charlm.core.units import to_bits
 from tui_charlm.tui.core_bridge import RunInfo
 from tui_charlm.tui.generation_loop import (
+    POST_INTERVAL,
+    VIEWER_POST_INTERVAL,
     AddStream,
     GenerationLoop,
     RemoveStream,
@@ -206,6 +208,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
             mode=info.default_mode,
             chars_per_second=self.chars_per_second,
             post=self.post_message,
+            post_interval=VIEWER_POST_INTERVAL if getattr(self.app.backend, "attached", False) else POST_INTERVAL,
         )
         self.run_generation()
 
