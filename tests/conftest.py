@@ -212,3 +212,8 @@ def background_trainer(tmp_path):
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests marked slow first: the two workers then end together, not one waiting on a long test begun last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -24,6 +24,7 @@ def newest_state(run) -> dict:
 
 # One direction: the code is the same both ways (core/backend.py, session.resume_training), and each run
 # of this test costs about 20 s of a slow CI machine's 12 minutes.
+@pytest.mark.slow
 @pytest.mark.parametrize("first, then", [("jax", "tensorflow")])
 def test_a_run_trained_on_one_backend_generates_scores_and_resumes_on_the_other(tmp_path, first, then):
     corpus = tmp_path / "text.txt"
@@ -50,6 +51,7 @@ def test_a_run_trained_on_one_backend_generates_scores_and_resumes_on_the_other(
     assert [e["epoch"] for e in state["history"]["epochs"]] == [1, 2]
 
 
+@pytest.mark.slow
 def test_the_gpu_check_says_when_there_is_no_gpu_and_runs_every_step_on_the_cpu_when_allowed(tmp_path):
     import re
     import sys

@@ -186,6 +186,7 @@ def quoted(text: str) -> str:
     return " ".join(f'"{w}"' if i % 7 == 0 else f"({w})" if i % 11 == 0 else w for i, w in enumerate(words))
 
 
+@pytest.mark.slow
 @both_backends
 def test_cells_ranks_cells_per_feature_and_writes_a_page(tmp_path):
     corpus = tmp_path / "quoted.txt"
@@ -415,6 +416,7 @@ def test_fault_injection_script_loses_nothing(tmp_path):
     assert " 0 (continued" not in summary  # at least one start resumed from a checkpoint
 
 
+@pytest.mark.slow
 @tensorflow_only
 def test_threads_take_effect_in_new_runs_and_resumes_and_each_epoch_accounts_for_its_time(tmp_path, corpus):
     import re

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.conftest import CHARLM, PATIENCE, TINY_FLAGS, cli_env, log_lines, make_text, wait_for
 from tests.ptys import BATCHES_REPORTED, close_terminal, on_pty, screen_text, shows, wait_for_exit
@@ -29,6 +30,7 @@ def sessions(run) -> list[dict]:
     return [r for r in log_lines(run) if r["type"] == "started"]
 
 
+@pytest.mark.slow
 def test_d_hands_over_to_a_headless_trainer_and_the_run_ends_as_if_trained_straight(tmp_path):
     corpus = tmp_path / "text.txt"
     corpus.write_text(make_text(20000))
@@ -67,6 +69,7 @@ def test_d_hands_over_to_a_headless_trainer_and_the_run_ends_as_if_trained_strai
         np.testing.assert_allclose(a, b, rtol=TOLERANCE, atol=TOLERANCE)
 
 
+@pytest.mark.slow
 def test_on_hangup_detach_keeps_training_in_another_process_when_the_terminal_closes(tmp_path):
     corpus = tmp_path / "text.txt"
     corpus.write_text(make_text(20000))

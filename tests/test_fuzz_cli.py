@@ -243,7 +243,7 @@ def damage(run: Path, target: str, how: tuple[str, object]) -> None:
 # -- the cases --------------------------------------------------------------------------------------------
 
 
-@settings(FUZZ, max_examples=EXAMPLES or 45)
+@settings(FUZZ, max_examples=EXAMPLES or 30)
 @given(options=_options(TRAIN_OPTIONS))
 def test_train_with_any_options_succeeds_or_says_why(place, tmp_path_factory, options):
     run_dir = tmp_path_factory.mktemp("run") / "new"
@@ -328,7 +328,7 @@ TUI_OPTIONS = {
 SETTLED = (b"TRAINING", b"FINISHED", b"FAILED", b"GENERATING", b"STOPPED")
 
 
-@settings(FUZZ, max_examples=EXAMPLES or 8)
+@settings(FUZZ, max_examples=EXAMPLES or 6)
 @given(options=_options(TUI_OPTIONS), how=DAMAGE)
 def test_charlm_tui_start_up_options_succeed_or_say_why(place, tmp_path_factory, options, how):
     work = tmp_path_factory.mktemp("tui")

@@ -175,6 +175,7 @@ def test_offline_catalog_name_not_cached_is_a_clear_error():
         load_corpus("shakespeare")
 
 
+@pytest.mark.slow
 def test_offline_default_uses_builtin_corpus_built_from_the_stdlib():
     messages = []
     corpus = load_corpus(None, log=messages.append)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import CHARLM, PATIENCE, TINY_FLAGS, cli_env, make_text
 from tests.ptys import close_terminal, on_pty, screen_text, shows, wait_for_exit
 from tests.tui.conftest import wait_for
@@ -134,6 +136,7 @@ def test_start_screen_snapshot(snap_compare):
     assert snap_compare(picking_app([]), terminal_size=(120, 30))
 
 
+@pytest.mark.slow
 def test_charlm_tui_opens_on_the_runs_in_runs_and_resumes_one(tmp_path):
     corpus = tmp_path / "tiny.txt"
     corpus.write_text(make_text(5000))
