@@ -85,7 +85,7 @@ def main() -> int:
     seconds = None if args.tiny else args.seconds  # tiny: one epoch of the tiny corpus, on any machine
     small = dict(units=16, embedding_dim=8, seq_len=32, batch_size=16) if args.tiny else {}
     large = (
-        dict(units=32, layers=3, embedding_dim=8, seq_len=32, batch_size=32)
+        dict(units=32, layers=2, embedding_dim=8, seq_len=32, batch_size=32)
         if args.tiny
         else dict(units=1024, layers=3, batch_size=256)
     )
@@ -99,7 +99,7 @@ def main() -> int:
             (tmp / "tiny.txt").write_text(build_builtin_text()[:30_000])
             CORPUS = str(tmp / "tiny.txt")
         say(cudnn_line(tmp, default))
-        names = ("tiny", "tiny x 3") if args.tiny else ("default LSTM(512), batch 64", "3 x LSTM(1024), batch 256")
+        names = ("tiny", "tiny x 2") if args.tiny else ("default LSTM(512), batch 64", "3 x LSTM(1024), batch 256")
         for name, options in zip(names, (default, large), strict=True):
             for precision in ("float32", "mixed_bfloat16"):
                 rate, device = speed(tmp, dict(options, precision=precision), seconds)

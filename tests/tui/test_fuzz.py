@@ -76,7 +76,7 @@ async def test_random_keys_while_training_break_nothing(tmp_path, seed):
     app = tiny_core_app(tmp_path, rng_seed=seed, chars_per_second=40)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.main.state == "training")
-        for _ in range(300):
+        for _ in range(200):
             await send_key(pilot, rng.choice(KEYS))
             if rng.random() < 0.1:
                 await pilot.pause(rng.uniform(0, 0.2))
