@@ -44,6 +44,7 @@ from tui_charlm.core.distributed import (
     ENV_ADDRESSES,
     ENV_PROCESS_ID,
     ENV_PROCESSES,
+    Cluster,
     can_supervise,
     cluster_from,
     end_process,
@@ -382,14 +383,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             watch_for_hangup(real[0].fileno(), output_lost, done)
         except (AttributeError, OSError, ValueError):
             pass  # stdout is not a file (embedded in another program): nothing to watch
-        return _train(args, stop_event, lost)
+        return _train(args, cluster, stop_event, lost)
     finally:
         done.set()
         if not lost:  # else keep the guards: Python's own last flush of a dead stream would change the exit status
             sys.stdout, sys.stderr = real
 
 
-def _train(args: argparse.Namespace, stop_event: threading.Event, lost: list[int]) -> int:
+def _train(args: argparse.Namespace, cluster: Cluster | None, stop_event: threading.Event, lost: list[int]) -> int:
     use_rich = sys.stdout.isatty() and not args.plain
     log = lambda text: print(text, flush=True)  # noqa: E731
     if args.resume and args.run_dir:
@@ -405,7 +406,6 @@ def _train(args: argparse.Namespace, stop_event: threading.Event, lost: list[int
         return new_training(config, run_dir=args.run_dir, offline=args.offline, log=log)
 
     activity = Activity()
-    cluster = cluster_from(args.coordinator, args.processes, args.process_id)
     trainer = prepare() if cluster is None else _cluster_trainer(cluster, prepare, args, activity, log)
     received: list[int] = []
     _install_stop_signals(stop_event, received)
