@@ -300,45 +300,6 @@ def test_bad_temperature_is_refused(run_dir, tmp_path):
     assert result.returncode == 1 and "Temperature must be" in result.stderr
 
 
-@pytest.mark.slow
-@both_backends
-def test_kill_9_during_training_then_resume_continues_the_curve(tmp_path, corpus):
-    run = tmp_path / "killed"
-    process = subprocess.Popen(
-        [*CHARLM, "train", "--corpus", str(corpus), "--run-dir", str(run), "--epochs", "500", *TINY],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(tmp_path),
-    )
-    try:
-        deadline = time.monotonic() + PATIENCE
-        checkpoints = 0
-        for line in process.stdout:
-            checkpoints += line.startswith("checkpoint")
-            if checkpoints >= 2 or time.monotonic() > deadline:
-                break
-        time.sleep(0.3)  # land somewhere in the middle of the next epoch or save
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(timeout=PATIENCE)
-    assert checkpoints >= 2
-
-    before = json.loads((run / "latest.json").read_text())["step"]
-    result = charlm(
-        "train",
-        "--resume",
-        run,
-        "--epochs",
-        str(json.loads((run / "latest.json").read_text())["epoch"] + 1),
-        tmp_path=tmp_path,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"step {before}" in result.stdout.splitlines()[0]  # resumed at the saved step
-    first_batch = next(line for line in result.stdout.splitlines() if " batch " in line)
-    assert int(first_batch.split(" step ")[1].split()[0]) > before
-
-
 def _limit_file_size(limit: int):
     """For a child process: files may not grow past `limit` bytes (writes fail with EFBIG, like a full disk)."""
     import resource
