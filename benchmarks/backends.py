@@ -90,7 +90,7 @@ def main() -> int:
                 rate = session_rate(train(backend, run, flags))
                 rates.setdefault((backend, precision), []).append(rate)
                 record(f"round {round_number + 1}: {backend:<10} {precision:<14} LSTM(256) {rate:>9,.0f} chars/s")
-        base = statistics.median(rates[("tensorflow", "mixed_bfloat16")])
+        base = statistics.median(rates.get(("tensorflow", "mixed_bfloat16"), [float("nan")]))
         for (backend, precision), values in rates.items():
             median = statistics.median(values)
             record(
@@ -103,10 +103,12 @@ def main() -> int:
                 out = train(backend, run, ["--time-budget", str(budget)])
                 size = re.search(r"size: (LSTM\(\d+\))", out)
                 device = re.search(r"parameters on (.*?), epoch", out)
+                end = re.search(r"^finished \(.*?\) at epoch (\d+), step (\d+)", out, re.M)
                 record(
                     f"{backend:<10} default, --time-budget {budget:g}: window {window_loss(backend, run):.4f}  "
                     f"({size.group(1) if size else '?'}, {device.group(1) if device else '?'}, "
-                    f"session {session_rate(out):,.0f} chars/s)"
+                    f"session {session_rate(out):,.0f} chars/s, "
+                    f"{f'{end.group(2)} steps in {end.group(1)} epochs' if end else 'steps ?'})"
                 )
     with open(args.out, "a") as handle:
         handle.write("\n")

@@ -365,7 +365,7 @@ def test_a_second_process_cannot_train_the_same_run_until_the_first_is_gone(tmp_
 def test_fault_injection_script_loses_nothing(tmp_path):
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "fault_injection.py"
     result = subprocess.run(
-        [sys.executable, str(script), "--kills", "4", "--max-delay", "8", "--no-record"],
+        [sys.executable, str(script), "--kills", "3", "--max-delay", "8", "--no-record"],
         capture_output=True,
         text=True,
         env=cli_env(tmp_path),
@@ -373,7 +373,7 @@ def test_fault_injection_script_loses_nothing(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     summary = result.stdout.strip().splitlines()[-1]
-    assert summary.startswith("kills: 4,") and "corrupt runs: 0" in summary and "lost or failed resumes: 0" in summary
+    assert summary.startswith("kills: 3,") and "corrupt runs: 0" in summary and "lost or failed resumes: 0" in summary
     assert " 0 (continued" not in summary  # at least one start resumed from a checkpoint
 
 
