@@ -100,15 +100,13 @@ def main() -> int:
             (tmp / "tiny.txt").write_text(build_builtin_text()[:30_000])
             CORPUS = str(tmp / "tiny.txt")
         names = ("tiny", "tiny x 2") if args.tiny else ("default LSTM(512), batch 64", "3 x LSTM(1024), batch 256")
-        for name, options in zip(names, (default, large), strict=True):
-            for precision in ("float32", "mixed_bfloat16"):
-                if name == names[0] and precision == "float32":  # the first trial also says which kernel ran
-                    with watching_lstm() as outcomes:
-                        rate, device = speed(tmp, dict(options, precision=precision), seconds)
-                    say(f"LSTM kernel: {outcomes[0] if outcomes else 'not called (Keras took another path)'}")
-                else:
+        with watching_lstm() as kernels:  # the first trial's first LSTM call says which kernel ran
+            for name, options in zip(names, (default, large), strict=True):
+                for precision in ("float32", "mixed_bfloat16"):
                     rate, device = speed(tmp, dict(options, precision=precision), seconds)
-                say(f"{name:<28} {precision:<14} {rate:>12,.0f} chars/s  ({device})")
+                    if name == names[0] and precision == "float32":
+                        say(f"LSTM kernel: {kernels[0] if kernels else 'not called (Keras took another path)'}")
+                    say(f"{name:<28} {precision:<14} {rate:>12,.0f} chars/s  ({device})")
         say(resume_line(tmp, small or dict(units=256)))
         say(save_line(tmp, large))
     args.out.parent.mkdir(parents=True, exist_ok=True)
