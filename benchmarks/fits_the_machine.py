@@ -3,7 +3,7 @@
 For each speed (all cores, and one core under `taskset -c 0`) and each time
 budget, `charlm train` with the default options trains the lower-cased
 nietzsche text and is scored with `charlm eval` (the 60-char window loss on
-the held-out 10%), beside the best `units=N` row that benchmarks/sweep.py
+the held-out 10%), beside the best size row (`units=N`, `batch-size=B`) that benchmarks/sweep.py
 recorded in benchmarks/results/sweep.txt on the same CPU, the same number
 of cores and the same budget. A run without a budget is scored after 60 and
 600 s of training (stopped with Ctrl+C, scored, resumed: resume is exact).
@@ -52,60 +52,75 @@ def cpu_name(line: str) -> str:
     return line.rsplit(", ", 1)[0].split("; ")[-1].strip()
 
 
-def best_widths(cpu: str, cpus: str, budget: float) -> tuple[int, float, int] | None:
-    """(width, window loss, widths swept) of the best plain `units=N` row in sweep.txt for this host, or None."""
-    if not SWEEP.is_file():
-        return None
-    found: dict[int, float] = {}
-    matching = False
-    for line in SWEEP.read_text().splitlines():
-        if line.startswith("# 20"):
-            matching = f"{cpu}, {cpus};" in line and f"budget {budget:.0f}s" in line and line[2:18] >= SINCE
-        elif matching and (row := re.match(r"units=(\d+)\s+epochs.* window ([\d.]+)", line)):
-            width, loss = int(row.group(1)), float(row.group(2))
-            found[width] = min(loss, found.get(width, loss))
-    if not found:
-        return None
-    width = min(found, key=found.get)
-    return width, found[width], len(found)
+# A sweep row of one size: `units=N`, with `batch-size=B` (else the default batch), with `seed=S` for a repeat.
+SIZE_ROW = re.compile(
+    r"units=(\d+)(?:,batch-size=(\d+))?(?:,seed=(\d+))?\s+epochs\s+\d+\s+chars/s\s+([\d,]+)\s+window ([\d.]+)"
+)
 
 
-def sweep_groups() -> dict[tuple[str, str, int], dict[int, tuple[float, float]]]:
-    """Every plain-width sweep row in sweep.txt: {(cpu, cpus, budget): {width: (chars/s, window loss)}}."""
-    groups: dict[tuple[str, str, int], dict[int, tuple[float, float]]] = {}
+def sweep_groups(since: str = "") -> dict[tuple[str, str, int], dict[tuple[int, int], tuple[float, float]]]:
+    """Every size row in sweep.txt (from `since` on): {(cpu, cpus, budget): {(width, batch): (chars/s, window
+    loss)}}: the mean over seeds of each seed's mean (a size run again with the same seed counts once)."""
+    from tui_charlm.core.config import DEFAULT_BATCH
+
+    runs: dict[tuple, dict[tuple[int, int], dict[int, list[tuple[float, float]]]]] = {}
     key = None
     for line in SWEEP.read_text().splitlines() if SWEEP.is_file() else []:
         if line.startswith("# 20"):
             found = re.search(r"; ([^;]*?), ((?:\d+ of )?\d+ CPUs);\s+budget (\d+)s", line)
-            key = (found.group(1), found.group(2), int(found.group(3))) if found else None
-        elif key and (row := re.match(r"units=(\d+)\s+epochs\s+\d+\s+chars/s\s+([\d,]+)\s+window ([\d.]+)", line)):
-            width, rate, loss = int(row.group(1)), float(row.group(2).replace(",", "")), float(row.group(3))
-            if width not in groups.setdefault(key, {}) or loss < groups[key][width][1]:
-                groups[key][width] = (rate, loss)
-    return groups
+            key = (found.group(1), found.group(2), int(found.group(3))) if found and line[2:18] >= since else None
+        elif key and (row := SIZE_ROW.match(line)):
+            size = (int(row.group(1)), int(row.group(2) or DEFAULT_BATCH))
+            rate, loss = float(row.group(4).replace(",", "")), float(row.group(5))
+            runs.setdefault(key, {}).setdefault(size, {}).setdefault(int(row.group(3) or 0), []).append((rate, loss))
+
+    def mean(pairs):
+        return tuple(sum(v) / len(v) for v in zip(*pairs))
+
+    return {
+        key: {size: mean([mean(pairs) for pairs in seeds.values()]) for size, seeds in sizes.items()}
+        for key, sizes in runs.items()
+    }
+
+
+def size_name(size: tuple[int, int]) -> str:
+    return f"LSTM({size[0]}) batch {size[1]}"
+
+
+def best_widths(cpu: str, cpus: str, budget: float) -> tuple[str, float, int] | None:
+    """(size, window loss, sizes swept) of the best size row in sweep.txt for this host (mean of its repeats)."""
+    found = sweep_groups(SINCE).get((cpu, cpus, int(budget)))
+    if not found:
+        return None
+    best = min(found, key=lambda size: found[size][1])
+    return size_name(best), found[best][1], len(found)
 
 
 def fit_table() -> str:
-    """For each swept host, speed and budget: the widths' chars per parameter and loss, the best, the rule's pick."""
-    from tui_charlm.core.config import make_config
+    """For each swept host, speed and budget: each size's chars per parameter and loss, the best, the rule's pick."""
+    from tui_charlm.core.config import DEFAULT_BATCH, make_config
     from tui_charlm.core.sizing import PROBE_OVER_SESSION, PROBE_UNITS, choose_units, parameter_count
 
     vocab = len(set(CORPUS.read_text(encoding="utf-8").lower()))
     lines = []
     for (cpu, cpus, budget), rows in sweep_groups().items():
-        if len(rows) < 3 or PROBE_UNITS not in rows:
+        probe = (PROBE_UNITS, DEFAULT_BATCH)
+        if len(rows) < 3 or probe not in rows:
             continue
         config = make_config(time_budget=float(budget))
         cells = [
-            f"{w}: {rate * budget / parameter_count(config, vocab, w):5.1f}/p {loss:.4f}"
-            for w, (rate, loss) in sorted(rows.items())
+            f"{w}/{b}: {rate * budget / parameter_count(config, vocab, w):5.1f}/p {loss:.4f}"
+            for (w, b), (rate, loss) in sorted(rows.items())
         ]
-        best = min(rows, key=lambda w: rows[w][1])
+        best = min(rows, key=lambda size: rows[size][1])
         # The probe times training calls alone; a session's rate also pays for epoch ends (PROBE_OVER_SESSION).
-        pick = choose_units(config, vocab, rows[PROBE_UNITS][0] * PROBE_OVER_SESSION)[0]
+        fit = choose_units(config, vocab, rows[probe][0] * PROBE_OVER_SESSION)
+        pick = (fit.units, fit.batch_size)
         gap = rows[pick][1] - rows[best][1] if pick in rows else float("nan")
         lines.append(
-            f"{cpu[:40]:<40} {cpus:<11} {budget:>4}s  " + "  ".join(cells) + f"   best {best}, rule {pick} ({gap:+.4f})"
+            f"{cpu[:40]:<40} {cpus:<11} {budget:>4}s  "
+            + "  ".join(cells)
+            + f"   best {best[0]}/{best[1]}, rule {pick[0]}/{pick[1]} ({gap:+.4f})"
         )
     return "\n".join(lines)
 
@@ -131,10 +146,16 @@ def train_budgeted(prefix: list[str], budget: float, run: Path) -> tuple[str, fl
     command = [*prefix, *charlm("train", "--corpus", str(CORPUS), "--lowercase", "--time-budget", str(budget))]
     command += ["--epochs", "10000", "--checkpoint-every", "0", "--run-dir", str(run), "--plain"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    width = re.search(r"size: LSTM\((\d+)\).*? at ([\d,]+) chars/s", out)
+    probe = re.search(r"size: LSTM\(\d+\).*? at ([\d,]+) chars/s", out)
     rate = re.findall(r"session ([\d,]+)\)", out)
-    chosen = f"LSTM({width.group(1)}) (probe: LSTM(256) at {width.group(2)} chars/s)" if width else "?"
+    chosen = f"{chosen_size(run)} (probe: LSTM(256) at {probe.group(1)} chars/s)" if probe else "?"
     return chosen, score(run), (rate[-1] if rate else "?")
+
+
+def chosen_size(run: Path) -> str:
+    """'LSTM(384) batch 32': the size a run trains, from its config.json."""
+    config = json.loads((run / "config.json").read_text())
+    return size_name((config["units"], config["batch_size"]))
 
 
 def train_until(prefix: list[str], run: Path, seconds: float, resume: bool) -> tuple[str, float]:
@@ -147,18 +168,13 @@ def train_until(prefix: list[str], run: Path, seconds: float, resume: bool) -> t
         command += ["--checkpoint-every", "0", "--run-dir", str(run), "--plain"]
         already = 0.0
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    width = "?"
     for line in process.stdout:
-        if found := re.match(r"size: LSTM\((\d+)\)", line):
-            width = found.group(1)
         if line.startswith(("training ", "resuming ")):  # the first batch starts now: training time counts
             break
     time.sleep(max(0.0, seconds - already))
     process.send_signal(signal.SIGINT)
     process.communicate()
-    if width == "?":  # a resumed run measures nothing: its width is the one it was started with
-        width = str(json.loads((run / "config.json").read_text()).get("units", "?"))
-    return width, trained_seconds(run)
+    return chosen_size(run), trained_seconds(run)
 
 
 def first_batch_seconds(prefix: list[str], extra: list[str], run: Path) -> tuple[float, str]:
@@ -218,7 +234,7 @@ def main() -> int:
                 best = best_widths(cpu, cpus, budget)
                 if best is None:
                     return "best width of the sweep: no sweep rows for this CPU, cores and budget"
-                return f"best of {best[2]} swept widths: LSTM({best[0]}) {best[1]:.4f}"
+                return f"best of {best[2]} swept sizes: {best[0]} {best[1]:.4f}"
 
             for budget in args.budgets:
                 run = Path(tmp) / f"b{cores}-{budget:g}"
@@ -239,7 +255,7 @@ def main() -> int:
                     best = best_widths(cpu, cpus, point)
                     gap = f"  gap {loss - best[1]:+.4f}" if best else ""
                     record(
-                        f"{cpus:<12} no budget, {seconds:>5.1f}s trained  default LSTM({width}): {loss:.4f}   "
+                        f"{cpus:<12} no budget, {seconds:>5.1f}s trained  default {width}: {loss:.4f}   "
                         f"{beside(point)}{gap}"
                     )
             if args.startup:

@@ -63,10 +63,6 @@ def log_lines(run: Path) -> list[dict]:
     return out
 
 
-# What each viewer is started under (--idle: `chrt --idle 0`, the Linux idle scheduling class).
-VIEWER_PREFIX: list[str] = []
-
-
 def speed(run: Path) -> float:
     """Scored chars per training second after WARM_UP, from the trainer's batch lines."""
     batches = [r for r in log_lines(run) if r["type"] == "batch" and r["elapsed"] >= WARM_UP]
@@ -88,7 +84,7 @@ def train_with_viewers(seconds: float, viewers: int, tmp: Path) -> tuple[float, 
         if trainer.poll() is not None:
             raise SystemExit(f"charlm train exited with {trainer.returncode}")
         time.sleep(0.1)
-    terminals = [Terminal([*VIEWER_PREFIX, str(BIN / "charlm-tui"), "--attach", str(run)]) for _ in range(viewers)]
+    terminals = [Terminal([str(BIN / "charlm-tui"), "--attach", str(run)]) for _ in range(viewers)]
     while trainer.poll() is None:
         for terminal in terminals:
             terminal.read(0.0)  # keep their terminals drained, as a terminal emulator would
@@ -145,7 +141,7 @@ def key_latency(presses: int, tmp: Path) -> list[float]:
     )
     while not any(r["type"] == "batch" for r in log_lines(run)):
         time.sleep(0.1)
-    terminal = Terminal([*VIEWER_PREFIX, str(BIN / "charlm-tui"), "--attach", str(run)])
+    terminal = Terminal([str(BIN / "charlm-tui"), "--attach", str(run)])
     terminal.wait_for(b"TRAINING", timeout=120)
     time.sleep(3)
     latencies = []
@@ -181,11 +177,15 @@ def main() -> int:
     parser.add_argument("--presses", type=int, default=40)
     parser.add_argument("--warm-up", type=float, default=30.0, help="seconds of an uncounted first run (0: none)")
     parser.add_argument("--log-seconds", type=float, default=0.0, help="also the log size of a default run")
-    parser.add_argument("--idle", action="store_true", help="start the viewers under `chrt --idle 0`")
+    parser.add_argument(
+        "--priority",
+        choices=("idle", "nice", "none"),
+        default="idle",
+        help="how the viewers lower themselves (CHARLM_VIEWER_PRIORITY; idle is charlm-tui's default)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "viewers.txt")
     args = parser.parse_args()
-    if args.idle:
-        VIEWER_PREFIX[:] = ["chrt", "--idle", "0"]
+    os.environ["CHARLM_VIEWER_PRIORITY"] = args.priority  # the viewers inherit it
     if not CORPUS.is_file():
         print(f"corpus {CORPUS} not found; skipping", file=sys.stderr)
         return 0

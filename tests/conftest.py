@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -154,6 +157,42 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 PATIENCE = 300.0
 
 CHARLM = [sys.executable, "-m", "tui_charlm.cli"]
+
+
+@contextlib.contextmanager
+def quiet():
+    """stdout and stderr caught in two StringIOs (yielded), as a pipe would catch them."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        yield out, err
+
+
+def charlm_here(*args) -> subprocess.CompletedProcess:
+    """`charlm ARGS` run in this process through `cli.main`, as `subprocess.run` would report it.
+
+    The same code as the program, without starting TensorFlow again (6 s on a slow machine) for each
+    command: for the tests that check only what a command prints, writes and returns. Signals, terminals,
+    lost pipes and resource limits need a process of their own (CHARLM). Anything raised but SystemExit
+    (argparse's usage errors) fails the test.
+    """
+    from tui_charlm import cli
+    from tui_charlm.core import checkpoints
+
+    argv = [str(a) for a in args]
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    with quiet() as (out, err):
+        try:
+            status = cli.main(argv)
+        except SystemExit as exit:
+            status = exit.code if isinstance(exit.code, int) else 1
+        finally:
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
+            for path in list(checkpoints._HELD_LOCKS):  # what training took in this process, let go
+                checkpoints._HELD_LOCKS.pop(path).release(force=True)
+    return subprocess.CompletedProcess(["charlm", *argv], status, out.getvalue(), err.getvalue())
+
+
 # The tiny model of tiny_config as command-line flags, for tests that run `charlm` or `charlm-tui` as programs.
 TINY_FLAGS = ["--units", "8", "--embedding-dim", "4", "--seq-len", "16", "--batch-size", "8", "--threads", "1"]
 

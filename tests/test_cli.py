@@ -1,4 +1,11 @@
-"""`charlm` as a user runs it: real subprocesses, real files, exit codes and messages."""
+"""`charlm` as a user runs it: real files, exit codes and messages.
+
+Training, signals, locks held by other processes and resource limits run
+`charlm` as a real subprocess. The commands whose output, files and exit
+status are all a test checks (generate, eval, cells, runs, refusals) run
+in the test's process through `cli.main` (`charlm_here`): the same code,
+without starting TensorFlow again for each command.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHARLM, PATIENCE, TINY_FLAGS, both_backends, cli_env, make_text, tensorflow_only
+from tests.conftest import (
+    CHARLM,
+    PATIENCE,
+    TINY_FLAGS,
+    both_backends,
+    charlm_here,
+    cli_env,
+    make_text,
+    tensorflow_only,
+)
 
 TINY = [*TINY_FLAGS, "--precision", "float32"]
 
@@ -116,15 +132,15 @@ def test_train_prints_plain_progress_lines_when_not_a_terminal(tmp_path, corpus)
 @both_backends
 def test_generate_prints_text_for_each_temperature(run_dir, tmp_path):
     args = ("generate", run_dir, "--seed-text", "the cat", "-n", "30", "-t", "0.5", "-t", "0", "--rng-seed", "3")
-    result = charlm(*args, tmp_path=tmp_path)
+    result = charlm_here(*args)
     assert result.returncode == 0, result.stderr
     assert "--- T=0.5 ---" in result.stdout and "--- greedy ---" in result.stdout
-    again = charlm(*args, tmp_path=tmp_path)
+    again = charlm_here(*args)
     assert again.stdout == result.stdout
 
 
 def test_generate_reports_unknown_seed_chars(run_dir, tmp_path):
-    result = charlm("generate", run_dir, "--seed-text", "the \u263a cat", "-n", "5", "-t", "1", tmp_path=tmp_path)
+    result = charlm_here("generate", run_dir, "--seed-text", "the \u263a cat", "-n", "5", "-t", "1")
     assert result.returncode == 0 and "never saw" in result.stderr
 
 
@@ -149,8 +165,8 @@ def test_runs_lists_every_run_with_its_status_newest_first(run_dir, tmp_path):
             os.utime(state, (time.time() - 3600 * age_hours,) * 2)
         os.utime(run, (time.time() - 3600 * age_hours,) * 2)
     with training_elsewhere(training, tmp_path) as holder:
-        listed = charlm("runs", root, "--json", tmp_path=tmp_path)
-        table = charlm("runs", root, tmp_path=tmp_path)
+        listed = charlm_here("runs", root, "--json")
+        table = charlm_here("runs", root)
     assert listed.returncode == 0, listed.stderr
     runs = json.loads(listed.stdout)
     assert [r["name"] for r in runs] == ["training", "finished", "stopped", "damaged"]
@@ -173,7 +189,7 @@ def test_runs_lists_every_run_with_its_status_newest_first(run_dir, tmp_path):
     assert "2/5" in rows["stopped"] and "stopped" in rows["stopped"]
     assert "damaged" in table.stdout and "notes" not in rows
     assert f"{best:.4f} nats" in rows["finished"] and "1x8" in rows["finished"]
-    empty = charlm("runs", tmp_path / "nowhere", tmp_path=tmp_path)
+    empty = charlm_here("runs", tmp_path / "nowhere")
     assert empty.returncode == 0 and "No runs in" in empty.stdout
 
 
@@ -192,12 +208,12 @@ def test_cells_ranks_cells_per_feature_and_writes_a_page(tmp_path):
     corpus = tmp_path / "quoted.txt"
     corpus.write_text(quoted(make_text(5000)))
     run = tmp_path / "run"
-    trained = charlm("train", "--corpus", corpus, "--run-dir", run, "--epochs", "1", *TINY, tmp_path=tmp_path)
+    trained = charlm_here("train", "--corpus", corpus, "--run-dir", run, "--epochs", "1", *TINY)
     assert trained.returncode == 0, trained.stderr
     text_file = tmp_path / "other.txt"
     text_file.write_text(quoted(make_text(1500, seed=4)) + " {}")  # braces: chars the model never saw
     page = tmp_path / "cells.html"
-    result = charlm("cells", run, "--text", text_file, "--top", "2", "--html", page, tmp_path=tmp_path)
+    result = charlm_here("cells", run, "--text", text_file, "--top", "2", "--html", page)
     assert result.returncode == 0, result.stderr
     assert "not in the model's vocabulary ('{', '}'); dropped them" in result.stderr
     assert f"text: {text_file}" in result.stdout
@@ -209,7 +225,7 @@ def test_cells_ranks_cells_per_feature_and_writes_a_page(tmp_path):
     assert "inside quotes (r = " in html and "&quot;" in html
 
     # The default text is the run's held-out text.
-    held_out = charlm("cells", run, "--top", "1", tmp_path=tmp_path)
+    held_out = charlm_here("cells", run, "--top", "1")
     assert held_out.returncode == 0, held_out.stderr
     assert "text: the held-out text of quoted.txt" in held_out.stdout
     assert re.search(CELL_LINE.format(name="inside quotes", top=1), held_out.stdout, re.M)
@@ -220,7 +236,7 @@ def test_cells_refuses_bad_numbers_and_missing_text(run_dir, tmp_path):
         (["--top", "0"], "--top must be at least 1"),
         (["--text", tmp_path / "missing.txt"], "Cannot read"),
     ):
-        result = charlm("cells", run_dir, *args, tmp_path=tmp_path)
+        result = charlm_here("cells", run_dir, *args)
         assert result.returncode == 1 and words in result.stderr and "Traceback" not in result.stderr
 
 
@@ -228,7 +244,7 @@ def test_cells_refuses_bad_numbers_and_missing_text(run_dir, tmp_path):
 def test_eval_scores_the_held_out_text_as_keras_does(run_dir, corpus, tmp_path):
     # Every 60-char window of the held-out tenth (more positions asked than there are), and the whole
     # held-out text read in order: both computed here from the checkpoint with Keras itself.
-    result = charlm("eval", run_dir, "--positions", "100000", tmp_path=tmp_path)
+    result = charlm_here("eval", run_dir, "--positions", "100000")
     assert result.returncode == 0, result.stderr
     window = float(re.search(r"window loss \(([\d,]+) positions, 60-char context\): ([\d.]+) nats", result.stdout)[2])
     stateful = float(re.search(r"stateful loss .*?: ([\d.]+) nats/char \(([\d.]+) bits", result.stdout)[1])
@@ -258,7 +274,7 @@ def test_eval_scores_the_held_out_text_as_keras_does(run_dir, corpus, tmp_path):
 
 
 def test_corpora_lists_what_is_available(tmp_path):
-    result = charlm("corpora", tmp_path=tmp_path)
+    result = charlm_here("corpora")
     assert result.returncode == 0
     for name in ("nietzsche", "shakespeare", "builtin"):
         assert name in result.stdout
@@ -278,7 +294,7 @@ def test_corpora_lists_what_is_available(tmp_path):
 )
 def test_bad_input_is_one_sentence_no_traceback(tmp_path, args, message):
     (tmp_path / "bin.dat").write_bytes(b"\x00\x01\x02" * 100)
-    result = charlm(*[a.format(tmp=tmp_path) for a in args], tmp_path=tmp_path)
+    result = charlm_here(*[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -289,14 +305,14 @@ def test_units_takes_a_positive_width_or_auto_and_a_typed_zero_is_not_auto(tmp_p
     # 0 is how 'auto' is stored in a config, so a typed 0 must be refused, not measured.
     (tmp_path / "text.txt").write_text("a small corpus of plain text. " * 40)
     run = tmp_path / "run"
-    result = charlm("train", "--units", units, "--corpus", tmp_path / "text.txt", "--run-dir", run, tmp_path=tmp_path)
+    result = charlm_here("train", "--units", units, "--corpus", tmp_path / "text.txt", "--run-dir", run)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"expected a whole number of at least 1, or 'auto', not '{units}'" in result.stderr
     assert not run.exists()
 
 
 def test_bad_temperature_is_refused(run_dir, tmp_path):
-    result = charlm("generate", run_dir, "-t", "-1", tmp_path=tmp_path)
+    result = charlm_here("generate", run_dir, "-t", "-1")
     assert result.returncode == 1 and "Temperature must be" in result.stderr
 
 

@@ -9,13 +9,10 @@ CI runs the same ones every time; `CHARLM_FUZZ_EXAMPLES=500` runs more.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -24,9 +21,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PATIENCE, TINY_FLAGS, cli_env, make_text, tiny_config
+from tests.conftest import PATIENCE, TINY_FLAGS, charlm_here, cli_env, make_text, quiet, tiny_config
 from tests.ptys import on_pty, read_until, wait_for_exit
-from tui_charlm import cli
 from tui_charlm.core import checkpoints
 from tui_charlm.core.checkpoints import RunDirectory
 from tui_charlm.core.session import new_training
@@ -56,12 +52,12 @@ def place(tmp_path_factory):
     (root / "binary.dat").write_bytes(bytes(range(256)) * 20)
     (root / "latin1.txt").write_bytes("caf\xe9 ".encode("latin-1") * 600)
     (root / "folder").mkdir()
-    with _quiet():
+    with quiet():
         trainer = new_training(
             tiny_config(corpus=str(root / "text.txt"), epochs=1), run_dir=root / "template", log=lambda _: None
         )
         trainer.fit()
-    _release_locks()
+    trainer.run.release_training_lock()
     return root
 
 
@@ -169,32 +165,10 @@ DAMAGE = st.one_of(
 # -- running a command -----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _quiet():
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        yield out, err
-
-
-def _release_locks() -> None:
-    """Let go of the run locks training took in this process (each case's run is thrown away)."""
-    for path in list(checkpoints._HELD_LOCKS):
-        checkpoints._HELD_LOCKS.pop(path).release(force=True)
-
-
 def run_charlm(argv: list[str]) -> tuple[int, str, str]:
     """`charlm ARGV` in this process: (exit status, stdout, stderr). Anything raised but SystemExit fails."""
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    with _quiet() as (out, err):
-        try:
-            status = cli.main(argv)
-        except SystemExit as exit:  # argparse's usage errors
-            status = exit.code if isinstance(exit.code, int) else 1
-        finally:
-            for number, handler in handlers.items():
-                signal.signal(number, handler)
-            _release_locks()
-    return status, out.getvalue(), err.getvalue()
+    result = charlm_here(*argv)
+    return result.returncode, result.stdout, result.stderr
 
 
 def check_outcome(status: int, stderr: str, argv: list[str]) -> None:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
 import pytest
 
 from tests.conftest import make_text, tiny_config
-from tui_charlm.core.config import make_config
+from tui_charlm.core.config import DEFAULT_BATCH, make_config
 from tui_charlm.core.session import new_training, resume_training
 from tui_charlm.core.sizing import (
     DEFAULT_HORIZON_SECONDS,
     PROBE_OVER_SESSION,
     RELATIVE_SPEED,
+    SHORT_BATCH,
+    SHORT_BATCH_SPEED,
+    SHORT_HORIZON_STEPS,
     TARGETS_PER_PARAMETER,
+    TARGETS_PER_PARAMETER_SHORT,
     WIDTHS,
     choose_units,
     parameter_count,
@@ -23,29 +28,56 @@ from tui_charlm.core.sizing import (
 VOCAB = 60
 
 
-def test_the_rule_takes_the_widest_width_that_sees_enough_chars_per_parameter():
-    config = make_config(time_budget=600)
+def steps_of(config, rate: float, horizon: float) -> float:
+    """Steps LSTM(PROBE_UNITS) makes in `horizon` seconds at the default batch, measured at `rate` by the probe."""
+    return rate / PROBE_OVER_SESSION * horizon / (DEFAULT_BATCH * config.seq_len)
+
+
+@pytest.mark.parametrize("batch", [0, 64, 128])
+def test_the_rule_takes_the_widest_width_that_sees_enough_chars_per_parameter(batch):
+    config = make_config(time_budget=600, batch_size=batch)
     for rate in (2_000, 20_000, 80_000, 400_000):
-        units, estimated, per_parameter = choose_units(config, VOCAB, rate)
-        assert estimated == pytest.approx(rate / PROBE_OVER_SESSION * RELATIVE_SPEED[units])
-        assert per_parameter >= TARGETS_PER_PARAMETER or units == WIDTHS[0]
-        for wider in (w for w in WIDTHS if w > units):  # every wider width would see too little
-            seen = rate / PROBE_OVER_SESSION * RELATIVE_SPEED[wider] * 600
-            assert seen < TARGETS_PER_PARAMETER * parameter_count(config, VOCAB, wider)
+        fit = choose_units(config, VOCAB, rate)
+        short = batch == 0 and steps_of(config, rate, 600) < SHORT_HORIZON_STEPS
+        assert fit.short == short
+        assert fit.batch_size == (SHORT_BATCH if short else batch or DEFAULT_BATCH)
+        speed = rate / PROBE_OVER_SESSION * (SHORT_BATCH_SPEED if short else 1.0)
+        target = TARGETS_PER_PARAMETER_SHORT if short else TARGETS_PER_PARAMETER
+        assert fit.chars_per_second == pytest.approx(speed * RELATIVE_SPEED[fit.units])
+        assert fit.per_parameter >= target or fit.units == WIDTHS[0]
+        for wider in (w for w in WIDTHS if w > fit.units):  # every wider width would see too little
+            assert speed * RELATIVE_SPEED[wider] * 600 < target * parameter_count(config, VOCAB, wider)
 
 
-def test_more_speed_or_more_time_never_chooses_a_narrower_model():
-    previous = 0
-    for rate in np.geomspace(1_000, 1_000_000, 40):
-        units = choose_units(make_config(time_budget=60), VOCAB, float(rate))[0]
-        assert units >= previous
-        previous = units
-    previous = 0
-    for budget in np.geomspace(5, 36_000, 40):
-        units = choose_units(make_config(time_budget=float(budget)), VOCAB, 40_000.0)[0]
-        assert units >= previous
-        previous = units
-    assert previous == WIDTHS[-1] and choose_units(make_config(time_budget=5), VOCAB, 1_000.0)[0] == WIDTHS[0]
+def test_a_horizon_of_few_steps_trains_a_wider_model_at_half_the_batch_unless_the_batch_is_given():
+    # The first minute on this project's slower 2-core machine (the probe measured 42,000 chars/s) and on one core
+    # of it (30,000): both sweeps' best was LSTM(384) at batch 32 (benchmarks/results/sweep.txt).
+    for rate in (30_000, 42_000):
+        fit = choose_units(make_config(time_budget=60), VOCAB, rate)
+        assert (fit.units, fit.batch_size, fit.short) == (384, SHORT_BATCH, True)
+        given = choose_units(make_config(time_budget=60, batch_size=64), VOCAB, rate)
+        assert (given.units, given.batch_size, given.short) == (256, 64, False)
+    # Ten minutes on the same machine make thousands of steps: the default batch, and the width of the long rule.
+    long = choose_units(make_config(time_budget=600), VOCAB, 42_000)
+    assert (long.units, long.batch_size, long.short) == (512, DEFAULT_BATCH, False)
+
+
+def test_more_speed_or_more_time_never_chooses_a_narrower_model_at_one_batch():
+    # Within each batch the width only grows; the batch goes from 32 to 64 once, where the horizon reaches
+    # SHORT_HORIZON_STEPS steps (and the width's rule changes with it).
+    cases = [(make_config(time_budget=60), float(rate)) for rate in np.geomspace(1_000, 10**6, 60)]
+    cases += [(make_config(time_budget=float(t)), 40_000.0) for t in np.geomspace(5, 36_000, 60)]
+    for series in (cases[:60], cases[60:]):
+        fits = [(config, rate, choose_units(config, VOCAB, rate)) for config, rate in series]
+        assert [f.batch_size for _, _, f in fits] == sorted(f.batch_size for _, _, f in fits)
+        for (_, _, before), (config, rate, after) in itertools.pairwise(fits):
+            if after.batch_size == before.batch_size:
+                assert after.units >= before.units
+            else:
+                assert (before.batch_size, after.batch_size) == (SHORT_BATCH, DEFAULT_BATCH)
+                assert steps_of(config, rate, config.time_budget) >= SHORT_HORIZON_STEPS
+        assert (fits[0][2].units, fits[0][2].batch_size) == (WIDTHS[0], SHORT_BATCH)
+        assert (fits[-1][2].units, fits[-1][2].batch_size) == (WIDTHS[-1], DEFAULT_BATCH)
 
 
 def test_without_a_budget_the_width_is_chosen_for_the_default_horizon():
@@ -86,7 +118,8 @@ def test_a_new_auto_run_measures_once_says_why_and_saves_the_choice(corpus, tmp_
     assert sizing["units"] == units and sizing["horizon"] == "default horizon"
     assert sizing["probe_chars_per_second"] > 0 and sizing["reason"].startswith(f"LSTM({units})")
     # The saved speed gives the saved choice under the rule.
-    assert choose_units(trainer.config, len(trainer.run.vocab), sizing["probe_chars_per_second"])[0] == units
+    assert choose_units(trainer.config, len(trainer.run.vocab), sizing["probe_chars_per_second"]).units == units
+    assert saved["batch_size"] == sizing["batch_size"] == auto_config(corpus).batch_size  # the batch given is kept
 
     trainer.fit(lambda event: None)
     said.clear()
@@ -120,9 +153,25 @@ def test_the_measurement_leaves_no_trace_in_the_run(corpus, tmp_path):
         assert np.array_equal(a, b)
 
 
+def test_an_auto_batch_with_a_given_width_is_the_default_batch_and_a_resume_keeps_the_chosen_one(corpus, tmp_path):
+    given = new_training(
+        tiny_config(corpus=str(corpus), units=8, batch_size=0), run_dir=tmp_path / "given", log=lambda _: None
+    )
+    assert given.config.batch_size == DEFAULT_BATCH
+    assert json.loads((tmp_path / "given" / "config.json").read_text())["batch_size"] == DEFAULT_BATCH
+    chosen = new_training(auto_config(corpus, batch_size=0, time_budget=2), run_dir=tmp_path / "auto", log=print)
+    sizing = chosen.run.sizing
+    assert chosen.config.batch_size == sizing["batch_size"] in (SHORT_BATCH, DEFAULT_BATCH)
+    chosen.fit(lambda event: None)
+    resumed = resume_training(tmp_path / "auto", {"batch_size": 0, "units": 0}, log=lambda _: None)
+    assert (resumed.config.units, resumed.config.batch_size) == (chosen.config.units, chosen.config.batch_size)
+
+
 def test_the_books_recipe_keeps_its_width_and_refuses_auto():
     from tui_charlm.core.errors import CharlmError
 
-    assert make_config("seed").units == 128
+    assert make_config("seed").units == 128 and make_config("seed").batch_size == 128
     with pytest.raises(CharlmError, match="units auto sizes the default model"):
         make_config("seed", units=0)
+    with pytest.raises(CharlmError, match="batch-size auto is the default model's"):
+        make_config("seed", batch_size=0)

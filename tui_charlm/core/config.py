@@ -30,6 +30,8 @@ COOLDOWN_START = 0.8
 AUTO_DROPOUT_MIN_EPOCHS = 15
 # ... and a run without a budget, whose length nobody said, trains its first this many epochs without dropout.
 AUTO_DROPOUT_LATE_EPOCHS = 10
+# The batch of a run whose --batch-size is 'auto', unless the width's measurement chooses another (core/sizing.py).
+DEFAULT_BATCH = 64
 # More TensorFlow threads than any machine has cores is a typo.
 MAX_THREADS = 4096
 
@@ -81,8 +83,13 @@ class TrainConfig:
         f"least {AUTO_DROPOUT_MIN_EPOCHS} epochs, else none; without one, from epoch {AUTO_DROPOUT_LATE_EPOCHS + 1}",
         start_or_auto=True,
     )
-    # Windows per batch.
-    batch_size: int = _field(64, "windows per batch")
+    # Windows per batch; 0 is 'auto': DEFAULT_BATCH, or what `--units auto` chooses with the width (core/sizing.py).
+    batch_size: int = _field(
+        0,
+        f"windows per batch, or 'auto': {DEFAULT_BATCH}, or smaller where --units auto finds the run's horizon too "
+        f"short for many steps (the first minute on a CPU)",
+        auto=True,
+    )
     # Batches run per TensorFlow call: fewer trips through Python (and its interpreter lock) between batches.
     steps_per_execution: int = _field(
         4, "batches per TensorFlow call: less Python between batches; progress, pause and save act every this many"
@@ -147,10 +154,10 @@ class TrainConfig:
             problems.append(f"recipe must be one of {', '.join(RECIPES)}, not {self.recipe!r}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
-        for name in ("seq_len", "layers", "batch_size", "steps_per_execution", "epochs", "max_vocab"):
+        for name in ("seq_len", "layers", "steps_per_execution", "epochs", "max_vocab"):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be at least 1")
-        for name in ("window_step", "embedding_dim", "threads", "units"):
+        for name in ("window_step", "embedding_dim", "threads", "units", "batch_size"):
             if getattr(self, name) < 0:
                 problems.append(f"{name.replace('_', '-')} must not be negative")
         if not 0 <= self.seed < 2**32:
@@ -159,6 +166,8 @@ class TrainConfig:
             problems.append(f"threads must be at most {MAX_THREADS}")
         if self.units == 0 and self.recipe == "seed":
             problems.append("units auto sizes the default model; the book's recipe is LSTM(128) (or give --units N)")
+        if self.batch_size == 0 and self.recipe == "seed":
+            problems.append("batch-size auto is the default model's; the book's recipe is batch 128 (or give N)")
         if self.dropout_start < -1:
             problems.append("dropout-start must be a whole number of epochs (0 or more) or 'auto'")
         if not 0.0 <= self.dropout < 1.0:
@@ -200,6 +209,15 @@ class TrainConfig:
     def auto_units(self) -> bool:
         """True when the width is still to be chosen (`--units auto`); a run's saved config never says so."""
         return self.units == 0
+
+    @property
+    def auto_batch(self) -> bool:
+        """True when the batch is still to be chosen (`--batch-size auto`); a run's saved config never says so."""
+        return self.batch_size == 0
+
+    def with_batch_settled(self) -> TrainConfig:
+        """This config with an 'auto' batch made DEFAULT_BATCH (when nothing measures the run to choose it)."""
+        return dataclasses.replace(self, batch_size=self.batch_size or DEFAULT_BATCH)
 
     def to_json(self, sizing: dict[str, Any] | None = None) -> str:
         """Serialise to the JSON stored as config.json in a run directory, with how its size was chosen."""

@@ -141,9 +141,11 @@ def new_training(
     if config.auto_units:  # measured once, here; the choice is saved, so a resume never measures again
         windows = len(range(0, len(split.train) - config.seq_len, config.stride))
         choice = choose_size(config, len(vocab), strategy, windows=windows, on_gpu=gpu_visible(), log=log)
-        config = dataclasses.replace(config, units=choice.units)
+        batch = choice.batch_size if config.auto_batch else config.batch_size
+        config = dataclasses.replace(config, units=choice.units, batch_size=batch)
         sizing = choice.to_dict()
         log(f"size: {choice.reason}")
+    config = config.with_batch_settled()  # an 'auto' batch that nothing measured: the default
     run = RunDirectory.create(
         run_dir or default_run_dir(corpus.name), config, vocab, corpus_meta(corpus), sizing=sizing
     )
@@ -188,8 +190,9 @@ def resume_training(
     run = RunDirectory.open(run_path)
     run.lock_for_training()
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if overrides.get("units") == 0:  # --units auto: the size the run was given when it started
-        del overrides["units"]
+    for name in ("units", "batch_size"):  # 'auto': the size the run was given when it started
+        if overrides.get(name) == 0:
+            del overrides[name]
     if overrides.get("precision") == "auto":  # (this probes for a GPU: import only, threads are set below)
         overrides["precision"] = resolve_precision("auto")
     changed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and getattr(run.config, k) != v)

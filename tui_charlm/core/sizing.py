@@ -1,4 +1,4 @@
-"""`--units auto`: the width of a new run, chosen for this machine's speed and the run's horizon.
+"""`--units auto`: the width (and batch) of a new run, chosen for this machine's speed and the run's horizon.
 
 The width that learns most in a given time depends on how much a model can
 see in it: a small LSTM sees many characters but can hold little, a wide
@@ -10,6 +10,13 @@ LSTM(PROBE_UNITS) built with the run's own options (precision, threads,
 window, batch), estimates every candidate width's speed from it with the
 measured speed ratios below, and picks by that rule. The choice, the speed
 and the reason go into config.json, so a resume never measures again.
+
+A horizon too short for many optimizer steps (the first minute on a CPU:
+under SHORT_HORIZON_STEPS at the default batch) is a regime of its own:
+there half the batch learns more from the same minute (twice the updates,
+each noisier, at about SHORT_BATCH_SPEED of the speed), and the best width
+sees fewer characters per parameter (TARGETS_PER_PARAMETER_SHORT). That
+applies when the batch is 'auto' too; a --batch-size N keeps N.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tui_charlm.core.config import TrainConfig
+from tui_charlm.core.config import DEFAULT_BATCH, TrainConfig
 from tui_charlm.core.events import Log
 
 # The widths `auto` chooses from: the widths swept.
@@ -41,6 +48,16 @@ DEFAULT_HORIZON_SECONDS = 60.0
 # The probe stops starting training calls after this many seconds (model build and compile included): the
 # whole measurement must add at most 3 s to start-up, and compiling alone took 1.2-3.3 s on the hosts measured.
 PROBE_SECONDS = 2.0
+# The short-horizon regime (fitted to the 60-s sweeps; benchmarks/README.md): a horizon in which LSTM(PROBE_UNITS)
+# makes fewer optimizer steps than this at the default batch (the geometric middle of 718, the most where batch 32
+# was measured best, and about 1,420, a host where the long rule's pick was the best of the widths at batch 64) ...
+SHORT_HORIZON_STEPS = 1000
+# ... trains at this batch (when the batch is 'auto') ...
+SHORT_BATCH = 32
+# ... which runs at about this fraction of the default batch's chars/s (measured: 0.64-0.80, same width) ...
+SHORT_BATCH_SPEED = 0.68
+# ... and takes the widest width that sees at least this many characters per parameter.
+TARGETS_PER_PARAMETER_SHORT = 0.8
 # On a GPU nothing is measured yet (no GPU sweep): auto keeps the width chosen for the fast CPU host.
 GPU_UNITS = 512
 
@@ -51,6 +68,8 @@ class SizeChoice:
 
     # The LSTM width chosen.
     units: int
+    # The batch (windows per batch) the run trains at: chosen when it was 'auto', else the one given.
+    batch_size: int
     # The seconds of training the choice was made for.
     horizon_seconds: float
     # Where the horizon came from: 'time budget' or 'default horizon' (no --time-budget).
@@ -87,17 +106,40 @@ def horizon_of(config: TrainConfig) -> tuple[float, str]:
     return DEFAULT_HORIZON_SECONDS, "default horizon"
 
 
-def choose_units(config: TrainConfig, vocab_size: int, probe_chars_per_second: float) -> tuple[int, float, float]:
-    """(width, its estimated chars/s in a run, chars it should see per parameter) under the fitted rule."""
+@dataclass(frozen=True)
+class Fit:
+    """What the rule chose for one probe measurement (choose_units)."""
+
+    units: int
+    batch_size: int
+    # The chosen width's estimated chars/s in a run at that batch, and the chars it sees per parameter.
+    chars_per_second: float
+    per_parameter: float
+    # The steps LSTM(PROBE_UNITS) would make in the horizon at the probe's batch, and the regime they put it in.
+    probe_steps: float
+    short: bool
+    # The chars per parameter the chosen width had to see.
+    target: float
+
+
+def choose_units(config: TrainConfig, vocab_size: int, probe_chars_per_second: float) -> Fit:
+    """The width (and batch, when 'auto') the fitted rule picks from the probe's speed (at the probe's batch:
+    config.batch_size, or DEFAULT_BATCH when 'auto')."""
     horizon, _ = horizon_of(config)
     session = probe_chars_per_second / PROBE_OVER_SESSION
+    probe_batch = config.batch_size or DEFAULT_BATCH
+    steps = session * horizon / (probe_batch * config.seq_len)
+    short = config.auto_batch and steps < SHORT_HORIZON_STEPS
+    batch = SHORT_BATCH if short else probe_batch
+    target = TARGETS_PER_PARAMETER_SHORT if short else TARGETS_PER_PARAMETER
+    speed = session * (SHORT_BATCH_SPEED if short else 1.0)
     chosen = WIDTHS[0]
     for units in WIDTHS:
-        rate = session * RELATIVE_SPEED[units]
-        if rate * horizon >= TARGETS_PER_PARAMETER * parameter_count(config, vocab_size, units):
+        if speed * RELATIVE_SPEED[units] * horizon >= target * parameter_count(config, vocab_size, units):
             chosen = units
-    rate = session * RELATIVE_SPEED[chosen]
-    return chosen, rate, rate * horizon / parameter_count(config, vocab_size, chosen)
+    rate = speed * RELATIVE_SPEED[chosen]
+    per_parameter = rate * horizon / parameter_count(config, vocab_size, chosen)
+    return Fit(chosen, batch, rate, per_parameter, steps, short, target)
 
 
 def choose_size(
@@ -119,6 +161,7 @@ def choose_size(
     if on_gpu:
         return SizeChoice(
             GPU_UNITS,
+            config.batch_size or DEFAULT_BATCH,
             horizon,
             source,
             0,
@@ -128,22 +171,29 @@ def choose_size(
             f"LSTM({GPU_UNITS}): on a GPU the width is not measured (no GPU sweep yet); --units N chooses it",
         )
     log(f"measuring this machine's training speed (LSTM({PROBE_UNITS}), about {PROBE_SECONDS:.0f} s)")
-    probe = dataclasses.replace(config, units=PROBE_UNITS)
+    probe = dataclasses.replace(config, units=PROBE_UNITS, batch_size=config.batch_size or DEFAULT_BATCH)
     if windows is not None:  # a corpus shorter than one batch trains every window as one batch
-        probe = dataclasses.replace(probe, batch_size=max(1, min(config.batch_size, windows)))
+        probe = dataclasses.replace(probe, batch_size=max(1, min(probe.batch_size, windows)))
     rate, seconds = measure_speed(probe, vocab_size, strategy)
-    units, estimated, per_parameter = choose_units(config, vocab_size, rate)
+    fit = choose_units(config, vocab_size, rate)
+    units = fit.units
     span = f"a {horizon:g}-s time budget" if source == "time budget" else f"the first {horizon:g} s (no --time-budget)"
-    sees = f"in that time LSTM({units}) sees about {per_parameter:.1f} chars per parameter"
-    if per_parameter >= TARGETS_PER_PARAMETER:
-        why = f"{sees}, the widest width that sees at least {TARGETS_PER_PARAMETER:g}"
+    sees = f"in that time LSTM({units}) sees about {fit.per_parameter:.1f} chars per parameter"
+    if fit.per_parameter >= fit.target:
+        why = f"{sees}, the widest width that sees at least {fit.target:g}"
     else:
-        why = f"{sees}: the narrowest width, and still short of {TARGETS_PER_PARAMETER:g}"
+        why = f"{sees}: the narrowest width, and still short of {fit.target:g}"
+    batch = ""
+    if fit.short:
+        batch = (
+            f"; batch {fit.batch_size}, as the horizon holds only about {fit.probe_steps:,.0f} steps of "
+            f"LSTM({PROBE_UNITS}) at {probe.batch_size} (--batch-size N chooses it)"
+        )
     reason = (
-        f"LSTM({units}) for {span}: this machine trains LSTM({PROBE_UNITS}) at {rate:,.0f} chars/s; {why} "
+        f"LSTM({units}) for {span}: this machine trains LSTM({PROBE_UNITS}) at {rate:,.0f} chars/s; {why}{batch} "
         f"(--units N chooses the width)"
     )
-    return SizeChoice(units, horizon, source, PROBE_UNITS, rate, seconds, estimated, reason)
+    return SizeChoice(units, fit.batch_size, horizon, source, PROBE_UNITS, rate, seconds, fit.chars_per_second, reason)
 
 
 def measure_speed(config: TrainConfig, vocab_size: int, strategy=None) -> tuple[float, float]:

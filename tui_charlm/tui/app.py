@@ -29,7 +29,7 @@ from tui_charlm.core.runs import RunSummary
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES
 from tui_charlm.core.stopping import Activity
 from tui_charlm.tui.attach import AttachBackend, wait_for_trainer
-from tui_charlm.tui.core_bridge import CoreBackend, TrainingBackend, TuiOptions
+from tui_charlm.tui.core_bridge import TrainingBackend
 from tui_charlm.tui.keys import bindings, palette_commands
 from tui_charlm.tui.messages import (
     BatchesReported,
@@ -40,6 +40,7 @@ from tui_charlm.tui.messages import (
     TrainerChanged,
     TrainingEventReported,
 )
+from tui_charlm.tui.priority import ViewerPriority
 from tui_charlm.tui.screens.help import HelpScreen
 from tui_charlm.tui.screens.main import MainScreen
 from tui_charlm.tui.screens.start import StartChoice, StartScreen
@@ -140,10 +141,14 @@ class CharLMApp(App[None]):
         seed_text: str | None = None,
         rng_seed: int | None = None,
         pick: Pick | None = None,
+        priority: ViewerPriority | None = None,
     ):
         super().__init__()
         self.backend = backend  # None until the start screen's choice makes one (`pick`)
         self.pick = pick
+        # charlm-tui's: lowers the process once it only watches, and starts trainers at full priority (None in
+        # tests that make the app in their own process: that is never lowered).
+        self.priority = priority
         self.main = MainScreen(
             temperatures=temperatures, chars_per_second=chars_per_second, seed_text=seed_text, rng_seed=rng_seed
         )
@@ -176,7 +181,20 @@ class CharLMApp(App[None]):
             self.exit()
             return
         self.backend = self.pick.make_backend(choice)
+        if getattr(self.backend, "attached", False):
+            self.become_viewer()
         self.training_worker = self.run_training()
+
+    def become_viewer(self) -> None:
+        """This process only watches from now on: it yields the CPU to the trainer (tui/priority.py)."""
+        if self.priority is not None:
+            self.priority.lower()
+
+    def start_trainer(self, run_path: Path, offline: bool | None):
+        """`charlm train --resume run_path` as a headless process, at this process's first priority."""
+        if self.priority is None:
+            return start_headless_trainer(run_path, offline=offline)
+        return self.priority.spawn(start_headless_trainer, run_path, offline=offline)
 
     # -- the training worker ---------------------------------------------------------
 
@@ -240,7 +258,7 @@ class CharLMApp(App[None]):
         run = trainer.run
         try:
             run.release_training_lock()
-            self.headless = start_headless_trainer(run.path, offline=getattr(self.backend.options, "offline", None))
+            self.headless = self.start_trainer(run.path, getattr(self.backend.options, "offline", None))
         except OSError as error:
             self.handover_failed = (
                 f"Could not start a headless trainer ({error.strerror or error}); the run is saved at step "
@@ -251,13 +269,14 @@ class CharLMApp(App[None]):
         """(UI) After a handover: watch the headless trainer as a viewer, on the same screen."""
         run_path = self.backend.trainer.run.path
         self.backend = AttachBackend(run_path)
+        self.become_viewer()
         self.stop_event.clear()
         self.activity = Activity()
         self.training_outcome = None
         self.training_worker = self.follow_run(self.headless)
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def follow_run(self, process) -> None:
+    def follow_run(self, process, how: str = "detached") -> None:
         """Wait for the headless trainer to take the run, then follow it as `--attach` does."""
         post = self.main.post_message
         backend = self.backend
@@ -271,7 +290,7 @@ class CharLMApp(App[None]):
             post(
                 TrainerChanged(
                     info.device,
-                    f"detached: training goes on in {backend.who} (output: {log}); q leaves it training",
+                    f"{how}: training goes on in {backend.who} (output: {log}); q leaves it training",
                 )
             )
             self.training_outcome = self._fit(backend, post)
@@ -279,18 +298,30 @@ class CharLMApp(App[None]):
             self.activity.finish()
 
     def resume_here(self) -> bool:
-        """A viewer whose run nobody trains (its trainer killed, or ended): train it on in this app, from its
-        newest checkpoint, as `charlm-tui --resume RUN` would. False (and nothing done) otherwise."""
+        """A viewer whose run nobody trains (its trainer killed, or ended): start a headless trainer on it, from
+        its newest checkpoint (`charlm train --resume`), and watch that one. False (and nothing done) otherwise.
+
+        The trainer is a process of its own, as after `d`: q leaves it training, and this viewer stays a viewer.
+        """
         backend, worker = self.backend, self.training_worker
         if not getattr(backend, "attached", False) or (worker is not None and worker.is_running):
             return False
-        self.backend = CoreBackend(TuiOptions(overrides={}, resume=backend.run_path, offline=backend.options.offline))
-        self.headless = None  # whatever was handed over is gone: this app trains the run now
+        try:
+            self.headless = self.start_trainer(backend.run_path, backend.options.offline)
+        except OSError as error:
+            self.main.notify(
+                f"Could not start a trainer ({error.strerror or error}): charlm train --resume {backend.run_path}",
+                title="Resume",
+                severity="error",
+                timeout=60,
+            )
+            return False
+        self.backend = AttachBackend(backend.run_path, offline=backend.options.offline)
         for event in (self.stop_event, self.pause_event, self.save_event):
             event.clear()
         self.activity = Activity()
         self.training_outcome = None
-        self.training_worker = self.run_training()
+        self.training_worker = self.follow_run(self.headless, "resumed")
         return True
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -91,7 +91,8 @@ class AttachBackend(CoreBackend):
             self.can_train = False
             notice(
                 f"Nothing is training {self.run_path} now: showing its newest checkpoint. "
-                f"R resumes it here (or: charlm-tui --resume {self.run_path})."
+                f"R resumes it in a trainer of its own that this screen watches (or: charlm-tui --resume "
+                f"{self.run_path})."
             )
         else:
             self.can_train = True
@@ -257,7 +258,8 @@ class AttachBackend(CoreBackend):
         where = f" Its newest checkpoint is {newest.name}." if newest is not None else ""
         return TrainingFailed(
             f"The trainer ({self.who}) is gone without a word (killed, or its machine went away).{where} "
-            f"Press R to resume it here, or elsewhere: charlm-tui --resume {self.run_path}",
+            f"Press R to resume it in a trainer of its own that this screen watches, or elsewhere: charlm-tui "
+            f"--resume {self.run_path}",
             step,
             newest,
         )

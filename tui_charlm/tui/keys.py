@@ -76,8 +76,9 @@ KEYS: tuple[Key, ...] = (
     Key(
         "R",
         "resume_here",
-        "Resume here",
-        "Attached, with nothing training the run (its trainer was killed, or ended): resume it in this app",
+        "Resume",
+        "Attached, with nothing training the run (its trainer was killed, or ended): resume it in a headless "
+        "trainer of its own, and watch that one",
         "R",
         footer=False,
         id="resume-here",

@@ -27,12 +27,9 @@ from tui_charlm.core.sampling import check_temperature
 from tui_charlm.tui.app import CharLMApp, Pick
 from tui_charlm.tui.attach import AttachBackend
 from tui_charlm.tui.core_bridge import CoreBackend, TuiOptions
+from tui_charlm.tui.priority import ViewerPriority
 from tui_charlm.tui.screens.start import StartChoice
 from tui_charlm.tui.shutdown import Shutdown
-
-# How much lower a viewer's scheduling priority is than the trainer's (nice): it still draws every frame, but a
-# trainer on the same cores wins when both want them.
-VIEWER_NICENESS = 10
 
 
 def parse_temperatures(text: str) -> list[float]:
@@ -200,13 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return CoreBackend(TuiOptions(overrides=choice.overrides, offline=args.offline))
 
             pick = Pick(runs, RUNS_DIR, [row.name for row in list_corpora()], make_backend)
+    # Made before any of the app's threads: it keeps one at this first priority, to start trainers from.
+    priority = ViewerPriority()
     if args.attach:
-        # A viewer yields the CPU to the trainer it watches (often on the same machine): set before any thread
-        # starts, so all of the app's threads run at this priority (Linux sets it per thread).
-        try:
-            os.nice(VIEWER_NICENESS)
-        except OSError:
-            pass
+        priority.lower()  # a viewer yields the CPU to the trainer it watches (often on the same machine)
     backend = AttachBackend(args.attach, offline=args.offline) if args.attach else CoreBackend(options)
     app = CharLMApp(
         None if pick else backend,
@@ -215,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed_text=args.seed_text,
         rng_seed=args.rng_seed,
         pick=pick,
+        priority=priority,
     )
     # A hang-up (SSH gone), a terminal that fails or closes, or termination: stop training, checkpoint, exit.
     log_path = Path(tempfile.gettempdir()) / f"charlm-tui-{os.getpid()}.log"

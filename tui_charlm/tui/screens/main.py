@@ -484,7 +484,8 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
             self.notify("Nothing trains in this app to hand over.", severity="warning")
 
     def action_resume_here(self) -> None:
-        """Attached to a run nobody trains any more: train it on in this app, from its newest checkpoint."""
+        """Attached to a run nobody trains any more: start a headless trainer on it, from its newest checkpoint,
+        and watch that one (q leaves it training)."""
         if not self.attached():
             self.notify("R resumes a watched run (--attach) whose trainer is gone; this app trains its own run.")
             return
@@ -493,7 +494,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
             return
         if self.app.resume_here():
             self.state = "loading"
-            self.note = "resuming the run here from its newest checkpoint"
+            self.note = "resuming the run from its newest checkpoint in a headless trainer; q leaves it training"
             self.refresh_status()
 
     def action_stop_trainer(self) -> None:
