@@ -74,7 +74,9 @@ class FakeBackend:
         fail_at_step: int | None = None,
         frozen: bool = False,
         run_dir: Path | None = None,
+        time_budget: float = 0.0,
     ):
+        self.time_budget = time_budget
         self.batches_per_epoch = batches_per_epoch
         self.epochs = epochs
         self.delay = delay
@@ -106,6 +108,7 @@ class FakeBackend:
             0,
             0,
             history,
+            self.time_budget,
         )
 
     def publish_weights(self, box) -> None:

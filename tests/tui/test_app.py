@@ -48,6 +48,14 @@ async def test_the_epoch_eta_comes_from_training_time_per_step():
         assert "epoch 1/3" in status_text(app) and "ETA 0:04" in status_text(app)  # 15 batches x 65 s / 205 steps
 
 
+async def test_with_a_time_budget_the_eta_is_at_most_the_budget_left():
+    # The epoch has about 4.8 s left (15 batches x 65 s / 205 steps), but the 67-s budget ends in 2 s.
+    app = make_app(FakeBackend(frozen=True, batches_per_epoch=20, time_budget=67.0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: "ETA" in status_text(app) and "--:--" not in status_text(app))
+        assert "ETA 0:02" in status_text(app)
+
+
 async def test_up_down_plus_minus_change_the_focused_temperature_with_clamping():
     app = make_app()
     async with app.run_test() as pilot:

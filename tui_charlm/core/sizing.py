@@ -183,15 +183,16 @@ def choose_size(
         why = f"{sees}, the widest width that sees at least {fit.target:g}"
     else:
         why = f"{sees}: the narrowest width, and still short of {fit.target:g}"
-    batch = ""
+    batch, by_hand = "", "--units N chooses the width"
     if fit.short:
         batch = (
             f"; batch {fit.batch_size}, as the horizon holds only about {fit.probe_steps:,.0f} steps of "
-            f"LSTM({PROBE_UNITS}) at {probe.batch_size} (--batch-size N chooses it)"
+            f"LSTM({PROBE_UNITS}) at batch {probe.batch_size}"
         )
+        by_hand = "--units N and --batch-size N choose by hand"
     reason = (
         f"LSTM({units}) for {span}: this machine trains LSTM({PROBE_UNITS}) at {rate:,.0f} chars/s; {why}{batch} "
-        f"(--units N chooses the width)"
+        f"({by_hand})"
     )
     return SizeChoice(units, fit.batch_size, horizon, source, PROBE_UNITS, rate, seconds, fit.chars_per_second, reason)
 

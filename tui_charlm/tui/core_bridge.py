@@ -43,6 +43,7 @@ class RunInfo:
     epoch: int = 0  # epochs already completed (resumed runs)
     step: int = 0
     history: History = field(default_factory=History)  # the loss curve so far (resumed runs)
+    time_budget: float = 0.0  # the run's --time-budget in training seconds (0: none); training stops there
 
 
 class TrainingBackend(Protocol):
@@ -144,6 +145,7 @@ class CoreBackend:
             state.epoch,
             state.step,
             state.history,
+            trainer.config.time_budget,
         )
 
     def _jax_threads(self) -> int | None:
@@ -178,6 +180,7 @@ class CoreBackend:
             state.epoch,
             state.step,
             state.history,
+            run.config.time_budget,
         )
 
     def _open_corpus(self, run, notice: Log) -> str:

@@ -232,6 +232,8 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         if self.info:
             # Training seconds per step so far (epoch-end scoring included) times the steps left in the epoch.
             eta = (message.batches - message.batch) * message.elapsed / max(message.step, 1)
+            if self.info.time_budget:  # training stops at the budget, whatever the epoch has left
+                eta = min(eta, max(0.0, self.info.time_budget - message.elapsed))
             self.status_bar.show_progress(message.epoch + 1, self.info.epochs, message.batch, message.batches, eta)
         self.refresh_status()
 
