@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -70,7 +71,10 @@ def finish(process) -> tuple[int, str, str]:
 
 
 def heldout_lines(out: str) -> list[str]:
-    return [line for line in out.splitlines() if line.startswith("epoch ") and " done: " in line]
+    """Each 'epoch N done: train ... held-out ...' line without its closing duration (each process times its own)."""
+    return [
+        re.sub(r", [\d.]+s$", "", line) for line in out.splitlines() if line.startswith("epoch ") and " done: " in line
+    ]
 
 
 def newest_weights(run: Path) -> list:
