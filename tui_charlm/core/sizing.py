@@ -16,7 +16,7 @@ under SHORT_HORIZON_STEPS at the default batch) is a regime of its own:
 there half the batch learns more from the same minute (twice the updates,
 each noisier, at about SHORT_BATCH_SPEED of the speed), and the best width
 sees fewer characters per parameter (TARGETS_PER_PARAMETER_SHORT). That
-applies when the batch is 'auto' too; a --batch-size N keeps N.
+applies only when the batch is 'auto' (the default); a --batch-size N keeps N.
 """
 
 from __future__ import annotations
