@@ -141,8 +141,7 @@ def new_training(
     if config.auto_units:  # measured once, here; the choice is saved, so a resume never measures again
         windows = len(range(0, len(split.train) - config.seq_len, config.stride))
         choice = choose_size(config, len(vocab), strategy, windows=windows, on_gpu=gpu_visible(), log=log)
-        batch = choice.batch_size if config.auto_batch else config.batch_size
-        config = dataclasses.replace(config, units=choice.units, batch_size=batch)
+        config = dataclasses.replace(config, units=choice.units, batch_size=choice.batch_size)  # the given one if set
         sizing = choice.to_dict()
         log(f"size: {choice.reason}")
     config = config.with_batch_settled()  # an 'auto' batch that nothing measured: the default

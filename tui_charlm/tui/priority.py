@@ -4,7 +4,7 @@ A viewer (`charlm-tui --attach`, Enter on a run being trained, or the app
 after `d` hands its run over) usually shares its machine with the trainer.
 Its threads then run in Linux's idle scheduling class (SCHED_IDLE): they get
 the CPU the trainer leaves free and lose it as soon as the trainer wants it
-(benchmarks/viewers.py --idle against --nice: 99.7% against 92.8% of
+(benchmarks/viewers.py, idle against nice 10: 99.7% against 92.8% of
 unattended training with one viewer, 91.6% against 82.0% with two). Where
 the idle class is not available the threads are niced instead.
 
