@@ -175,10 +175,20 @@ class Trainer:
         return 1 if holds is not None and holds >= AUTO_DROPOUT_MIN_EPOCHS else None
 
     def _epochs_the_budget_holds(self) -> float | None:
-        """--time-budget over the first epoch's training time (None before that epoch has ended)."""
+        """How many epochs --time-budget holds at the first epoch's pace (None before that epoch has ended).
+
+        The first epoch's training time less its warm-up (the first call's
+        tracing and compiling, which later epochs do not pay: a few seconds,
+        a tenth of a 40-s epoch) is the pace; the budget less the warm-up,
+        over it, is the count, which is what the rule's threshold was fitted
+        on (epochs trained in a budget).
+        """
         epochs = self.state.history.epochs
         first = float(epochs[0].get("elapsed") or epochs[0].get("seconds") or 0.0) if epochs else 0.0
-        return self.config.time_budget / first if first > 0 else None
+        if first <= 0:
+            return None
+        warm_up = min(float(epochs[0].get("warm_up", 0.0) or 0.0), first / 2)
+        return (self.config.time_budget - warm_up) / (first - warm_up)
 
     def dropout_rate(self, epoch: int) -> float:
         """The dropout rate epoch `epoch` (0-based) trains with (see dropout_start)."""
@@ -195,8 +205,8 @@ class Trainer:
             return  # the switch says it (fit)
         self.log(
             f"No dropout in this run: its {config.time_budget:g}-s budget holds about {holds:.0f} epochs at the "
-            f"first one's pace, fewer than the {AUTO_DROPOUT_MIN_EPOCHS} that dropout needs to pay off "
-            f"(--dropout-start N turns it on)."
+            f"first one's pace (its warm-up not counted), fewer than the {AUTO_DROPOUT_MIN_EPOCHS} that dropout "
+            f"needs to pay off (--dropout-start N turns it on)."
         )
 
     def budget_spent(self, elapsed: float) -> bool:
@@ -289,6 +299,9 @@ class Trainer:
         last_save = time.perf_counter()
         saved_elapsed = state.elapsed  # the training time the newest checkpoint on disk holds
         steps = max(1, int(model.steps_per_execution))
+        # (seconds, batches) of this session's first two calls in the first epoch: the first also traces and
+        # compiles, which the pace of the later epochs does not pay (_epochs_the_budget_holds).
+        first_calls: list[tuple[float, int]] = []
 
         def agreed() -> tuple[float, bool, bool]:
             # (training time, paused, stopped): this process's own, or over several, agreed between them all.
@@ -371,8 +384,11 @@ class Trainer:
                         model.optimizer.learning_rate = self.learning_rate(
                             clock.elapsed() if self.cluster is None else elapsed
                         )
+                    began = time.perf_counter()
                     with spent.on(CALLS):
                         loss = self._train_call(batches_left, ran, steps)
+                    if state.epoch == 0 and len(first_calls) < 2:
+                        first_calls.append((time.perf_counter() - began, ran))
                     if not math.isfinite(loss):
                         return fail(
                             f"The loss became {loss} by step {state.step + ran}; training stopped and the "
@@ -446,6 +462,9 @@ class Trainer:
                         "elapsed": state.elapsed,  # training time so far: lets runs be compared by time
                     }
                 )
+                if state.epoch == 1 and len(first_calls) == 2:
+                    (first, first_ran), (second, second_ran) = first_calls
+                    state.history.epochs[-1]["warm_up"] = max(0.0, first - second * first_ran / second_ran)
                 if set_dropout(model, self.dropout_rate(state.epoch)):
                     # Keras reads the rate when it traces: one retrace, a second or two, once in a run.
                     model.make_train_function(force=True)

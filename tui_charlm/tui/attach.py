@@ -44,8 +44,9 @@ from tui_charlm.core.runs import holder_name, lock_holder
 from tui_charlm.core.session import open_saved_run
 from tui_charlm.tui.core_bridge import CoreBackend, RunInfo, TuiOptions
 
-# How often the viewer reads the log and looks for new weights; how often it asks whether the trainer lives.
-FOLLOW_SECONDS = 0.25
+# How often the viewer reads the log and looks for new weights (twice a second: as often as its screen changes,
+# and each wake-up on the trainer's cores costs it a little); how often it asks whether the trainer lives.
+FOLLOW_SECONDS = 0.5
 ALIVE_SECONDS = 1.0
 # After a handover ('detached'), how long the new trainer may take to start (TensorFlow, the checkpoint) before
 # the viewer calls it lost. A bound on a hang, not a speed.
