@@ -299,9 +299,10 @@ class Trainer:
         last_save = time.perf_counter()
         saved_elapsed = state.elapsed  # the training time the newest checkpoint on disk holds
         steps = max(1, int(model.steps_per_execution))
-        # (seconds, batches) of this session's first two calls in the first epoch: the first also traces and
-        # compiles, which the pace of the later epochs does not pay (_epochs_the_budget_holds).
-        first_calls: list[tuple[float, int]] = []
+        # (training time, batches of the call just made) at the start and after each of this session's first two
+        # calls in the first epoch, on the clock all processes agree on: the first call also traces and compiles,
+        # which the pace of the later epochs does not pay (_epochs_the_budget_holds).
+        warm_marks: list[tuple[float, int]] = []
 
         def agreed() -> tuple[float, bool, bool]:
             # (training time, paused, stopped): this process's own, or over several, agreed between them all.
@@ -364,6 +365,7 @@ class Trainer:
         )
         reason = None
         elapsed, _, stopped = agreed()
+        warm_marks.append((elapsed, 0))
         if state.epoch >= config.epochs:
             reason = "completed"
         elif self.budget_spent(state.elapsed):
@@ -384,11 +386,8 @@ class Trainer:
                         model.optimizer.learning_rate = self.learning_rate(
                             clock.elapsed() if self.cluster is None else elapsed
                         )
-                    began = time.perf_counter()
                     with spent.on(CALLS):
                         loss = self._train_call(batches_left, ran, steps)
-                    if state.epoch == 0 and len(first_calls) < 2:
-                        first_calls.append((time.perf_counter() - began, ran))
                     if not math.isfinite(loss):
                         return fail(
                             f"The loss became {loss} by step {state.step + ran}; training stopped and the "
@@ -419,6 +418,8 @@ class Trainer:
                     publish_file()
                     control.poll()
                     elapsed, paused, stopped = agreed()
+                    if state.epoch == 0 and len(warm_marks) < 3:
+                        warm_marks.append((elapsed, ran))
                     if paused and not stopped:
                         clock.pause()
                         report(TrainingPaused(state.step))
@@ -462,9 +463,9 @@ class Trainer:
                         "elapsed": state.elapsed,  # training time so far: lets runs be compared by time
                     }
                 )
-                if state.epoch == 1 and len(first_calls) == 2:
-                    (first, first_ran), (second, second_ran) = first_calls
-                    state.history.epochs[-1]["warm_up"] = max(0.0, first - second * first_ran / second_ran)
+                if state.epoch == 1 and len(warm_marks) == 3:
+                    (start, _), (one, one_ran), (two, two_ran) = warm_marks
+                    state.history.epochs[-1]["warm_up"] = max(0.0, (one - start) - (two - one) * one_ran / two_ran)
                 if set_dropout(model, self.dropout_rate(state.epoch)):
                     # Keras reads the rate when it traces: one retrace, a second or two, once in a run.
                     model.make_train_function(force=True)
