@@ -139,8 +139,8 @@ def defaults_config(corpus_path, **overrides):
         epochs=2,
         lr_schedule=defaults.lr_schedule,
         dropout=overrides.pop("dropout", defaults.dropout),
-        # 'auto' (the default) turns dropout on from the 2nd epoch in a budgeted run of at least 15 epochs,
-        # such as the default 600-s run on these CPUs; these two-epoch runs take that from the start.
+        # 'auto' (the default) turns dropout on a few seconds in, in a budgeted run of at least 15 epochs, such as
+        # the default 600-s run on these CPUs; these two-epoch runs have it from their 2nd epoch.
         dropout_start=overrides.pop("dropout_start", 1),
         weight_decay=defaults.weight_decay,
         precision=defaults.precision,
@@ -222,7 +222,7 @@ def test_late_dropout_starts_at_its_epoch_and_resumes_exactly_on_either_side(cor
         np.testing.assert_allclose(a, b, rtol=RESUME_TOLERANCE, atol=RESUME_TOLERANCE)
 
 
-def test_auto_dropout_follows_how_many_epochs_the_budget_holds_judged_by_the_first(corpus_path, tmp_path):
+def test_auto_dropout_follows_how_many_epochs_the_budget_holds(corpus_path, tmp_path):
     from tui_charlm.core.config import AUTO_DROPOUT_LATE_EPOCHS, AUTO_DROPOUT_MIN_EPOCHS
 
     assert make_config().dropout_start == -1  # the default is auto
@@ -230,40 +230,114 @@ def test_auto_dropout_follows_how_many_epochs_the_budget_holds_judged_by_the_fir
     trainer = new_training(
         defaults_config(corpus_path, dropout_start=-1, time_budget=600.0), run_dir=tmp_path / "run", log=notes.append
     )
-    assert trainer.dropout_rate(0) == 0.0  # the first epoch never has it: it is how the run is judged
-    history = trainer.state.history.epochs
-    history.append({"epoch": 1, "step": 10, "train_loss": 2.0, "val_loss": 2.0, "seconds": 1.0, "elapsed": 0.0})
-    for first_epoch, expected in ((600.0 / AUTO_DROPOUT_MIN_EPOCHS, 0.5), (600.0 / (AUTO_DROPOUT_MIN_EPOCHS - 1), 0.0)):
-        history[0]["elapsed"] = first_epoch
-        assert [trainer.dropout_rate(epoch) for epoch in (1, 5, 40)] == [expected] * 3
-    trainer.state.epoch = 1
-    trainer._explain_auto_dropout()  # the budget holds 14 epochs: the user is told why there is no dropout
-    assert any("No dropout in this run" in note and "about 14 epochs" in note for note in notes)
-    # The first epoch's warm-up (tracing, compiling) is not the pace: a 40-s first epoch of which 4 s were
-    # warm-up leaves 596 s for 36-s epochs, 16 of them (this slower host's LSTM(512) in 600 s), not 600 / 40 = 15-.
-    history[0].update(elapsed=600.0 / (AUTO_DROPOUT_MIN_EPOCHS - 0.3), warm_up=0.0)
-    assert trainer.dropout_rate(1) == 0.0
-    history[0]["warm_up"] = 4.0
-    assert trainer.dropout_rate(1) == 0.5
+    assert trainer.dropout_rate(0, 0) == 0.0  # until the run's pace is known, no dropout: how it is judged
+    trainer.state.step = 30
+    # A 600-s budget that holds the threshold's count of epochs is enough; dropout is on from the step judged at.
+    assert trainer._judge_auto_dropout(600.0 / AUTO_DROPOUT_MIN_EPOCHS, 0.0, "a pace")
+    assert [trainer.dropout_rate(0, step) for step in (29, 30, 31)] == [0.0, 0.5, 0.5]
+    assert trainer.dropout_rate(40, 10_000) == 0.5
+    assert notes[-1].startswith(
+        f"Dropout 0.5 on from step 30: the 600-s budget holds about {AUTO_DROPOUT_MIN_EPOCHS} epochs at a pace"
+    )
+    # One fewer: none in the whole run, and the user is told why.
+    assert not trainer._judge_auto_dropout(600.0 / (AUTO_DROPOUT_MIN_EPOCHS - 1), 0.0, "a pace")
+    assert [trainer.dropout_rate(epoch, step) for epoch, step in ((0, 31), (5, 500), (40, 10_000))] == [0.0] * 3
+    assert "No dropout in this run" in notes[-1] and f"about {AUTO_DROPOUT_MIN_EPOCHS - 1} epochs" in notes[-1]
+    # The budget's first seconds go to the first call's warm-up (tracing, compiling), not to epochs: epochs that
+    # fill 600 s just over the threshold's count of times fill 596 s fewer times.
+    epoch = 600.0 / (AUTO_DROPOUT_MIN_EPOCHS + 0.02)
+    assert trainer._judge_auto_dropout(epoch, 0.0, "a pace")
+    assert not trainer._judge_auto_dropout(epoch, 4.0, "a pace")
+
+    # A run saved before judgements were kept, resumed after its first epoch: it goes on as it was trained,
+    # dropout from the 2nd epoch if the first epoch showed the budget holds enough (silently: it was said then).
+    trainer.state.auto_dropout = {}
+    trainer.state.history.epochs.append({"epoch": 1, "step": 10, "train_loss": 2.0, "val_loss": 2.0, "elapsed": 38.0})
+    trainer.state.step, said = 25, len(notes)
+    assert trainer._judge_from_the_first_epoch()
+    assert trainer.state.auto_dropout["step"] == 10 and len(notes) == said
 
     unbudgeted = new_training(defaults_config(corpus_path, dropout_start=-1), run_dir=tmp_path / "free", log=print)
-    rates = [unbudgeted.dropout_rate(epoch) for epoch in range(AUTO_DROPOUT_LATE_EPOCHS + 2)]
+    rates = [unbudgeted.dropout_rate(epoch, epoch * 10) for epoch in range(AUTO_DROPOUT_LATE_EPOCHS + 2)]
     assert rates == [0.0] * AUTO_DROPOUT_LATE_EPOCHS + [0.5, 0.5]
 
 
-@both_backends
-def test_auto_dropout_in_a_budget_that_holds_many_epochs_starts_with_the_second(corpus_path, tmp_path):
-    notes = []
-    trainer = new_training(  # no machine trains a tiny model's epoch in a 15th of a day
-        defaults_config(corpus_path, dropout_start=-1, time_budget=86_400.0), run_dir=tmp_path / "run", log=notes.append
-    )
+def rates_by_step(trainer):
+    """Train `trainer` through; the dropout rate each call trained with, by the step it ended at (a switch comes
+    after the call's report)."""
     layer = trainer.model.get_layer("dropout_out")
     rates = {}
-    trainer.fit(lambda e: rates.setdefault(e.epoch, set()).add(layer.rate) if isinstance(e, BatchFinished) else None)
-    assert rates == {0: {0.0}, 1: {0.5}}
-    assert "Dropout 0.5 on from epoch 2 (--dropout-start)." in notes
+    trainer.fit(lambda e: rates.update({e.step: layer.rate}) if isinstance(e, BatchFinished) else None)
+    return rates
+
+
+@both_backends
+def test_auto_dropout_in_a_budget_that_holds_many_epochs_starts_a_few_calls_in(corpus_path, tmp_path, monkeypatch):
+    # Judged right after the first two calls (a machine's speed does not decide where: its pace only decides
+    # whether, and no machine trains a tiny model's epoch in a 15th of a day).
+    monkeypatch.setattr("tui_charlm.core.training.AUTO_DROPOUT_JUDGE_SECONDS", 0.0)
+    notes = []
+    trainer = new_training(
+        defaults_config(corpus_path, dropout_start=-1, time_budget=86_400.0), run_dir=tmp_path / "run", log=notes.append
+    )
+    per_call, per_epoch = trainer.model.steps_per_execution, trainer.train_windows.num_batches(0)
+    assert per_epoch > 3 * per_call
+    rates = rates_by_step(trainer)
+    on_from = 3 * per_call  # after the third call: the first two are the warm-up
+    assert {rates[step] for step in rates if step <= on_from} == {0.0}
+    assert {rates[step] for step in rates if step > on_from} == {0.5}
+    assert any(note.startswith(f"Dropout 0.5 on from step {on_from}: the 86400-s budget holds") for note in notes)
+    # The decision is kept with the run, so a resume trains the same.
+    state = RunDirectory.open(tmp_path / "run").latest().state
+    assert state.auto_dropout["step"] == on_from and state.auto_dropout["holds"] > 1000
+
+
+def test_auto_dropout_judges_by_the_first_epoch_when_it_ends_before_the_judging_time(
+    corpus_path, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("tui_charlm.core.training.AUTO_DROPOUT_JUDGE_SECONDS", 1e9)
+    notes = []
+    trainer = new_training(
+        defaults_config(corpus_path, dropout_start=-1, time_budget=86_400.0), run_dir=tmp_path / "run", log=notes.append
+    )
+    per_epoch = trainer.train_windows.num_batches(0)
+    rates = rates_by_step(trainer)
+    assert {rates[step] for step in rates if step <= per_epoch} == {0.0}
+    assert {rates[step] for step in rates if step > per_epoch} == {0.5}
+    assert any(f"on from step {per_epoch}" in note and "the first epoch's pace" in note for note in notes)
     first = trainer.state.history.epochs[0]
-    assert 0.0 <= first["warm_up"] < first["elapsed"]  # kept with the run: a resume judges the same
+    assert 0.0 <= first["warm_up"] < first["elapsed"]  # kept with the run
+
+
+def test_a_resume_after_the_auto_dropout_judgement_trains_as_a_run_trained_straight(corpus_path, tmp_path, monkeypatch):
+    import threading
+
+    from tui_charlm.core.checkpoints import TrainingState
+
+    monkeypatch.setattr("tui_charlm.core.training.AUTO_DROPOUT_JUDGE_SECONDS", 0.0)
+    config = defaults_config(corpus_path, dropout_start=-1, time_budget=86_400.0)  # the cooldown never begins
+    straight = new_training(config, run_dir=tmp_path / "straight", log=lambda _: None)
+    straight.fit()
+    on_from = straight.state.auto_dropout["step"]
+
+    stop = threading.Event()
+    first = new_training(config, run_dir=tmp_path / "resumed", log=lambda _: None)
+    first.fit(stop_when(stop, lambda e: getattr(e, "step", 0) > on_from), stop_event=stop)
+    saved = RunDirectory.open(tmp_path / "resumed").latest().state
+    assert saved.epoch == 0 and saved.step > on_from and saved.auto_dropout["step"] == on_from
+    # The resumed run does not judge again (its own first calls would decide elsewhere): it keeps the decision.
+    monkeypatch.setattr("tui_charlm.core.training.AUTO_DROPOUT_JUDGE_SECONDS", 1e9)
+    second = resume_training(tmp_path / "resumed", log=lambda _: None)
+    assert second.dropout_rate(0, saved.step) == 0.5
+    second.fit()
+    assert second.state.step == straight.state.step
+    for a, b in zip(straight.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=RESUME_TOLERANCE, atol=RESUME_TOLERANCE)
+
+    damaged = json.loads(saved.to_json())
+    damaged["auto_dropout"] = {"holds": "many", "step": 3}
+    with pytest.raises(ValueError, match="dropout decision"):
+        TrainingState.from_json(json.dumps(damaged))
 
 
 def test_late_dropout_trains_as_no_dropout_until_its_epoch_and_with_dropout_after(corpus_path, tmp_path):

@@ -95,6 +95,9 @@ class TrainingState:
     # The Keras backend that trained to here ('tensorflow' or 'jax'; '' before backends were recorded): its
     # random streams are its own, so a resume on the other backend cannot draw the same dropout masks.
     backend: str = ""
+    # What --dropout-start auto decided in a budgeted run (Trainer.dropout_rate): {} before it has; else the
+    # epochs the budget was judged to hold and the step dropout is on from (None: no dropout in this run).
+    auto_dropout: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -135,7 +138,21 @@ class TrainingState:
         backend = data.get("backend", "")
         if not isinstance(backend, str):
             raise ValueError("state.json has a backend that is not a name")
-        return cls(history=History(batches=batches, epochs=epochs), random_states=states, backend=backend, **values)
+        auto_dropout = data.get("auto_dropout", {})
+        on_from = auto_dropout.get("step") if isinstance(auto_dropout, dict) else None
+        if auto_dropout and not (
+            isinstance(auto_dropout, dict)
+            and json_fits(auto_dropout.get("holds"), float)
+            and (on_from is None or (json_fits(on_from, int) and on_from >= 0))
+        ):
+            raise ValueError("state.json has a damaged dropout decision")
+        return cls(
+            history=History(batches=batches, epochs=epochs),
+            random_states=states,
+            backend=backend,
+            auto_dropout=auto_dropout or {},
+            **values,
+        )
 
 
 def _numbers(values) -> bool:

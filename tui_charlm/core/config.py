@@ -24,10 +24,14 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 LR_FLOOR = 0.02
 # The cooldown schedule holds the rate until this fraction of the run, then decays it linearly to the floor.
 COOLDOWN_START = 0.8
-# --dropout-start auto (Trainer.dropout_start): a run whose --time-budget holds at least this many epochs
-# (judged by its first) trains with dropout from its 2nd epoch, one that holds fewer without any: short runs
-# under-fit and only lose by dropout, long ones over-fit without it (benchmarks/README.md, step 8).
-AUTO_DROPOUT_MIN_EPOCHS = 15
+# --dropout-start auto (Trainer.dropout_rate): a run whose --time-budget holds at least this many epochs
+# (judged by the pace of its first calls) trains with dropout from there on, one that holds fewer without any:
+# short runs under-fit and only lose by dropout, long ones over-fit without it (benchmarks/README.md, steps 8
+# and 12: none wins by 0.045 at 7 epochs, dropout from the start by 0.008 at 15 and 0.022 at 19).
+AUTO_DROPOUT_MIN_EPOCHS = 14
+# ... judged after this many seconds of training past its first two calls (the first traces and compiles, the
+# second is still slower than the rest), or at the end of the first epoch if that comes sooner.
+AUTO_DROPOUT_JUDGE_SECONDS = 5.0
 # ... and a run without a budget, whose length nobody said, trains its first this many epochs without dropout.
 AUTO_DROPOUT_LATE_EPOCHS = 10
 # The batch of a run whose --batch-size is 'auto', unless the width's measurement chooses another (core/sizing.py).
@@ -75,12 +79,13 @@ class TrainConfig:
     layers: int = _field(1, "stacked LSTM layers")
     # Dropout between layers and before the output (not recurrent dropout, which would rule out cuDNN).
     dropout: float = _field(0.5, "dropout rate between layers and before the output layer")
-    # When dropout starts, in epochs (counted across resumes); -1 is 'auto' (Trainer.dropout_start says how).
+    # When dropout starts, in epochs (counted across resumes); -1 is 'auto' (Trainer.dropout_rate says how).
     dropout_start: int = _field(
         -1,
         "epochs trained without dropout before --dropout is turned on (counted across resumes; 0 = from the "
-        f"start), or 'auto': with a --time-budget, from the 2nd epoch if the first shows the budget holds at "
-        f"least {AUTO_DROPOUT_MIN_EPOCHS} epochs, else none; without one, from epoch {AUTO_DROPOUT_LATE_EPOCHS + 1}",
+        f"start), or 'auto': with a --time-budget, from a few seconds in if the pace of the first calls shows "
+        f"the budget holds at least {AUTO_DROPOUT_MIN_EPOCHS} epochs, else none; without one, from epoch "
+        f"{AUTO_DROPOUT_LATE_EPOCHS + 1}",
         start_or_auto=True,
     )
     # Windows per batch; 0 is 'auto': DEFAULT_BATCH, or what `--units auto` chooses with the width (core/sizing.py).

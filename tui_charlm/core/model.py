@@ -126,7 +126,7 @@ def dropout_as_configured(model, rate: float):
 
     A Dropout layer built with rate 0 has no random stream, so a checkpoint
     saved with 0 could never turn dropout on when resumed; the trainer sets
-    the rate each epoch anyway (Trainer.dropout_rate).
+    the rate wherever it changes anyway (Trainer.dropout_rate).
     """
     layers = _dropout_layers(model)
     active = [layer.rate for layer in layers]

@@ -31,7 +31,13 @@ from tui_charlm.core.checkpoints import (
     TrainingState,
     checkpoint_folder_name,
 )
-from tui_charlm.core.config import AUTO_DROPOUT_LATE_EPOCHS, AUTO_DROPOUT_MIN_EPOCHS, COOLDOWN_START, LR_FLOOR
+from tui_charlm.core.config import (
+    AUTO_DROPOUT_JUDGE_SECONDS,
+    AUTO_DROPOUT_LATE_EPOCHS,
+    AUTO_DROPOUT_MIN_EPOCHS,
+    COOLDOWN_START,
+    LR_FLOOR,
+)
 from tui_charlm.core.control import ControlReader
 from tui_charlm.core.dataset import Split, Windows
 from tui_charlm.core.devices import MIRRORED_STEPS_PER_EXECUTION, replicas
@@ -155,59 +161,73 @@ class Trainer:
             left = 0.5 * (1 + math.cos(math.pi * fraction))
         return base * (LR_FLOOR + (1 - LR_FLOOR) * left)
 
-    def dropout_start(self) -> int | None:
-        """The epoch (0-based) from which dropout is on, or None for not at all (or not decided yet).
+    def dropout_rate(self, epoch: int, step: int) -> float:
+        """The dropout rate the batch after `step` (in epoch `epoch`, 0-based) trains with.
 
-        An explicit --dropout-start is that epoch. 'auto' follows how long
-        the run will train, in epochs: with a --time-budget, once the first
-        epoch has shown how long an epoch takes (its training time, in the
-        history every checkpoint keeps, so a resume decides the same),
-        dropout is on from the 2nd epoch if the budget holds at least
-        AUTO_DROPOUT_MIN_EPOCHS of them, and off for the whole run if not;
-        without a budget, from epoch AUTO_DROPOUT_LATE_EPOCHS + 1.
+        An explicit --dropout-start is an epoch. 'auto' follows how long the
+        run will train, in epochs: with a --time-budget, once the pace of the
+        first calls has shown how long an epoch takes (_judge_auto_dropout),
+        dropout is on from there if the budget holds at least
+        AUTO_DROPOUT_MIN_EPOCHS of them, and off for the whole run if not
+        (the decision is kept in every checkpoint's state, so a resume
+        trains the same); without a budget, from epoch
+        AUTO_DROPOUT_LATE_EPOCHS + 1.
         """
         config = self.config
-        if config.dropout_start >= 0:
-            return config.dropout_start
-        if not config.time_budget:
-            return AUTO_DROPOUT_LATE_EPOCHS
-        holds = self._epochs_the_budget_holds()
-        return 1 if holds is not None and holds >= AUTO_DROPOUT_MIN_EPOCHS else None
+        if not config.dropout:
+            return 0.0
+        if config.dropout_start >= 0 or not config.time_budget:
+            start = config.dropout_start if config.dropout_start >= 0 else AUTO_DROPOUT_LATE_EPOCHS
+            return config.dropout if epoch >= start else 0.0
+        on_from = self.state.auto_dropout.get("step")
+        return config.dropout if on_from is not None and step >= on_from else 0.0
 
-    def _epochs_the_budget_holds(self) -> float | None:
-        """How many epochs --time-budget holds at the first epoch's pace (None before that epoch has ended).
-
-        The first epoch's training time less its warm-up (the first call's
-        tracing and compiling, which later epochs do not pay: a few seconds,
-        a tenth of a 40-s epoch) is the pace; the budget less the warm-up,
-        over it, is the count, which is what the rule's threshold was fitted
-        on (epochs trained in a budget).
-        """
-        epochs = self.state.history.epochs
-        first = float(epochs[0].get("elapsed") or epochs[0].get("seconds") or 0.0) if epochs else 0.0
-        if first <= 0:
-            return None
-        warm_up = min(float(epochs[0].get("warm_up", 0.0) or 0.0), first / 2)
-        return (self.config.time_budget - warm_up) / (first - warm_up)
-
-    def dropout_rate(self, epoch: int) -> float:
-        """The dropout rate epoch `epoch` (0-based) trains with (see dropout_start)."""
-        start = self.dropout_start()
-        return self.config.dropout if start is not None and epoch >= start else 0.0
-
-    def _explain_auto_dropout(self) -> None:
-        """After the first epoch of a budgeted run with --dropout-start auto: say what was decided and why."""
+    def _judging_dropout(self) -> bool:
+        """True while a budgeted run with --dropout-start auto has yet to decide on dropout."""
         config = self.config
-        if config.dropout_start >= 0 or not config.time_budget or not config.dropout or self.state.epoch != 1:
-            return
-        holds = self._epochs_the_budget_holds()
-        if holds is None or holds >= AUTO_DROPOUT_MIN_EPOCHS:
-            return  # the switch says it (fit)
-        self.log(
-            f"No dropout in this run: its {config.time_budget:g}-s budget holds about {holds:.0f} epochs at the "
-            f"first one's pace (its warm-up not counted), fewer than the {AUTO_DROPOUT_MIN_EPOCHS} that dropout "
-            f"needs to pay off (--dropout-start N turns it on)."
-        )
+        return config.dropout_start < 0 and bool(config.time_budget and config.dropout) and not self.state.auto_dropout
+
+    def _budget_holds(self, epoch_seconds: float, warm_up: float) -> float:
+        """How many epochs of `epoch_seconds` --time-budget holds, less the warm-up of the first calls (their
+        tracing and compiling, which later epochs do not pay): the count the threshold was fitted on (epochs
+        trained in a budget)."""
+        return (self.config.time_budget - warm_up) / max(epoch_seconds, 1e-9)
+
+    def _judge_auto_dropout(self, epoch_seconds: float, warm_up: float, pace: str) -> bool:
+        """Decide --dropout-start auto from an epoch's training time and say so; True if dropout is on from here."""
+        config, state = self.config, self.state
+        holds = self._budget_holds(epoch_seconds, warm_up)
+        on = holds >= AUTO_DROPOUT_MIN_EPOCHS
+        state.auto_dropout = {"holds": round(holds, 2), "step": state.step if on else None}
+        if on:
+            self.log(
+                f"Dropout {config.dropout:g} on from step {state.step}: the {config.time_budget:g}-s budget holds "
+                f"about {holds:.0f} epochs at {pace}, at least the {AUTO_DROPOUT_MIN_EPOCHS} for which dropout pays "
+                f"off (--dropout-start N chooses by hand)."
+            )
+        else:
+            self.log(
+                f"No dropout in this run: its {config.time_budget:g}-s budget holds about {holds:.0f} epochs at "
+                f"{pace}, fewer than the {AUTO_DROPOUT_MIN_EPOCHS} that dropout needs to pay off (--dropout-start N "
+                f"turns it on)."
+            )
+        return on
+
+    def _judge_from_the_first_epoch(self) -> bool:
+        """Decide --dropout-start auto from the first epoch's recorded time where no earlier judgement was made:
+        a first epoch shorter than the judging time, or a run saved before judgements were kept (which then
+        trains as it would have: dropout from the 2nd epoch if the first showed enough)."""
+        state = self.state
+        first = state.history.epochs[0]
+        seconds = float(first.get("elapsed") or first.get("seconds") or 0.0)
+        warm_up = min(float(first.get("warm_up", 0.0) or 0.0), seconds / 2)
+        if state.step == int(first["step"]):  # at that epoch's end: say what is decided
+            pace = "the first epoch's pace (its warm-up not counted)"
+            return self._judge_auto_dropout(seconds - warm_up, warm_up, pace)
+        holds = self._budget_holds(seconds - warm_up, warm_up)
+        on = holds >= AUTO_DROPOUT_MIN_EPOCHS
+        state.auto_dropout = {"holds": round(holds, 2), "step": int(first["step"]) if on else None}
+        return on
 
     def budget_spent(self, elapsed: float) -> bool:
         """True when the run has trained for its whole --time-budget (counted across resumes)."""
@@ -299,9 +319,9 @@ class Trainer:
         last_save = time.perf_counter()
         saved_elapsed = state.elapsed  # the training time the newest checkpoint on disk holds
         steps = max(1, int(model.steps_per_execution))
-        # (training time, batches of the call just made) at the start and after each of this session's first two
-        # calls in the first epoch, on the clock all processes agree on: the first call also traces and compiles,
-        # which the pace of the later epochs does not pay (_epochs_the_budget_holds).
+        # (training time, step) at the start and after each of this session's first two calls in the first
+        # epoch, on the clock all processes agree on (so they all judge alike): the first call also traces and
+        # compiles, which the pace of later calls does not pay (_judge_auto_dropout).
         warm_marks: list[tuple[float, int]] = []
 
         def agreed() -> tuple[float, bool, bool]:
@@ -365,7 +385,7 @@ class Trainer:
         )
         reason = None
         elapsed, _, stopped = agreed()
-        warm_marks.append((elapsed, 0))
+        warm_marks.append((elapsed, state.step))
         if state.epoch >= config.epochs:
             reason = "completed"
         elif self.budget_spent(state.elapsed):
@@ -419,7 +439,20 @@ class Trainer:
                     control.poll()
                     elapsed, paused, stopped = agreed()
                     if state.epoch == 0 and len(warm_marks) < 3:
-                        warm_marks.append((elapsed, ran))
+                        warm_marks.append((elapsed, state.step))
+                    elif (
+                        self._judging_dropout()
+                        and state.epoch == 0
+                        and len(warm_marks) == 3
+                        and elapsed - warm_marks[2][0] >= AUTO_DROPOUT_JUDGE_SECONDS
+                    ):
+                        (start, start_step), (one, one_step), (two, two_step) = warm_marks
+                        pace = (elapsed - two) / max(state.step - two_step, 1)  # seconds a batch, warm-up done
+                        warm_up = max(0.0, (one - start) - pace * (one_step - start_step))
+                        judged = f"the pace of its calls after the first two ({pace * 1000:.0f} ms a batch)"
+                        if self._judge_auto_dropout(pace * batches, warm_up, judged):
+                            set_dropout(model, self.dropout_rate(state.epoch, state.step))
+                            model.make_train_function(force=True)  # Keras reads the rate when it traces
                     if paused and not stopped:
                         clock.pause()
                         report(TrainingPaused(state.step))
@@ -464,13 +497,17 @@ class Trainer:
                     }
                 )
                 if state.epoch == 1 and len(warm_marks) == 3:
-                    (start, _), (one, one_ran), (two, two_ran) = warm_marks
-                    state.history.epochs[-1]["warm_up"] = max(0.0, (one - start) - (two - one) * one_ran / two_ran)
-                if set_dropout(model, self.dropout_rate(state.epoch)):
+                    (start, start_step), (one, one_step), (two, two_step) = warm_marks
+                    state.history.epochs[-1]["warm_up"] = max(
+                        0.0, (one - start) - (two - one) * (one_step - start_step) / max(two_step - one_step, 1)
+                    )
+                if self._judging_dropout():  # a first epoch shorter than the judging time
+                    self._judge_from_the_first_epoch()
+                if set_dropout(model, self.dropout_rate(state.epoch, state.step)):
                     # Keras reads the rate when it traces: one retrace, a second or two, once in a run.
                     model.make_train_function(force=True)
-                    self.log(f"Dropout {config.dropout:g} on from epoch {state.epoch + 1} (--dropout-start).")
-                self._explain_auto_dropout()
+                    if config.dropout_start >= 0 or not config.time_budget:  # (auto's judgement says it)
+                        self.log(f"Dropout {config.dropout:g} on from epoch {state.epoch + 1} (--dropout-start).")
                 report(EpochFinished(state.epoch, state.step, train_loss, val_loss, seconds))
                 if not math.isfinite(val_loss):
                     return fail(
@@ -523,7 +560,9 @@ class Trainer:
     def _batch_iterator(self):
         """One iterator over every batch left in the run (epochs state.epoch .. config.epochs - 1)."""
         state = self.state
-        set_dropout(self.model, self.dropout_rate(state.epoch))
+        if self._judging_dropout() and state.history.epochs:  # a run saved before judgements were kept
+            self._judge_from_the_first_epoch()
+        set_dropout(self.model, self.dropout_rate(state.epoch, state.step))
         prepare_to_train(self.model, self.config, self.train_windows.batch_size)
         return training_feed(
             self.model, self.train_windows, state.epoch, state.batch_in_epoch, self.config.epochs, self.cluster
