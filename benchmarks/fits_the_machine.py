@@ -148,8 +148,23 @@ def train_budgeted(prefix: list[str], budget: float, run: Path) -> tuple[str, fl
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     probe = re.search(r"size: LSTM\(\d+\).*? at ([\d,]+) chars/s", out)
     rate = re.findall(r"session ([\d,]+)\)", out)
-    chosen = f"{chosen_size(run)} (probe: LSTM(256) at {probe.group(1)} chars/s)" if probe else "?"
+    chosen = (
+        f"{chosen_size(run)} (probe: LSTM(256) at {probe.group(1)} chars/s{dropout_decision(run)})" if probe else "?"
+    )
     return chosen, score(run), (rate[-1] if rate else "?")
+
+
+def dropout_decision(run: Path) -> str:
+    """'; dropout from step 36 (holds 17.2 epochs), 15 epochs': what --dropout-start auto decided, from the newest
+    checkpoint's state (empty for a run without a budget, which decides by epochs)."""
+    from tui_charlm.core.checkpoints import RunDirectory
+
+    state = RunDirectory.open(run).latest().state
+    decided = state.auto_dropout
+    if not decided:
+        return f"; {state.epoch} epochs"
+    when = f"dropout from step {decided['step']}" if decided["step"] is not None else "no dropout"
+    return f"; {when} (holds {decided['holds']:g} epochs), {state.epoch} epochs"
 
 
 def chosen_size(run: Path) -> str:
