@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import deque
 
+from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 from textual.strip import Strip
@@ -168,6 +169,7 @@ class GenerationPane(Widget, can_focus=True):
         self.wrapped: WrappedLines | None = None  # for the width and colouring last drawn
         self.drawn: tuple[tuple, list[Strip]] | None = None  # (what they were drawn from, the lines shown)
         self.period: int | None = None  # the span the stream is repeating, if it is
+        self._style: tuple[object, Style] | None = None  # (the visual style it is for, the pane's Rich style)
 
     def on_mount(self) -> None:
         self.show_settings(self.settings)
@@ -211,12 +213,26 @@ class GenerationPane(Widget, can_focus=True):
     def text(self) -> str:
         return "".join(c for c, _ in self.chars)
 
+    def pane_style(self) -> Style:
+        """The pane's colours (its Rich style), worked out again only when its styles change.
+
+        Textual's `rich_style` walks every ancestor's styles on each call, and
+        each line of each pane asked for it on every draw: a viewer's largest
+        single cost. Textual's own `visual_style` is made afresh whenever a
+        style of this pane is applied or changed (a theme, a class, focus), so
+        it says when to work it out again.
+        """
+        visual = self.visual_style
+        if self._style is None or self._style[0] is not visual:
+            self._style = (visual, self.rich_style)
+        return self._style[1]
+
     def shown(self) -> list[Strip]:
         """The lines on screen, oldest first: the tail of the text as it wraps at the pane's width."""
         width, height = self.content_region.width, self.content_region.height
         if width <= 0 or height <= 0:
             return []
-        style = self.rich_style  # the pane's colours, under each char's own style
+        style = self.pane_style()  # the pane's colours, under each char's own style
         key = (self.added, width, height, self.surprise, style)
         if self.drawn is not None and self.drawn[0] == key:
             return self.drawn[1]
@@ -237,5 +253,5 @@ class GenerationPane(Widget, can_focus=True):
     def render_line(self, y: int) -> Strip:
         lines = self.shown()
         if y >= len(lines):
-            return Strip.blank(self.size.width, self.rich_style)
+            return Strip.blank(self.size.width, self.pane_style())
         return lines[y]
