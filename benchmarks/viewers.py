@@ -7,6 +7,12 @@
   read from the trainer's own event log: steps per training second between
   the first batch line after WARM_UP seconds (the viewers have loaded by
   then) and the last, times the chars per step.
+* or, with --interleave SEGMENT: one trainer with two viewers on it
+  throughout, the viewers stopped (SIGSTOP) and continued in turn so that
+  0, 1 and 2 watch for SEGMENT seconds each, cycle after cycle (--rounds
+  cycles); each cycle's speeds against its own unattended segment. The
+  machine's speed drifts by more than the few per cent measured between
+  whole runs minutes apart; neighbouring segments share it.
 * weights: while one viewer's code (AttachBackend, in this process) follows
   a run, the age of the newest weights when it takes them (now minus the
   weights file's time), and the seconds between the weights it generates
@@ -17,6 +23,7 @@
   --log-seconds S, of one default run of S seconds.
 
     python benchmarks/viewers.py [--seconds 60] [--rounds 2] [--presses 40] [--log-seconds 600]
+    python benchmarks/viewers.py --interleave 15 --rounds 8 --warm-up 0 --presses 0
 
 Results are appended to benchmarks/results/viewers.txt. Targets (issue 26):
 with viewers at least 97% of unattended speed; new weights reach a viewer
@@ -30,6 +37,7 @@ import itertools
 import json
 import os
 import select
+import signal
 import statistics
 import subprocess
 import sys
@@ -92,6 +100,68 @@ def train_with_viewers(seconds: float, viewers: int, tmp: Path) -> tuple[float, 
     for terminal in terminals:
         terminal.close()
     return speed(run), (run / "events.jsonl").stat().st_size
+
+
+def newest_batch(run: Path) -> tuple[int, float]:
+    """(step, training seconds) of the trainer's newest batch line."""
+    batch = [r for r in log_lines(run) if r["type"] == "batch"][-1]
+    return batch["step"], batch["elapsed"]
+
+
+def interleaved(cycles: int, segment: float, viewers: list[int], tmp: Path) -> dict[int, list[float]]:
+    """One trainer, max(viewers) viewers on it, and the number watching switched every `segment` seconds.
+
+    The viewers not watching in a segment are stopped (SIGSTOP: no CPU at
+    all) and the others continued (SIGCONT), in the order of `viewers` and
+    then reversed, cycle after cycle; each segment's speed is read from the
+    trainer's batch lines after SETTLE seconds (a continued viewer catches
+    up on a post's worth of chars and redraws). Neighbouring segments see
+    the same machine, so the ratio of each cycle's segments to its own
+    unattended one is far steadier than whole runs minutes apart.
+    Chars/s by viewers watching, one value per cycle.
+    """
+    settle = 3.0
+    run = tmp / f"interleaved-{time.monotonic_ns()}"
+    budget = WARM_UP + cycles * len(viewers) * (segment + 1) + 60
+    trainer = subprocess.Popen(
+        [str(BIN / "charlm"), "train", *SETTINGS, "--time-budget", str(budget), "--run-dir", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while not any(r["type"] == "batch" for r in log_lines(run)):
+        if trainer.poll() is not None:
+            raise SystemExit(f"charlm train exited with {trainer.returncode}")
+        time.sleep(0.1)
+    terminals = [Terminal([str(BIN / "charlm-tui"), "--attach", str(run)]) for _ in range(max(viewers))]
+
+    def drain(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for terminal in terminals:
+                terminal.read(0.0)  # keep their terminals drained, as a terminal emulator would
+            time.sleep(0.05)
+
+    drain(WARM_UP)  # the viewers load and draw their first screen
+    config = json.loads((run / "config.json").read_text())
+    per_step = config["batch_size"] * config["seq_len"]
+    rates: dict[int, list[float]] = {n: [] for n in viewers}
+    try:
+        for cycle in range(cycles):
+            for watching in viewers if cycle % 2 == 0 else list(reversed(viewers)):
+                for index, terminal in enumerate(terminals):
+                    os.kill(terminal.process.pid, signal.SIGCONT if index < watching else signal.SIGSTOP)
+                drain(settle)
+                step, elapsed = newest_batch(run)
+                drain(segment - settle)
+                step2, elapsed2 = newest_batch(run)
+                rates[watching].append((step2 - step) * per_step / max(elapsed2 - elapsed, 1e-9))
+    finally:
+        for terminal in terminals:
+            os.kill(terminal.process.pid, signal.SIGCONT)
+            terminal.close()
+        subprocess.run([str(BIN / "charlm"), "control", str(run), "stop"], capture_output=True)
+        trainer.wait()
+    return rates
 
 
 def weights_freshness(seconds: float, tmp: Path) -> tuple[list[float], list[float]]:
@@ -183,6 +253,14 @@ def main() -> int:
         default="idle",
         help="how the viewers lower themselves (CHARLM_VIEWER_PRIORITY; idle is charlm-tui's default)",
     )
+    parser.add_argument(
+        "--interleave",
+        type=float,
+        default=0.0,
+        metavar="SEGMENT",
+        help="instead of whole runs: one run, the viewers stopped and continued every SEGMENT seconds (--rounds "
+        "cycles)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "viewers.txt")
     args = parser.parse_args()
     os.environ["CHARLM_VIEWER_PRIORITY"] = args.priority  # the viewers inherit it
@@ -202,7 +280,11 @@ def main() -> int:
             # after); one unattended run first, not counted.
             train_with_viewers(args.warm_up, 0, tmp)
         rates: dict[int, list[float]] = {n: [] for n in args.viewers}
-        for round_ in range(args.rounds):
+        if args.interleave:
+            rates = interleaved(args.rounds, args.interleave, args.viewers, tmp)
+            for viewers, values in rates.items():
+                say(f"{viewers} viewer(s), by cycle: {', '.join(f'{v:,.0f}' for v in values)} chars/s")
+        for round_ in range(0 if args.interleave else args.rounds):
             order = args.viewers if round_ % 2 == 0 else list(reversed(args.viewers))
             for viewers in order:
                 rate, size = train_with_viewers(args.seconds, viewers, tmp)
