@@ -69,3 +69,39 @@ def test_chars_dropped_from_the_front_do_not_change_what_is_drawn():
         shown = [line.text for line in wrapped.lines(chars, added - len(chars), 6, CONSOLE)]
     assert shown == [line.plain for line in show_whitespace(text).wrap(CONSOLE, 12)][-6:]
     assert shown[-1] == "line goes on"
+
+
+async def test_a_pane_draws_in_the_colours_of_the_theme_and_focus_it_has_now():
+    # The pane works its Rich style out once per style change, not per line: a theme or focus change must still
+    # reach the text it draws.
+    from textual.app import App
+
+    from tui_charlm.core.sampling import SamplingSettings
+    from tui_charlm.tui.widgets.generation_pane import GenerationPane
+
+    class Panes(App):
+        CSS = "GenerationPane { height: 5; } GenerationPane:focus { background: red; }"
+
+        def compose(self):
+            yield GenerationPane(SamplingSettings(temperature=0.5), id="a")
+            yield GenerationPane(SamplingSettings(temperature=1.0), id="b")
+
+    def text_style(pane):
+        return next(iter(pane.render_line(0))).style
+
+    app = Panes()
+    async with app.run_test(size=(40, 12)) as pilot:
+        a, b = app.query_one("#a"), app.query_one("#b")
+        for pane in (a, b):
+            pane.add([(c, 0.5) for c in "some text to draw"])
+        app.set_focus(b)
+        await pilot.pause()
+        before = text_style(a)
+        assert before.bgcolor == a.rich_style.bgcolor
+        app.set_focus(a)  # focus paints a red background
+        await pilot.pause()
+        assert text_style(a).bgcolor != before.bgcolor and text_style(a).bgcolor == a.rich_style.bgcolor
+        app.set_focus(b)
+        app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        await pilot.pause()
+        assert text_style(a).color == a.rich_style.color and text_style(a).color != before.color
