@@ -80,11 +80,10 @@ def speed(run: Path) -> float:
     return (last["step"] - first["step"]) * per_step / (last["elapsed"] - first["elapsed"])
 
 
-def train_with_viewers(seconds: float, viewers: int, tmp: Path) -> tuple[float, int]:
-    """(chars/s, events.jsonl bytes) of one run watched by `viewers` viewers."""
-    run = tmp / f"run-{viewers}-{time.monotonic_ns()}"
+def start_trainer(run: Path, budget: float) -> subprocess.Popen:
+    """`charlm train` (SETTINGS) for `budget` seconds into `run`, once it has logged its first batch."""
     trainer = subprocess.Popen(
-        [str(BIN / "charlm"), "train", *SETTINGS, "--time-budget", str(seconds), "--run-dir", str(run)],
+        [str(BIN / "charlm"), "train", *SETTINGS, "--time-budget", str(budget), "--run-dir", str(run)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -92,6 +91,13 @@ def train_with_viewers(seconds: float, viewers: int, tmp: Path) -> tuple[float, 
         if trainer.poll() is not None:
             raise SystemExit(f"charlm train exited with {trainer.returncode}")
         time.sleep(0.1)
+    return trainer
+
+
+def train_with_viewers(seconds: float, viewers: int, tmp: Path) -> tuple[float, int]:
+    """(chars/s, events.jsonl bytes) of one run watched by `viewers` viewers."""
+    run = tmp / f"run-{viewers}-{time.monotonic_ns()}"
+    trainer = start_trainer(run, seconds)
     terminals = [Terminal([str(BIN / "charlm-tui"), "--attach", str(run)]) for _ in range(viewers)]
     while trainer.poll() is None:
         for terminal in terminals:
@@ -122,16 +128,7 @@ def interleaved(cycles: int, segment: float, viewers: list[int], tmp: Path) -> d
     """
     settle = 3.0
     run = tmp / f"interleaved-{time.monotonic_ns()}"
-    budget = WARM_UP + cycles * len(viewers) * (segment + 1) + 60
-    trainer = subprocess.Popen(
-        [str(BIN / "charlm"), "train", *SETTINGS, "--time-budget", str(budget), "--run-dir", str(run)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    while not any(r["type"] == "batch" for r in log_lines(run)):
-        if trainer.poll() is not None:
-            raise SystemExit(f"charlm train exited with {trainer.returncode}")
-        time.sleep(0.1)
+    trainer = start_trainer(run, WARM_UP + cycles * len(viewers) * (segment + 1) + 60)
     terminals = [Terminal([str(BIN / "charlm-tui"), "--attach", str(run)]) for _ in range(max(viewers))]
 
     def drain(seconds: float) -> None:
