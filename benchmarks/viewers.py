@@ -75,9 +75,13 @@ def speed(run: Path) -> float:
     """Scored chars per training second after WARM_UP, from the trainer's batch lines."""
     batches = [r for r in log_lines(run) if r["type"] == "batch" and r["elapsed"] >= WARM_UP]
     first, last = batches[0], batches[-1]
+    return (last["step"] - first["step"]) * chars_per_step(run) / (last["elapsed"] - first["elapsed"])
+
+
+def chars_per_step(run: Path) -> int:
+    """Chars scored by one training step of the run (batch x window), from its config.json."""
     config = json.loads((run / "config.json").read_text())
-    per_step = config["batch_size"] * config["seq_len"]
-    return (last["step"] - first["step"]) * per_step / (last["elapsed"] - first["elapsed"])
+    return config["batch_size"] * config["seq_len"]
 
 
 def start_trainer(run: Path, budget: float) -> subprocess.Popen:
@@ -139,8 +143,7 @@ def interleaved(cycles: int, segment: float, viewers: list[int], tmp: Path) -> d
             time.sleep(0.05)
 
     drain(WARM_UP)  # the viewers load and draw their first screen
-    config = json.loads((run / "config.json").read_text())
-    per_step = config["batch_size"] * config["seq_len"]
+    per_step = chars_per_step(run)
     rates: dict[int, list[float]] = {n: [] for n in viewers}
     try:
         for cycle in range(cycles):

@@ -187,21 +187,28 @@ class Trainer:
         config = self.config
         return config.dropout_start < 0 and bool(config.time_budget and config.dropout) and not self.state.auto_dropout
 
-    def _budget_holds(self, epoch_seconds: float, warm_up: float) -> float:
-        """How many epochs of `epoch_seconds` --time-budget holds, less the warm-up of the first calls (their
-        tracing and compiling, which later epochs do not pay): the count the threshold was fitted on (epochs
-        trained in a budget)."""
-        return (self.config.time_budget - warm_up) / max(epoch_seconds, 1e-9)
+    def _judge_auto_dropout(
+        self, epoch_seconds: float, warm_up: float, pace: str | None, on_from: int | None = None
+    ) -> bool:
+        """Decide --dropout-start auto from an epoch's training time and say so; True if dropout is on.
 
-    def _judge_auto_dropout(self, epoch_seconds: float, warm_up: float, pace: str) -> bool:
-        """Decide --dropout-start auto from an epoch's training time and say so; True if dropout is on from here."""
+        The budget less the warm-up of the first calls (their tracing and
+        compiling, which later epochs do not pay), over the epoch's time, is
+        the epochs it holds: the count the threshold was fitted on (epochs
+        trained in a budget). Dropout is on from `on_from` (default: this
+        step). `pace` says how the epoch was timed; None decides silently
+        (a decision said when it was first made).
+        """
         config, state = self.config, self.state
-        holds = self._budget_holds(epoch_seconds, warm_up)
+        holds = (config.time_budget - warm_up) / max(epoch_seconds, 1e-9)
         on = holds >= AUTO_DROPOUT_MIN_EPOCHS
-        state.auto_dropout = {"holds": round(holds, 2), "step": state.step if on else None}
+        on_from = state.step if on_from is None else on_from
+        state.auto_dropout = {"holds": round(holds, 2), "step": on_from if on else None}
+        if pace is None:
+            return on
         if on:
             self.log(
-                f"Dropout {config.dropout:g} on from step {state.step}: the {config.time_budget:g}-s budget holds "
+                f"Dropout {config.dropout:g} on from step {on_from}: the {config.time_budget:g}-s budget holds "
                 f"about {holds:.0f} epochs at {pace}, at least the {AUTO_DROPOUT_MIN_EPOCHS} for which dropout pays "
                 f"off (--dropout-start N chooses by hand)."
             )
@@ -216,18 +223,13 @@ class Trainer:
     def _judge_from_the_first_epoch(self) -> bool:
         """Decide --dropout-start auto from the first epoch's recorded time where no earlier judgement was made:
         a first epoch shorter than the judging time, or a run saved before judgements were kept (which then
-        trains as it would have: dropout from the 2nd epoch if the first showed enough)."""
-        state = self.state
-        first = state.history.epochs[0]
+        trains as it would have: dropout from the 2nd epoch if the first showed enough, said back then)."""
+        first = self.state.history.epochs[0]
         seconds = float(first.get("elapsed") or first.get("seconds") or 0.0)
         warm_up = min(float(first.get("warm_up", 0.0) or 0.0), seconds / 2)
-        if state.step == int(first["step"]):  # at that epoch's end: say what is decided
-            pace = "the first epoch's pace (its warm-up not counted)"
-            return self._judge_auto_dropout(seconds - warm_up, warm_up, pace)
-        holds = self._budget_holds(seconds - warm_up, warm_up)
-        on = holds >= AUTO_DROPOUT_MIN_EPOCHS
-        state.auto_dropout = {"holds": round(holds, 2), "step": int(first["step"]) if on else None}
-        return on
+        at_its_end = self.state.step == int(first["step"])
+        pace = "the first epoch's pace (its warm-up not counted)" if at_its_end else None
+        return self._judge_auto_dropout(seconds - warm_up, warm_up, pace, on_from=int(first["step"]))
 
     def budget_spent(self, elapsed: float) -> bool:
         """True when the run has trained for its whole --time-budget (counted across resumes)."""
@@ -323,6 +325,11 @@ class Trainer:
         # epoch, on the clock all processes agree on (so they all judge alike): the first call also traces and
         # compiles, which the pace of later calls does not pay (_judge_auto_dropout).
         warm_marks: list[tuple[float, int]] = []
+
+        def warm_up(pace: float) -> float:
+            # The first call's time beyond what its batches take at `pace` (seconds a batch): its warm-up.
+            (start, start_step), (one, one_step) = warm_marks[:2]
+            return max(0.0, (one - start) - pace * (one_step - start_step))
 
         def agreed() -> tuple[float, bool, bool]:
             # (training time, paused, stopped): this process's own, or over several, agreed between them all.
@@ -446,11 +453,10 @@ class Trainer:
                         and len(warm_marks) == 3
                         and elapsed - warm_marks[2][0] >= AUTO_DROPOUT_JUDGE_SECONDS
                     ):
-                        (start, start_step), (one, one_step), (two, two_step) = warm_marks
+                        two, two_step = warm_marks[2]
                         pace = (elapsed - two) / max(state.step - two_step, 1)  # seconds a batch, warm-up done
-                        warm_up = max(0.0, (one - start) - pace * (one_step - start_step))
                         judged = f"the pace of its calls after the first two ({pace * 1000:.0f} ms a batch)"
-                        if self._judge_auto_dropout(pace * batches, warm_up, judged):
+                        if self._judge_auto_dropout(pace * batches, warm_up(pace), judged):
                             set_dropout(model, self.dropout_rate(state.epoch, state.step))
                             model.make_train_function(force=True)  # Keras reads the rate when it traces
                     if paused and not stopped:
@@ -497,10 +503,8 @@ class Trainer:
                     }
                 )
                 if state.epoch == 1 and len(warm_marks) == 3:
-                    (start, start_step), (one, one_step), (two, two_step) = warm_marks
-                    state.history.epochs[-1]["warm_up"] = max(
-                        0.0, (one - start) - (two - one) * (one_step - start_step) / max(two_step - one_step, 1)
-                    )
+                    (one, one_step), (two, two_step) = warm_marks[1:]
+                    state.history.epochs[-1]["warm_up"] = warm_up((two - one) / max(two_step - one_step, 1))
                 if self._judging_dropout():  # a first epoch shorter than the judging time
                     self._judge_from_the_first_epoch()
                 if set_dropout(model, self.dropout_rate(state.epoch, state.step)):
