@@ -135,7 +135,8 @@ async def test_attach_to_a_run_from_before_the_event_log_shows_its_checkpoint(tr
     app = CharLMApp(AttachBackend(path), rng_seed=0, chars_per_second=100)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.main.state == "generating")
-        assert "Nothing is training" in notifications(app)
+        # the notice is posted from the worker thread: it lands in the app's queue, maybe after the state
+        await wait_for(pilot, lambda: "Nothing is training" in notifications(app))
         assert app.main.loss_plot.steps[-1] == steps  # the curve, from the checkpoint
         await wait_for(pilot, lambda: all(p.chars for p in app.query(GenerationPane)))
         await pilot.press("q")
