@@ -105,3 +105,37 @@ async def test_a_pane_draws_in_the_colours_of_the_theme_and_focus_it_has_now():
         app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
         await pilot.pause()
         assert text_style(a).color == a.rich_style.color and text_style(a).color != before.color
+
+
+async def test_what_a_pane_puts_on_screen_post_after_post_equals_drawing_it_afresh():
+    # A post redraws only the lines it changed (usually the last one): the lines it leaves must still be right,
+    # as the text grows within a line, finishes lines, scrolls, and is coloured by surprise.
+    from textual.app import App
+    from textual.geometry import Region
+
+    from tui_charlm.core.sampling import SamplingSettings
+    from tui_charlm.tui.widgets.generation_pane import GenerationPane
+
+    class Pane(App):
+        CSS = "GenerationPane { height: 7; border: round white; }"
+
+        def compose(self):
+            yield GenerationPane(SamplingSettings(temperature=0.5))
+
+    def on_screen(pane) -> list[str]:
+        return [strip.text for strip in pane.render_lines(Region(0, 0, *pane.outer_size))]
+
+    text = "".join(f"line {n} of a stream that wraps\n" if n % 3 else f"word {n} " for n in range(60))
+    app = Pane()
+    async with app.run_test(size=(30, 12)) as pilot:
+        pane = app.query_one(GenerationPane)
+        for number, begin in enumerate(range(0, len(text), 7)):
+            pane.add([(c, 0.01 if number % 4 == 0 else 0.9) for c in text[begin : begin + 7]])
+            if number % 5 == 0:
+                pane.surprise = not pane.surprise
+            await pilot.pause()
+            shown = on_screen(pane)
+            pane.refresh()  # everything drawn again from the text
+            await pilot.pause()
+            assert shown == on_screen(pane), f"after {begin + 7} chars"
+        assert "59 of a" in " ".join(on_screen(pane))  # and it was the end of the text

@@ -7,6 +7,7 @@ from collections import deque
 
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
@@ -198,8 +199,31 @@ class GenerationPane(Widget, can_focus=True):
         period = repeating_period(tail)
         if period != self.period:
             self.period = period
-            self.show_title()
-        self.refresh()
+            self.show_title()  # the border changes: the whole pane is drawn again
+            return
+        self.refresh_changed_lines()
+
+    def refresh_changed_lines(self) -> None:
+        """Mark for drawing only the lines that new chars changed: usually the last, unless the text scrolled.
+
+        A full refresh sends every line of the pane through Textual's styles
+        again (borders, padding, colours) on each post, twice a second per
+        pane in a viewer, where most posts change one line (issue 26).
+        """
+        before = self.drawn[1] if self.drawn is not None else None
+        if before is None:
+            self.refresh()
+            return
+        after = self.shown()
+        if len(after) != len(before):
+            self.refresh()
+            return
+        changed = [y for y, (old, new) in enumerate(zip(before, after)) if old is not new and old != new]
+        if len(changed) == len(after):
+            self.refresh()
+        elif changed:
+            width = self.content_region.width
+            self.refresh(*(Region(0, y, width, 1) for y in changed))
 
     def clear(self) -> None:
         self.chars.clear()
