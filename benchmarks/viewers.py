@@ -12,7 +12,9 @@
   0, 1 and 2 watch for SEGMENT seconds each, cycle after cycle (--rounds
   cycles); each cycle's speeds against its own unattended segment. The
   machine's speed drifts by more than the few per cent measured between
-  whole runs minutes apart; neighbouring segments share it.
+  whole runs minutes apart; neighbouring segments share it. Also the CPU
+  each watching viewer used (from /proc: all its threads), the cost the
+  trainer's speed reflects but far less noisy.
 * weights: while one viewer's code (AttachBackend, in this process) follows
   a run, the age of the newest weights when it takes them (now minus the
   weights file's time), and the seconds between the weights it generates
@@ -118,7 +120,15 @@ def newest_batch(run: Path) -> tuple[int, float]:
     return batch["step"], batch["elapsed"]
 
 
-def interleaved(cycles: int, segment: float, viewers: list[int], tmp: Path) -> dict[int, list[float]]:
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def interleaved(
+    cycles: int, segment: float, viewers: list[int], tmp: Path
+) -> tuple[dict[int, list[float]], list[float]]:
     """One trainer, max(viewers) viewers on it, and the number watching switched every `segment` seconds.
 
     The viewers not watching in a segment are stopped (SIGSTOP: no CPU at
@@ -128,7 +138,9 @@ def interleaved(cycles: int, segment: float, viewers: list[int], tmp: Path) -> d
     up on a post's worth of chars and redraws). Neighbouring segments see
     the same machine, so the ratio of each cycle's segments to its own
     unattended one is far steadier than whole runs minutes apart.
-    Chars/s by viewers watching, one value per cycle.
+    Chars/s by viewers watching, one value per cycle; and the share of a
+    core each watching viewer used in its segments (one value per viewer
+    and segment).
     """
     settle = 3.0
     run = tmp / f"interleaved-{time.monotonic_ns()}"
@@ -145,6 +157,7 @@ def interleaved(cycles: int, segment: float, viewers: list[int], tmp: Path) -> d
     drain(WARM_UP)  # the viewers load and draw their first screen
     per_step = chars_per_step(run)
     rates: dict[int, list[float]] = {n: [] for n in viewers}
+    cpu: list[float] = []
     try:
         for cycle in range(cycles):
             for watching in viewers if cycle % 2 == 0 else list(reversed(viewers)):
@@ -152,16 +165,19 @@ def interleaved(cycles: int, segment: float, viewers: list[int], tmp: Path) -> d
                     os.kill(terminal.process.pid, signal.SIGCONT if index < watching else signal.SIGSTOP)
                 drain(settle)
                 step, elapsed = newest_batch(run)
+                started, used = time.monotonic(), [cpu_seconds(t.process.pid) for t in terminals[:watching]]
                 drain(segment - settle)
                 step2, elapsed2 = newest_batch(run)
                 rates[watching].append((step2 - step) * per_step / max(elapsed2 - elapsed, 1e-9))
+                wall = time.monotonic() - started
+                cpu += [(cpu_seconds(t.process.pid) - u) / wall for t, u in zip(terminals, used)]
     finally:
         for terminal in terminals:
             os.kill(terminal.process.pid, signal.SIGCONT)
             terminal.close()
         subprocess.run([str(BIN / "charlm"), "control", str(run), "stop"], capture_output=True)
         trainer.wait()
-    return rates
+    return rates, cpu
 
 
 def weights_freshness(seconds: float, tmp: Path) -> tuple[list[float], list[float]]:
@@ -281,9 +297,14 @@ def main() -> int:
             train_with_viewers(args.warm_up, 0, tmp)
         rates: dict[int, list[float]] = {n: [] for n in args.viewers}
         if args.interleave:
-            rates = interleaved(args.rounds, args.interleave, args.viewers, tmp)
+            rates, cpu = interleaved(args.rounds, args.interleave, args.viewers, tmp)
             for viewers, values in rates.items():
                 say(f"{viewers} viewer(s), by cycle: {', '.join(f'{v:,.0f}' for v in values)} chars/s")
+            if cpu:
+                say(
+                    f"a watching viewer's CPU: median {statistics.median(cpu):.1%} of a core, "
+                    f"max {max(cpu):.1%} ({len(cpu)} viewer-segments)"
+                )
         for round_ in range(0 if args.interleave else args.rounds):
             order = args.viewers if round_ % 2 == 0 else list(reversed(args.viewers))
             for viewers in order:
