@@ -66,3 +66,54 @@ async def test_a_trainer_gone_without_a_word_is_reported_with_its_newest_checkpo
         await wait_for(pilot, lambda: app.main.state == "failed")
         assert "gone without a word" in app.main.note and "step-00000200" in app.main.note
         assert f"charlm-tui --resume {run}" in app.main.note
+
+
+def batch_line(step: int, loss: float) -> dict:
+    return {
+        "type": "batch",
+        "step": step,
+        "epoch": 1,
+        "batch": step - 200,
+        "batches": 200,
+        "loss": loss,
+        "chars_per_second": 654_321.0,
+        "elapsed": step * 0.3,
+    }
+
+
+async def test_a_viewer_shows_new_batches_with_its_streams_running_and_with_all_of_them_held(tmp_path):
+    # A viewer draws the trainer's progress in the frame of its streams' next post; held streams post nothing,
+    # and the progress must still come.
+    run = tmp_path / "run"
+    write_trainer_files(run, paused=False)
+    lock = FileLock(run / ".lock")
+    lock.acquire()
+    try:
+        app = make_app(FollowingBackend(run))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.main.state == "training" and app.main.loss_plot.steps[-1:] == [205])
+            await wait_for(pilot, lambda: all(pane.text for pane in app.main.panes()))  # the streams run
+
+            append(run, batch_line(210, 1.25))
+            await wait_for(pilot, lambda: app.main.loss_plot.steps[-1] == 210)
+            assert app.main.last_loss == 1.25 and app.main.last_rate == 654_321.0
+            assert "654,321 chars/s" in app.main.status_bar.figures_text
+
+            for pane in app.main.panes():
+                pane.focus()
+                await pilot.press("p")
+            await wait_for(pilot, lambda: all(pane.held for pane in app.main.panes()))
+            await pilot.pause(1.0)
+            texts = [pane.text for pane in app.main.panes()]
+            append(run, batch_line(215, 1.2))
+            append(run, batch_line(220, 1.15))
+            await wait_for(pilot, lambda: app.main.loss_plot.steps[-1] == 220)
+            assert app.main.loss_plot.steps[-3:] == [210, 215, 220]  # both lines, in order, none twice
+            assert app.main.last_loss == 1.15 and "loss 1.150 nats" in app.main.status_bar.figures_text
+            assert [pane.text for pane in app.main.panes()] == texts  # held: no post came to draw them with
+
+            await pilot.press("q")
+            await wait_for(pilot, lambda: not app.is_running)
+        assert app.main.state == "left"
+    finally:
+        lock.release()

@@ -4,6 +4,8 @@ Other runs' held-out curves can be drawn beside them, against step or training t
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
@@ -17,6 +19,8 @@ MAX_POINTS = 600
 # Seconds between redraws while data streams in: plotext rebuilds the whole plot in Python each time,
 # and every millisecond the UI holds the interpreter is one the training loop may wait for.
 REDRAW_INTERVAL = 1.0
+# New data not yet drawn this long after the last redraw (no report came to draw it with) is drawn on its own.
+STALE_SECONDS = 2 * REDRAW_INTERVAL
 
 
 def smooth(values: list[float], beta: float = 0.9) -> list[float]:
@@ -52,16 +56,23 @@ class LossPlot(PlotextPlot):
         self.clock: list[tuple[int, float]] = [(0, 0.0)]
         self.others: list[HeldoutCurve] = []
         self.dirty = False
+        self.drawn_at = 0.0  # time.monotonic() of the last redraw
 
     LEGEND = "loss · ⣿ train (smoothed) · ● held-out (per epoch)"
 
     def on_mount(self) -> None:
         super().on_mount()
         self.replot()
-        self.set_interval(REDRAW_INTERVAL, self._redraw_if_dirty)
+        self.set_interval(REDRAW_INTERVAL, self._redraw_if_stale)
 
-    def _redraw_if_dirty(self) -> None:
-        if self.dirty:
+    def redraw_if_due(self) -> None:
+        """Redraw with the new data if the last redraw is REDRAW_INTERVAL old: called as reports arrive, so the
+        plot is drawn in the frame that draws the report's status, not in one of its own."""
+        if self.dirty and time.monotonic() - self.drawn_at >= REDRAW_INTERVAL:
+            self.replot()
+
+    def _redraw_if_stale(self) -> None:
+        if self.dirty and time.monotonic() - self.drawn_at >= STALE_SECONDS:
             self.replot()
 
     def set_history(self, history: History) -> None:
@@ -105,7 +116,7 @@ class LossPlot(PlotextPlot):
     def add_epoch(self, step: int, val_loss: float) -> None:
         self.val_steps.append(step)
         self.val_losses.append(val_loss)
-        self.dirty = True
+        self.replot()  # once an epoch, in the frame that shows its note
 
     def watch_unit(self) -> None:
         self.replot()
@@ -113,6 +124,7 @@ class LossPlot(PlotextPlot):
     def replot(self) -> None:
         """Redraw from the data (at most once a second while training streams in)."""
         self.dirty = False
+        self.drawn_at = time.monotonic()
         plt = self.plt
         plt.clear_figure()
         scale = 1.0 / LN2 if self.unit == "bits" else 1.0
