@@ -61,7 +61,7 @@ from tui_charlm.tui.screens.main_inside import InsideKeys
 from tui_charlm.tui.screens.main_runs import RunKeys
 from tui_charlm.tui.screens.seed_input import SeedInputScreen
 from tui_charlm.tui.widgets.generation_pane import GenerationPane, surprise_legend
-from tui_charlm.tui.widgets.loss_plot import LossPlot
+from tui_charlm.tui.widgets.loss_plot import REDRAW_INTERVAL, LossPlot
 from tui_charlm.tui.widgets.odds_pane import OddsPane
 from tui_charlm.tui.widgets.seed_pane import SeedPane
 from tui_charlm.tui.widgets.status_bar import StatusBar, format_duration
@@ -71,9 +71,12 @@ MAX_STREAMS = 8
 SEED_LENGTH = 60
 # A viewer's k (stop the trainer) counts only when pressed again within this many seconds.
 STOP_CONFIRM_SECONDS = 4.0
-# A viewer shows batch reports with the streams' next post of text, in one frame; a report has waited this long
-# (the streams held or paused) is shown on its own.
-VIEWER_REPORT_WAIT = 1.0
+# A viewer shows the trainer's batch reports with the streams' next post of text, in one frame, at most once in
+# VIEWER_REPORT_SECONDS; a report that has waited VIEWER_REPORT_WAIT (the streams held or paused) is shown on its
+# own. It redraws its loss plot at most once in VIEWER_PLOT_SECONDS (the app that trains: once a second).
+VIEWER_REPORT_SECONDS = 1.0
+VIEWER_REPORT_WAIT = 1.5
+VIEWER_PLOT_SECONDS = 2.0
 
 
 class MainScreen(InsideKeys, RunKeys, Screen[None]):
@@ -111,6 +114,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.overlay_paths: set[Path] = set()  # other runs drawn on the loss plot (o)
         self.stop_asked = 0.0  # when k was last pressed (a viewer's stop waits for a second press)
         self.waiting_report: tuple[float, BatchesReported] | None = None  # (since when, a viewer's batch report)
+        self.report_shown = 0.0  # time.monotonic() when a viewer last showed a report
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -228,10 +232,11 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
     def on_batches_reported(self, message: BatchesReported) -> None:
         """Show training's progress: at once, or in a viewer with the streams' next post of text.
 
-        A viewer's reports (read from the log twice a second) and its streams'
-        posts (twice a second) each made a frame of their own, unaligned, and
-        each frame walks every changed widget through Textual's styles: in one
-        frame a viewer draws for half the CPU (issue 26's 97% target).
+        A viewer's reports (read from the log twice a second), its streams'
+        posts (twice a second) and its loss plot's redraws each made frames
+        of their own, unaligned: about five a second, each walking the changed
+        widgets through Textual's styles, on cores the trainer needs. Aligned,
+        a viewer draws two frames a second (issue 26: what viewers cost a run).
         """
         if self.closing:
             return
@@ -244,10 +249,12 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
             since, waiting = self.waiting_report
             self.waiting_report = (since, dataclasses.replace(message, losses=waiting.losses + message.losses))
 
-    def show_waiting_report(self) -> None:
-        if self.waiting_report is not None:
+    def show_waiting_report(self, every: float = 0.0) -> None:
+        """Show the report waiting, if any (and if none was shown in the last `every` seconds)."""
+        if self.waiting_report is not None and time.monotonic() - self.report_shown >= every:
             _, message = self.waiting_report
             self.waiting_report = None
+            self.report_shown = time.monotonic()
             self.show_report(message)
 
     def show_waited_report(self) -> None:
@@ -270,7 +277,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
                 eta = min(eta, max(0.0, self.info.time_budget - message.elapsed))
             self.status_bar.show_progress(message.epoch + 1, self.info.epochs, message.batch, message.batches, eta)
         self.refresh_status()
-        self.loss_plot.redraw_if_due()
+        self.loss_plot.redraw_if_due(VIEWER_PLOT_SECONDS if self.attached() else REDRAW_INTERVAL)
 
     def on_training_event_reported(self, message: TrainingEventReported) -> None:
         if self.closing:
@@ -310,7 +317,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
     def on_text_generated(self, message: TextGenerated) -> None:
         if self.closing:
             return
-        self.show_waiting_report()
+        self.show_waiting_report(every=VIEWER_REPORT_SECONDS)
         if message.layout != self.layout_version:
             return  # chars for a stream layout that has since changed
         for pane, chunk in zip(self.panes(), message.chunks):

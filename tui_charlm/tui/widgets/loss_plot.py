@@ -20,7 +20,7 @@ MAX_POINTS = 600
 # and every millisecond the UI holds the interpreter is one the training loop may wait for.
 REDRAW_INTERVAL = 1.0
 # New data not yet drawn this long after the last redraw (no report came to draw it with) is drawn on its own.
-STALE_SECONDS = 2 * REDRAW_INTERVAL
+STALE_SECONDS = 3.0
 
 
 def smooth(values: list[float], beta: float = 0.9) -> list[float]:
@@ -65,10 +65,10 @@ class LossPlot(PlotextPlot):
         self.replot()
         self.set_interval(REDRAW_INTERVAL, self._redraw_if_stale)
 
-    def redraw_if_due(self) -> None:
-        """Redraw with the new data if the last redraw is REDRAW_INTERVAL old: called as reports arrive, so the
-        plot is drawn in the frame that draws the report's status, not in one of its own."""
-        if self.dirty and time.monotonic() - self.drawn_at >= REDRAW_INTERVAL:
+    def redraw_if_due(self, interval: float = REDRAW_INTERVAL) -> None:
+        """Redraw with the new data if the last redraw is `interval` seconds old: called as reports arrive, so
+        the plot is drawn in the frame that draws the report's status, not in one of its own."""
+        if self.dirty and time.monotonic() - self.drawn_at >= interval:
             self.replot()
 
     def _redraw_if_stale(self) -> None:
