@@ -223,7 +223,9 @@ class CharLMApp(App[None]):
 
     def _fit(self, backend: TrainingBackend, post) -> object:
         """(Training worker) Train, or follow a trainer, reporting through a coalescing reporter; the outcome."""
-        reporter = CoalescingReporter(post)
+        # A viewer's batches are the trainer's log lines, coalesced there already: each is passed on as it is read
+        # (held back, the last line of a read would wait for the next one to come).
+        reporter = CoalescingReporter(post, 0.0 if getattr(backend, "attached", False) else REPORT_INTERVAL)
         outcome = backend.fit(
             reporter,
             stop_event=self.stop_event,

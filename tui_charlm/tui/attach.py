@@ -211,10 +211,6 @@ class AttachBackend(CoreBackend):
     def _take_log(self, report):
         """Report the log's new lines as events; the event that ended the run, if one did.
 
-        A reporter that holds batches back to coalesce them (`flush`) is
-        flushed after each read: the log's lines are already coalesced, and
-        the last of a read would otherwise wait for the next line to come.
-
         A session that ends 'detached' is not an end: another process takes
         the run over, and until its session starts (`handover_until`) the
         viewer waits for it rather than calling the trainer lost.
@@ -233,9 +229,6 @@ class AttachBackend(CoreBackend):
             report(event)
             if isinstance(event, TrainingFinished | TrainingFailed):
                 return event
-        flush = getattr(report, "flush", None)
-        if flush is not None:
-            flush()
         return None
 
     def _name_trainer(self) -> None:

@@ -136,7 +136,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.app.sub_title = "loading"
         self.status_bar.show_run("loading", "…", "…", "…", "starting")
         self.panes()[0].focus()
-        self.set_interval(VIEWER_REPORT_WAIT / 2, self.show_waited_report)
+        self.set_interval(VIEWER_REPORT_WAIT / 2, self.show_stale_report)
 
     # (A screen's queries search the screen itself, even while a dialog is shown above it.)
     @property
@@ -257,7 +257,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
             self.report_shown = time.monotonic()
             self.show_report(message)
 
-    def show_waited_report(self) -> None:
+    def show_stale_report(self) -> None:
         """The streams post nothing while held or paused: a report does not wait for them for long."""
         waiting = self.waiting_report
         if waiting is not None and time.monotonic() - waiting[0] >= VIEWER_REPORT_WAIT and not self.closing:

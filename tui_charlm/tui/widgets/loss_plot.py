@@ -122,7 +122,7 @@ class LossPlot(PlotextPlot):
         self.replot()
 
     def replot(self) -> None:
-        """Redraw from the data (at most once a second while training streams in)."""
+        """Redraw from the data (while training streams in, at most once per `redraw_if_due` interval)."""
         self.dirty = False
         self.drawn_at = time.monotonic()
         plt = self.plt
