@@ -49,6 +49,9 @@ def main() -> int:
         default=None,
         help="also append each configuration's per-epoch train and held-out losses to this file",
     )
+    parser.add_argument(
+        "--train-log", type=Path, default=None, help="also append each `charlm train`'s whole output to this file"
+    )
     args = parser.parse_args()
     if not args.corpus.is_file():
         print(f"corpus {args.corpus} not found; skipping", file=sys.stderr)
@@ -90,6 +93,9 @@ def main() -> int:
             ]
             started = time.time()
             train = subprocess.run(command, capture_output=True, text=True)
+            if args.train_log:
+                with open(args.train_log, "a") as handle:
+                    handle.write(f"# {spec}: {' '.join(command)}\n{train.stdout}{train.stderr}\n")
             if train.returncode != 0:
                 print(train.stdout[-2000:], train.stderr[-2000:], file=sys.stderr)
                 record(f"{spec:<45} FAILED (exit {train.returncode})")
