@@ -77,3 +77,27 @@ def test_the_gpu_check_says_when_there_is_no_gpu_and_runs_every_step_on_the_cpu_
     assert re.search(r"resume: .* max \|diff\| \S+, exact", full.stdout), full.stdout
     assert re.search(r"checkpoint save: [\d,]+ parameters, .* in [\d.]+ s", full.stdout)
     assert out.read_text().strip().splitlines()[1:] == full.stdout.strip().splitlines()[1:]
+
+
+@pytest.mark.slow
+def test_the_batch_speed_benchmark_times_each_batch_it_is_given_and_names_the_lstm_kernel(tmp_path):
+    import re
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "batch_speed.py"
+    out = tmp_path / "batch_speed.txt"
+    command = [sys.executable, str(script), "--widths", "8", "--batches", "4", "8", "--seconds", "0.2"]
+    done = subprocess.run(
+        [*command, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path) | {"KERAS_BACKEND": "jax"},
+        timeout=PATIENCE,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    cells = re.findall(r"LSTM\( *(\d+)\) batch +(\d+): +([\d,]+) chars/s +([\d.]+) steps/s", done.stdout)
+    assert [(units, batch) for units, batch, *_ in cells] == [("8", "4"), ("8", "8")]
+    assert all(float(rate.replace(",", "")) > 0 and float(steps) > 0 for _, _, rate, steps in cells)
+    assert "LSTM kernel: " in done.stdout and "backend jax" in done.stdout
+    assert out.read_text().strip().splitlines() == done.stdout.strip().splitlines()

@@ -21,6 +21,7 @@ from tui_charlm.core.sizing import (
     TARGETS_PER_PARAMETER,
     TARGETS_PER_PARAMETER_SHORT,
     WIDTHS,
+    choose_size,
     choose_units,
     parameter_count,
 )
@@ -83,6 +84,19 @@ def test_more_speed_or_more_time_never_chooses_a_narrower_model_at_one_batch():
 def test_without_a_budget_the_width_is_chosen_for_the_default_horizon():
     unbudgeted = choose_units(make_config(), VOCAB, 30_000.0)
     assert unbudgeted == choose_units(make_config(time_budget=DEFAULT_HORIZON_SECONDS), VOCAB, 30_000.0)
+
+
+def test_on_a_gpu_auto_takes_the_width_and_batch_measured_there_and_times_nothing(monkeypatch):
+    def no_probe(*_args, **_kwargs):
+        raise AssertionError("the probe ran on a GPU")
+
+    monkeypatch.setattr("tui_charlm.core.sizing.measure_speed", no_probe)
+    said: list[str] = []
+    choice = choose_size(make_config(time_budget=60.0), VOCAB, on_gpu=True, log=said.append)
+    assert (choice.units, choice.batch_size, choice.probe_seconds) == (512, DEFAULT_BATCH, 0.0)
+    assert "over-fit" in choice.reason and "--units N" in choice.reason and not said
+    given = choose_size(make_config(batch_size=256), VOCAB, on_gpu=True, log=said.append)
+    assert given.batch_size == 256 and "batch 256" in given.reason
 
 
 def test_parameter_count_matches_the_built_model():

@@ -58,8 +58,12 @@ SHORT_BATCH = 32
 SHORT_BATCH_SPEED = 0.68
 # ... and takes the widest width that sees at least this many characters per parameter.
 TARGETS_PER_PARAMETER_SHORT = 0.8
-# On a GPU nothing is measured yet (no GPU sweep): auto keeps the width chosen for the fast CPU host.
+# On a GPU the probe's rule does not apply: a minute there is tens of epochs of a corpus of the nietzsche text's
+# size, so the corpus, not the speed, limits what a run learns, and wider models or larger batches over-fit.
+# Measured on an NVIDIA H200 (JAX, cuDNN; benchmarks/README.md, "On a GPU"), 60-s runs on that text:
+# LSTM(512) at batch 64 scored best of five (256, 512 and 1024 at batch 64; 512 and 1024 at batch 256).
 GPU_UNITS = 512
+GPU_BATCH = DEFAULT_BATCH
 
 
 @dataclass(frozen=True)
@@ -161,14 +165,17 @@ def choose_size(
     if on_gpu:
         return SizeChoice(
             GPU_UNITS,
-            config.batch_size or DEFAULT_BATCH,
+            config.batch_size or GPU_BATCH,
             horizon,
             source,
             0,
             0.0,
             0.0,
             0.0,
-            f"LSTM({GPU_UNITS}): on a GPU the width is not measured (no GPU sweep yet); --units N chooses it",
+            f"LSTM({GPU_UNITS}) at batch {config.batch_size or GPU_BATCH} on a GPU, where nothing is timed at start: "
+            f"there the corpus limits a run more than the speed (on an H200 a minute is about 60 epochs of the "
+            f"nietzsche text, and wider models or larger batches over-fit it); --units N and --batch-size N choose "
+            f"by hand",
         )
     log(f"measuring this machine's training speed (LSTM({PROBE_UNITS}), about {PROBE_SECONDS:.0f} s)")
     probe = dataclasses.replace(config, units=PROBE_UNITS, batch_size=config.batch_size or DEFAULT_BATCH)
