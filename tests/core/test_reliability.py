@@ -304,9 +304,44 @@ def test_auto_dropout_judges_by_the_first_epoch_when_it_ends_before_the_judging_
     rates = rates_by_step(trainer)
     assert {rates[step] for step in rates if step <= per_epoch} == {0.0}
     assert {rates[step] for step in rates if step > per_epoch} == {0.5}
-    assert any(f"on from step {per_epoch}" in note and "the first epoch's pace" in note for note in notes)
+    assert any(
+        f"on from step {per_epoch}" in note and "the pace of its calls after the first two" in note for note in notes
+    )
     first = trainer.state.history.epochs[0]
     assert 0.0 <= first["warm_up"] < first["elapsed"]  # kept with the run
+
+
+def test_a_first_epochs_slow_held_out_scoring_does_not_count_as_training_pace(corpus_path, tmp_path, monkeypatch):
+    # A first epoch shorter than the judging time is judged at its end; its first held-out scoring compiles
+    # (3 s of a 7-s first epoch on a GPU, whose later epochs took 0.9 s), which no later epoch pays again.
+    # Here it takes longer than a 14th of the budget: counted as pace, it would turn dropout off.
+    import threading
+    import time
+
+    from tui_charlm.core.config import AUTO_DROPOUT_MIN_EPOCHS
+    from tui_charlm.core.training import Trainer
+
+    monkeypatch.setattr("tui_charlm.core.training.AUTO_DROPOUT_JUDGE_SECONDS", 1e9)
+    budget = 42.0
+    scoring = Trainer.heldout_loss
+
+    def slow_first_scoring(self):
+        if not self.state.history.epochs:
+            time.sleep(1.5 * budget / AUTO_DROPOUT_MIN_EPOCHS)
+        return scoring(self)
+
+    monkeypatch.setattr(Trainer, "heldout_loss", slow_first_scoring)
+    notes = []
+    trainer = new_training(
+        defaults_config(corpus_path, dropout_start=-1, time_budget=budget), run_dir=tmp_path / "run", log=notes.append
+    )
+    per_epoch = trainer.train_windows.num_batches(0)
+    stop = threading.Event()
+    trainer.fit(stop_when(stop, lambda e: isinstance(e, EpochFinished)), stop_event=stop)
+    assert trainer.state.history.epochs[0]["elapsed"] > budget / AUTO_DROPOUT_MIN_EPOCHS
+    assert trainer.state.auto_dropout["step"] == per_epoch, notes
+    assert trainer.state.auto_dropout["holds"] >= AUTO_DROPOUT_MIN_EPOCHS
+    assert any(f"Dropout 0.5 on from step {per_epoch}" in note for note in notes)
 
 
 def test_a_resume_after_the_auto_dropout_judgement_trains_as_a_run_trained_straight(corpus_path, tmp_path, monkeypatch):

@@ -484,6 +484,7 @@ class Trainer:
                         reason = "time budget"
                     if reason is not None or state.batch_in_epoch < batches:
                         continue
+                calls_elapsed = elapsed  # training time at the end of the epoch's last call, before its scoring
                 with spent.on("held-out"):
                     val_loss = self.heldout_loss()
                 train_loss = state.epoch_loss_sum / max(batches, 1)
@@ -506,7 +507,16 @@ class Trainer:
                     (one, one_step), (two, two_step) = warm_marks[1:]
                     state.history.epochs[-1]["warm_up"] = warm_up((two - one) / max(two_step - one_step, 1))
                 if self._judging_dropout():  # a first epoch shorter than the judging time
-                    self._judge_from_the_first_epoch()
+                    two, two_step = warm_marks[2] if len(warm_marks) == 3 else (0.0, state.step)
+                    if state.step > two_step:
+                        # By the pace of its calls after the first two, as a longer epoch is judged: the epoch's
+                        # time also holds its first held-out scoring, which compiles (3 of a first epoch's 7 s on
+                        # a GPU, where later epochs took 0.9 s: benchmarks/README.md, "On a GPU").
+                        pace = (calls_elapsed - two) / (state.step - two_step)
+                        judged = f"the pace of its calls after the first two ({pace * 1000:.0f} ms a batch)"
+                        self._judge_auto_dropout(pace * batches, warm_up(pace), judged)
+                    else:  # an epoch of three calls or fewer: by its whole time
+                        self._judge_from_the_first_epoch()
                 if set_dropout(model, self.dropout_rate(state.epoch, state.step)):
                     # Keras reads the rate when it traces: one retrace, a second or two, once in a run.
                     model.make_train_function(force=True)
