@@ -331,6 +331,14 @@ class Trainer:
             (start, start_step), (one, one_step) = warm_marks[:2]
             return max(0.0, (one - start) - pace * (one_step - start_step))
 
+        def judge_by_pace(now: float, batches: int) -> bool:
+            # --dropout-start auto, judged by the pace of this session's calls after its first two, up to `now`
+            # (training time), for an epoch of `batches`.
+            two, two_step = warm_marks[2]
+            pace = (now - two) / max(state.step - two_step, 1)  # seconds a batch, warm-up done
+            judged = f"the pace of its calls after the first two ({pace * 1000:.0f} ms a batch)"
+            return self._judge_auto_dropout(pace * batches, warm_up(pace), judged)
+
         def agreed() -> tuple[float, bool, bool]:
             # (training time, paused, stopped): this process's own, or over several, agreed between them all.
             elapsed = clock.elapsed()
@@ -452,13 +460,10 @@ class Trainer:
                         and state.epoch == 0
                         and len(warm_marks) == 3
                         and elapsed - warm_marks[2][0] >= AUTO_DROPOUT_JUDGE_SECONDS
+                        and judge_by_pace(elapsed, batches)
                     ):
-                        two, two_step = warm_marks[2]
-                        pace = (elapsed - two) / max(state.step - two_step, 1)  # seconds a batch, warm-up done
-                        judged = f"the pace of its calls after the first two ({pace * 1000:.0f} ms a batch)"
-                        if self._judge_auto_dropout(pace * batches, warm_up(pace), judged):
-                            set_dropout(model, self.dropout_rate(state.epoch, state.step))
-                            model.make_train_function(force=True)  # Keras reads the rate when it traces
+                        set_dropout(model, self.dropout_rate(state.epoch, state.step))
+                        model.make_train_function(force=True)  # Keras reads the rate when it traces
                     if paused and not stopped:
                         clock.pause()
                         report(TrainingPaused(state.step))
@@ -507,14 +512,11 @@ class Trainer:
                     (one, one_step), (two, two_step) = warm_marks[1:]
                     state.history.epochs[-1]["warm_up"] = warm_up((two - one) / max(two_step - one_step, 1))
                 if self._judging_dropout():  # a first epoch shorter than the judging time
-                    two, two_step = warm_marks[2] if len(warm_marks) == 3 else (0.0, state.step)
-                    if state.step > two_step:
-                        # By the pace of its calls after the first two, as a longer epoch is judged: the epoch's
-                        # time also holds its first held-out scoring, which compiles (3 of a first epoch's 7 s on
-                        # a GPU, where later epochs took 0.9 s: benchmarks/README.md, "On a GPU").
-                        pace = (calls_elapsed - two) / (state.step - two_step)
-                        judged = f"the pace of its calls after the first two ({pace * 1000:.0f} ms a batch)"
-                        self._judge_auto_dropout(pace * batches, warm_up(pace), judged)
+                    if len(warm_marks) == 3 and state.step > warm_marks[2][1]:
+                        # As a longer epoch is judged, up to its last call: the epoch's time also holds its first
+                        # held-out scoring, which compiles (3 of a first epoch's 7 s on a GPU, where later epochs
+                        # took 0.9 s: benchmarks/README.md, "On a GPU").
+                        judge_by_pace(calls_elapsed, batches)
                     else:  # an epoch of three calls or fewer: by its whole time
                         self._judge_from_the_first_epoch()
                 if set_dropout(model, self.dropout_rate(state.epoch, state.step)):
