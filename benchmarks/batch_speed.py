@@ -30,31 +30,14 @@ VOCAB = 57
 
 
 def chars_per_second(units: int, batch: int, seconds: float, precision: str) -> tuple[float, float, float]:
-    """(chars/s, steps/s, compile seconds) of training LSTM(units) at `batch`, timed for `seconds` after compiling."""
-    import numpy as np
-
-    from tui_charlm.core.backend import repeated_feed, start_backend, train_call
+    """(chars/s, steps/s, set-up seconds: build and compile) of training LSTM(units) at `batch`, timed for
+    `seconds` after the call that compiles (the sizing probe's measurement, sizing.measure_speed)."""
     from tui_charlm.core.config import make_config
-    from tui_charlm.core.model import build_model, prepare_to_train
+    from tui_charlm.core.sizing import measure_speed
 
     config = make_config(units=units, batch_size=batch, precision=precision)
-    start_backend()
-    started = time.perf_counter()
-    model = build_model(config, VOCAB)
-    steps = max(1, config.steps_per_execution)
-    model.steps_per_execution = steps
-    prepare_to_train(model, config, batch)
-    inputs = np.random.default_rng(0).integers(0, VOCAB, size=(batch, config.seq_len), dtype=np.int32)
-    feed = repeated_feed(model, inputs, inputs)
-    train_call(model, feed, steps, steps)  # compiles
-    train_call(model, feed, steps, steps)
-    compiled = time.perf_counter() - started
-    calls, timed_from = 0, time.perf_counter()
-    while calls < 2 or time.perf_counter() - timed_from < seconds:
-        train_call(model, feed, steps, steps)  # reading the loss waits for the call to finish
-        calls += 1
-    timed = time.perf_counter() - timed_from
-    return calls * steps * batch * config.seq_len / timed, calls * steps / timed, compiled
+    rate, wall = measure_speed(config, VOCAB, seconds=seconds)
+    return rate, rate / (batch * config.seq_len), max(0.0, wall - seconds)
 
 
 def main() -> int:
@@ -82,11 +65,11 @@ def main() -> int:
         for units in args.widths:
             base = None
             for batch in args.batches:
-                rate, steps, compiled = chars_per_second(units, batch, args.seconds, args.precision)
+                rate, steps, set_up = chars_per_second(units, batch, args.seconds, args.precision)
                 base = base or rate
                 line = (
                     f"LSTM({units:>4}) batch {batch:>5}: {rate:>12,.0f} chars/s  {steps:>8.1f} steps/s  "
-                    f"{rate / base:>5.2f}x batch {args.batches[0]}  (compile {compiled:.1f} s)"
+                    f"{rate / base:>5.2f}x batch {args.batches[0]}  (set-up {set_up:.1f} s)"
                 )
                 print(line, flush=True)
                 lines.append(line)

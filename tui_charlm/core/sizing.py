@@ -204,12 +204,15 @@ def choose_size(
     return SizeChoice(units, fit.batch_size, horizon, source, PROBE_UNITS, rate, seconds, fit.chars_per_second, reason)
 
 
-def measure_speed(config: TrainConfig, vocab_size: int, strategy=None) -> tuple[float, float]:
+def measure_speed(
+    config: TrainConfig, vocab_size: int, strategy=None, *, seconds: float | None = None
+) -> tuple[float, float]:
     """(scored chars per second, wall seconds taken) of training `config`'s model on this machine.
 
     The model is built and compiled as a run's would be, then trained on
     random windows: the first call (which compiles) is not timed; calls
-    are timed until PROBE_SECONDS have passed since the start, at least one.
+    are timed until PROBE_SECONDS have passed since the start, at least one
+    (or, given `seconds`, for that long after the first call: benchmarks/batch_speed.py).
     Builds under `strategy` when given. Leaves no state behind that a run
     built next would see (build_model seeds every run itself).
     """
@@ -230,7 +233,8 @@ def measure_speed(config: TrainConfig, vocab_size: int, strategy=None) -> tuple[
     batches = repeated_feed(model, inputs, inputs)
     train_call(model, batches, steps, steps)  # compiles
     calls, timed_from = 0, time.perf_counter()
-    while calls == 0 or time.perf_counter() - started < PROBE_SECONDS:
+    until = started + PROBE_SECONDS if seconds is None else timed_from + seconds
+    while calls == 0 or time.perf_counter() < until:
         train_call(model, batches, steps, steps)  # reading the loss waits for the call to finish
         calls += 1
     timed = time.perf_counter() - timed_from
