@@ -163,16 +163,17 @@ def choose_size(
     """
     horizon, source = horizon_of(config)
     if on_gpu:
+        batch = config.batch_size or GPU_BATCH
         return SizeChoice(
             GPU_UNITS,
-            config.batch_size or GPU_BATCH,
+            batch,
             horizon,
             source,
             0,
             0.0,
             0.0,
             0.0,
-            f"LSTM({GPU_UNITS}) at batch {config.batch_size or GPU_BATCH} on a GPU, where nothing is timed at start: "
+            f"LSTM({GPU_UNITS}) at batch {batch} on a GPU, where nothing is timed at start: "
             f"there the corpus limits a run more than the speed (on an H200 a minute is about 60 epochs of the "
             f"nietzsche text, and wider models or larger batches over-fit it); --units N and --batch-size N choose "
             f"by hand",
