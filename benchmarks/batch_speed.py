@@ -50,7 +50,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from gpu_check import watching_lstm
-    from versions import versions_line
+    from versions import append_results, versions_line
 
     from tui_charlm.core.backend import backend_name, jax_gpu_name, start_backend
 
@@ -77,9 +77,7 @@ def main() -> int:
         line = f"LSTM kernel: {kernels[0] if kernels else 'not called (Keras took another path)'}"
         print(line)
         lines.append(line)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as handle:
-        handle.write("\n".join(lines) + "\n\n")
+    append_results(args.out, lines, echo=False)
     return 0
 
 

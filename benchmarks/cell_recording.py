@@ -23,7 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from versions import versions_line  # noqa: E402
+from versions import append_results, versions_line  # noqa: E402
 
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 
@@ -77,10 +77,7 @@ def main() -> int:
         ),
         f"target: recording at most 3 s ({'met' if pieces <= 3 else 'MISSED'}: {pieces:.2f} s)",
     ]
-    report = "\n".join(lines)
-    print(report)
-    with open(args.out, "a") as handle:
-        handle.write(report + "\n\n")
+    append_results(args.out, lines)
     return 0
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from versions import versions_line  # noqa: E402
+from versions import append_results, versions_line  # noqa: E402
 
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 SEQ_LEN = 50  # the default model's window (config.seq_len)
@@ -153,11 +153,7 @@ def main() -> int:
         sent = 2 * (hosts - 1) / hosts * gradient_mb
         cost = ", ".join(f"{sent * 8 / gbit:.1f} ms at {gbit} Gb/s" for gbit in (10, 25, 100))
         lines.append(f"  {hosts} hosts: {sent:.1f} MB each way per host per step: {cost}")
-    text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as handle:
-        handle.write(text + "\n\n")
+    append_results(args.out, lines)
     return 0
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from versions import versions_line  # noqa: E402
+from versions import append_results, versions_line  # noqa: E402
 
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 TIME_LINE = re.compile(r"^epoch (\d+)( \(part\))? time: ([\d.]+)s, ([\d.]+)s \(\d+%\) in training calls; (.*)$")
@@ -180,9 +180,7 @@ def main() -> int:
         f"(target <= {TARGET:.0%} in every round: {verdict})"
     )
     print(lines[-1])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as handle:
-        handle.write("\n".join(lines) + "\n\n")
+    append_results(args.out, lines, echo=False)
     return 0
 
 

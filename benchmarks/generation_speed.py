@@ -29,7 +29,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from versions import versions_line  # noqa: E402
+from versions import append_results, versions_line  # noqa: E402
 
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 
@@ -193,11 +193,7 @@ def main() -> int:
         f"{stateful:,.0f}x) and >= 2x the allocating step ({'met' if before >= 2 else 'MISSED'}: {before:.2f}x); "
         f"window >= 30x ({'met' if window >= 30 else 'MISSED'}: {window:,.0f}x)"
     )
-    report = "\n".join(lines)
-    print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as handle:
-        handle.write(report + "\n\n")
+    append_results(args.out, lines)
     return 0
 
 

@@ -61,6 +61,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import jax
+    from versions import append_results
 
     from tui_charlm.core.backend import backend_name, jax_gpu_name
 
@@ -109,9 +110,7 @@ def main() -> int:
                     say(f"{name:<28} {precision:<14} {rate:>12,.0f} chars/s  ({device})")
         say(resume_line(tmp, small or dict(units=256)))
         say(save_line(tmp, large))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as handle:
-        handle.write("\n".join(lines) + "\n\n")
+    append_results(args.out, lines, echo=False)
     return 0
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from versions import versions_line  # noqa: E402
+from versions import append_results, versions_line  # noqa: E402
 
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 TARGET_BYTES = 2 << 30
@@ -112,11 +112,7 @@ def main() -> int:
         f"target: peak memory under {TARGET_BYTES / 2**30:.0f} GB: "
         f"{'met' if max(encode_peak, reuse_peak, train_peak) * 2**20 < TARGET_BYTES else 'MISSED'}",
     ]
-    text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as handle:
-        handle.write(text + "\n\n")
+    append_results(args.out, lines)
     return 0
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from versions import versions_line  # noqa: E402
+from versions import append_results, versions_line  # noqa: E402
 
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 RECIPES = ("seed", "default")
@@ -194,11 +194,7 @@ def main() -> int:
         )
     lines.append(f"sample, default after {budgets[-1]:g} s, T=0.5, seed {SAMPLE_SEED!r}:")
     lines.append(sample)
-    text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as handle:
-        handle.write(text + "\n\n")
+    append_results(args.out, lines)
     if plot(rows, args.out.with_suffix(".png")):
         print(f"plot: {args.out.with_suffix('.png')}")
     else:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from versions import versions_line  # noqa: E402
+from versions import append_results, versions_line  # noqa: E402
 
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 
@@ -169,11 +169,7 @@ def main() -> int:
         f"{'met' if ratio >= 0.9 else 'MISSED'})",
         f"generator meanwhile:       {gen_counts[0] / max(gen_counts[1], 1e-9):>10,.0f} chars/s (4 streams)",
     ]
-    text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as handle:
-        handle.write(text + "\n\n")
+    append_results(args.out, lines)
     return 0
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from versions import versions_line  # noqa: E402
+from versions import append_results, versions_line  # noqa: E402
 
 CORPUS = HERE.parent.parent / "shared" / "corpora" / "nietzsche.txt"
 BIN = Path(sys.executable).parent
@@ -267,11 +267,7 @@ def main() -> int:
         f"(target >= 90%: {'met' if in_app / headless >= 0.9 else 'MISSED'}); {args.rounds} rounds of "
         f"{args.budget:g} s ({rounds})"
     )
-    text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a") as handle:
-        handle.write(text + "\n\n")
+    append_results(args.out, lines)
     return 0
 
 

@@ -1,9 +1,10 @@
-"""One line naming the versions and the CPU a benchmark ran with, for the results files."""
+"""What a benchmark writes to its results file: the line naming the versions and CPU it ran with, and its lines."""
 
 from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -47,3 +48,13 @@ def versions_line() -> str:
         except metadata.PackageNotFoundError:
             found.append(f"{name} not installed")
     return ", ".join(found) + "; " + cpu_line()
+
+
+def append_results(out: Path, lines: Iterable[str], *, echo: bool = True) -> None:
+    """Append `lines` and a blank line to the results file `out` (made if missing); print them too if `echo`."""
+    text = "\n".join(lines)
+    if echo:
+        print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a") as handle:
+        handle.write(text + "\n\n")
