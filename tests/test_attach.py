@@ -93,14 +93,21 @@ def test_two_viewers_one_killed_then_k_k_stops_the_trainer(background_trainer, t
         assert wait_for_exit(second, second_terminal["master"], second_output, PATIENCE)
 
 
-def test_viewers_say_when_the_trainer_is_killed_name_the_newest_checkpoint_and_r_resumes_it_in_a_new_trainer(
+def test_viewers_say_when_the_trainer_is_killed_r_in_one_resumes_it_and_the_other_follows_the_new_trainer(
     background_trainer, tmp_path
 ):
     trainer, run = background_trainer
     resumed_by = None
     try:
-        with on_pty([*VIEWER, str(run)], cli_env(tmp_path), columns=120, rows=40) as (viewer, terminal, output):
+        env = cli_env(tmp_path)
+        with (
+            on_pty([*VIEWER, str(run)], env, columns=120, rows=40) as (viewer, terminal, output),
+            on_pty([*VIEWER, str(run)], env, columns=120, rows=40) as (other, other_terminal, other_output),
+        ):
             assert shows(terminal, BATCHES_REPORTED, output, PATIENCE), screen_text(terminal, output)
+            assert shows(other_terminal, BATCHES_REPORTED, other_output, PATIENCE), screen_text(
+                other_terminal, other_output
+            )
             if hasattr(os, "SCHED_IDLE"):  # Linux: the viewer yields the CPU to the trainer
                 assert os.sched_getscheduler(viewer.pid) == os.SCHED_IDLE
             before = len(log_lines(run))
@@ -112,6 +119,9 @@ def test_viewers_say_when_the_trainer_is_killed_name_the_newest_checkpoint_and_r
             assert shows(terminal, "gone without a word", output, PATIENCE), screen_text(terminal, output)
             assert shows(terminal, newest, output, PATIENCE), screen_text(terminal, output)
             assert shows(terminal, "Press R to resume it", output, PATIENCE), screen_text(terminal, output)
+            assert shows(other_terminal, "gone without a word", other_output, PATIENCE), screen_text(
+                other_terminal, other_output
+            )
 
             # R: a new trainer of its own, in its own session, from that checkpoint; the viewer watches it.
             before = len(log_lines(run))
@@ -132,6 +142,12 @@ def test_viewers_say_when_the_trainer_is_killed_name_the_newest_checkpoint_and_r
             assert started and started[0]["resumed"] and started[0]["step"] == int(at_kill.split("-")[1])
             assert started[0]["pid"] == resumed_by
             assert shows(terminal, "resumed: training goes on in", output, PATIENCE), screen_text(terminal, output)
+            # The other viewer, which pressed nothing, follows the new trainer too.
+            again = f"taken up: pid {resumed_by}"
+            assert shows(other_terminal, again, other_output, PATIENCE), screen_text(other_terminal, other_output)
+            assert shows(other_terminal, "TRAINING", other_output, PATIENCE), screen_text(other_terminal, other_output)
+            os.write(other_terminal["master"], b"q")
+            assert wait_for_exit(other, other_terminal["master"], other_output, PATIENCE), other_output[-2000:]
             os.write(terminal["master"], b"q")  # a viewer again: q leaves the new trainer training
             assert wait_for_exit(viewer, terminal["master"], output, PATIENCE), screen_text(terminal, output)
         assert (lock_holder(run) or {}).get("pid") == resumed_by

@@ -68,6 +68,56 @@ async def test_a_trainer_gone_without_a_word_is_reported_with_its_newest_checkpo
         assert f"charlm-tui --resume {run}" in app.main.note
 
 
+async def test_a_viewer_left_by_its_trainer_follows_whoever_takes_the_run_up_next(tmp_path):
+    # Two viewers on a killed run: R in one starts a trainer; the other must not stay on "failed" for good.
+    run = tmp_path / "run"
+    write_trainer_files(run, paused=False)
+    (run / "checkpoints" / "step-00000200").mkdir(parents=True)
+    lock = FileLock(run / ".lock")
+    lock.acquire()
+    app = make_app(FollowingBackend(run))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.main.state == "training")
+            lock.release()  # killed
+            await wait_for(pilot, lambda: app.main.state == "failed")
+            await pilot.pause(1.5)
+            assert app.main.state == "failed"  # nobody took it up: it stays said
+
+            lock.acquire()  # another process resumes the run from its checkpoint
+            (run / ".lock-owner").write_text(json.dumps({"pid": 5151, "host": "other-box", "since": "now"}))
+            append(
+                run,
+                {
+                    "type": "started",
+                    "step": 200,
+                    "epoch": 1,
+                    "batches": 200,
+                    "parameters": 4_321,
+                    "resumed": True,
+                    "device": "CPU",
+                    "pid": 5151,
+                    "host": "other-box",
+                    "version": 1,
+                },
+            )
+            append(run, batch_line(230, 1.3))
+            await wait_for(pilot, lambda: app.main.state == "training")
+            assert "pid 5151 on other-box" in app.main.info.device
+            assert "pid 5151 on other-box trains the run again" in app.main.note
+            await wait_for(pilot, lambda: app.main.loss_plot.steps[-1] == 230)
+            assert app.main.loss_plot.steps[-2:] == [200, 230]  # 205, trained again from step 200, is not drawn twice
+
+            lock.release()  # and that one is followed to its end as the first was
+            await wait_for(pilot, lambda: app.main.state == "failed")
+            assert "pid 5151 on other-box" in app.main.note
+            await pilot.press("q")
+            await wait_for(pilot, lambda: not app.is_running)
+    finally:
+        if lock.is_locked:
+            lock.release()
+
+
 def batch_line(step: int, loss: float) -> dict:
     return {
         "type": "batch",

@@ -22,13 +22,14 @@ from textual.widgets import OptionList
 from textual.worker import Worker, WorkerState
 
 from tui_charlm.core.errors import CharlmError
+from tui_charlm.core.eventlog import EventLogReader
 from tui_charlm.core.events import BatchFinished, TrainingFinished
 from tui_charlm.core.generation import WeightBox
 from tui_charlm.core.headless import LOG_FILE, start_headless_trainer
-from tui_charlm.core.runs import RunSummary
+from tui_charlm.core.runs import RunSummary, lock_holder
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES
 from tui_charlm.core.stopping import Activity
-from tui_charlm.tui.attach import AttachBackend, wait_for_trainer
+from tui_charlm.tui.attach import FOLLOW_SECONDS, AttachBackend, wait_for_trainer
 from tui_charlm.tui.core_bridge import TrainingBackend
 from tui_charlm.tui.keys import bindings, palette_commands
 from tui_charlm.tui.messages import (
@@ -165,6 +166,8 @@ class CharLMApp(App[None]):
         # `d` (or a hang-up with --on-hangup detach): the headless trainer the run was handed to, once started.
         self.headless = None
         self.handover_failed: str | None = None
+        # A viewer whose trainer ended waits for another to take the run up (watch_for_trainer); set to stop it.
+        self.rejoin_stop = threading.Event()
 
     def get_default_screen(self) -> MainScreen:
         return self.main
@@ -279,25 +282,58 @@ class CharLMApp(App[None]):
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
     def follow_run(self, process, how: str = "detached") -> None:
-        """Wait for the headless trainer to take the run, then follow it as `--attach` does."""
+        """Wait for the headless trainer to take the run, then follow it as `--attach` does.
+
+        `process` None: a trainer this app did not start has already taken
+        the run up (watch_for_trainer saw it), and is followed at once.
+        """
         post = self.main.post_message
         backend = self.backend
         try:
             log = backend.run_path / LOG_FILE
-            problem = wait_for_trainer(backend.run_path, process, self.stop_event)
-            if problem is not None:
-                post(PreparationFailed(f"{problem} Its output is in {log}."))
-                return
+            if process is not None:
+                problem = wait_for_trainer(backend.run_path, process, self.stop_event)
+                if problem is not None:
+                    post(PreparationFailed(f"{problem} Its output is in {log}."))
+                    return
             info = backend.prepare(lambda text: None, lambda text: post(NoticeReported(text)))
-            post(
-                TrainerChanged(
-                    info.device,
-                    f"{how}: training goes on in {backend.who} (output: {log}); q leaves it training",
-                )
-            )
+            if not backend.can_train:
+                return  # it ended again before this viewer looked: prepare said so
+            if process is None:
+                note = f"{how}: {backend.who} trains the run again; this screen watches it, q leaves it training"
+            else:
+                note = f"{how}: training goes on in {backend.who} (output: {log}); q leaves it training"
+            post(TrainerChanged(info.device, note, how.capitalize()))
             self.training_outcome = self._fit(backend, post)
         finally:
             self.activity.finish()
+
+    @work(thread=True, exclusive=True, group="rejoin", exit_on_error=False)
+    def watch_for_trainer(self, backend: AttachBackend) -> None:
+        """(A viewer whose trainer ended) Wait for another to take the run up, then follow it.
+
+        Whoever resumes it (R in another viewer, `charlm train --resume`
+        under nohup, `charlm-tui --resume`), its first log line is a session
+        start; the run's lock, held by then, tells it from an old line read
+        afresh. It reads the log as the viewer does and asks about the lock
+        only once a start is read: probing the free lock every half second
+        could, for an instant, hold it and refuse a trainer that is starting.
+        """
+        stop = self.rejoin_stop
+        peek = EventLogReader(backend.run_path)  # reads ahead of the backend's reader, which the next viewer reads on
+        peek.offset, peek.identity = backend.reader.offset, backend.reader.identity
+        while not stop.wait(FOLLOW_SECONDS):
+            started = any(record.get("type") == "started" for record in peek.poll())
+            if started and lock_holder(backend.run_path) is not None:
+                self.call_from_thread(self.rejoin, backend)
+                return
+
+    def rejoin(self, backend: AttachBackend) -> None:
+        """(UI) Another process took the run up: follow it, as after R, unless this app has moved on."""
+        worker = self.training_worker
+        if self.quitting or self.backend is not backend or (worker is not None and worker.is_running):
+            return
+        self._follow_again(None, "taken up")
 
     def resume_here(self) -> bool:
         """A viewer whose run nobody trains (its trainer killed, or ended): start a headless trainer on it, from
@@ -308,6 +344,7 @@ class CharLMApp(App[None]):
         backend, worker = self.backend, self.training_worker
         if not getattr(backend, "attached", False) or (worker is not None and worker.is_running):
             return False
+        self.rejoin_stop.set()  # this app starts the next trainer itself
         try:
             self.headless = self.start_trainer(backend.run_path, backend.options.offline)
         except OSError as error:
@@ -317,14 +354,25 @@ class CharLMApp(App[None]):
                 severity="error",
                 timeout=60,
             )
+            self._watch_for_trainer()
             return False
-        self.backend = AttachBackend(backend.run_path, offline=backend.options.offline)
+        self._follow_again(self.headless, "resumed")
+        return True
+
+    def _follow_again(self, process, how: str) -> None:
+        """(UI) A viewer whose trainer ended follows the next one, `process` (started here) or whoever took it."""
+        self.rejoin_stop.set()
+        self.backend = self.backend.again()
         for event in (self.stop_event, self.pause_event, self.save_event):
             event.clear()
         self.activity = Activity()
         self.training_outcome = None
-        self.training_worker = self.follow_run(self.headless, "resumed")
-        return True
+        self.training_worker = self.follow_run(process, how)
+
+    def _watch_for_trainer(self) -> None:
+        """(UI) In a viewer with nothing to follow: wait for a trainer to take the run up."""
+        self.rejoin_stop = threading.Event()
+        self.watch_for_trainer(self.backend)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "training" and event.state in (
@@ -343,6 +391,8 @@ class CharLMApp(App[None]):
             self.follow_headless()  # the run was handed over: stay on as its viewer
             return
         self.main.training_ended(worker)
+        if getattr(self.backend, "attached", False) and not self.quitting and worker is self.training_worker:
+            self._watch_for_trainer()  # nobody trains it now; whoever takes it up next is followed
         if self.handover_failed:
             self.main.note = self.handover_failed
             self.main.notify(self.handover_failed, title="Detach", severity="error", timeout=60)
@@ -385,6 +435,7 @@ class CharLMApp(App[None]):
     def exit(self, *args, **kwargs) -> None:
         """However the app ends, training stops at its next batch (and checkpoints) so no thread outlives it."""
         self.stop_event.set()
+        self.rejoin_stop.set()
         self.pause_event.clear()
         if self.training_worker is None:
             self.activity.finish()  # it never started (the start screen was left): nothing to wait for
@@ -392,6 +443,7 @@ class CharLMApp(App[None]):
 
     def on_unmount(self) -> None:
         self.stop_event.set()
+        self.rejoin_stop.set()
         self.pause_event.clear()
 
     # -- command palette -------------------------------------------------------------

@@ -81,6 +81,14 @@ class AttachBackend(CoreBackend):
         self.holder: dict | None = None
         self.who = "the trainer"
         self.handover_until: float | None = None  # after a 'detached' line: how long to wait for the next trainer
+        self.continuing = False  # made by again(): the screen has shown the log up to this reader's place
+        self.backlog: list[dict] = []  # lines prepare() read that the screen has not shown: fit reports them first
+
+    def again(self) -> AttachBackend:
+        """A viewer of the same run for the next trainer that takes it up, reading on where this one stopped."""
+        backend = type(self)(self.run_path, offline=self.options.offline)
+        backend.reader, backend.continuing = self.reader, True
+        return backend
 
     def prepare(self, status: Log, notice: Log) -> RunInfo:
         self.holder = lock_holder(self.run_path)
@@ -98,7 +106,8 @@ class AttachBackend(CoreBackend):
         else:
             self.can_train = True
             self.who = holder_name(self.holder)
-        self.reader.poll()
+        read = self.reader.poll()
+        self.backlog = read if self.continuing else []  # a first look draws what it read from the history below
         log = self.reader.log
         history = merged_history(info.history, log)
         session = log.session or {}
@@ -187,8 +196,10 @@ class AttachBackend(CoreBackend):
         if self.reader.log.paused:
             report(TrainingPaused(int((self.reader.log.last or {}).get("step", 0))))
         self.handover_until = None
+        backlog, self.backlog = self.backlog, []
         while True:
-            ended = self._take_log(report)
+            ended = self._take_log(report, backlog)
+            backlog = []
             if ended is not None:
                 self._publish_if_new(weight_box, None)
                 return ended
@@ -208,14 +219,14 @@ class AttachBackend(CoreBackend):
                     return ended
             stop_event.wait(FOLLOW_SECONDS)
 
-    def _take_log(self, report):
-        """Report the log's new lines as events; the event that ended the run, if one did.
+    def _take_log(self, report, backlog=()):
+        """Report the log's new lines (after `backlog`, lines read before) as events; the event that ended the run.
 
         A session that ends 'detached' is not an end: another process takes
         the run over, and until its session starts (`handover_until`) the
         viewer waits for it rather than calling the trainer lost.
         """
-        for record in self.reader.poll():
+        for record in [*backlog, *self.reader.poll()]:
             event = event_for(record, self.run_path)
             if event is None:
                 continue
@@ -260,7 +271,7 @@ class AttachBackend(CoreBackend):
         return TrainingFailed(
             f"The trainer ({self.who}) is gone without a word (killed, or its machine went away).{where} "
             f"Press R to resume it in a trainer of its own that this screen watches, or elsewhere: charlm-tui "
-            f"--resume {self.run_path}",
+            f"--resume {self.run_path}.",
             step,
             newest,
         )

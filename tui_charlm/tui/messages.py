@@ -53,10 +53,11 @@ class TrainingEventReported(Message):
 
 @dataclass
 class TrainerChanged(Message):
-    """The app handed its run to a headless trainer and now watches it: where that trainer is."""
+    """The app watches a new trainer (it handed its run over, or the run was resumed): where that trainer is."""
 
     device: str  # what the status shows as the device: the trainer's device, pid and host
     note: str
+    title: str = "Detached"  # the notice's title: how the new trainer came
 
 
 @dataclass

@@ -227,7 +227,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.info = dataclasses.replace(self.info, device=message.device)
         self.state = "training"
         self.note = message.note
-        self.notify(message.note, title="Detached", timeout=20)
+        self.notify(message.note, title=message.title, timeout=20)
 
     def on_batches_reported(self, message: BatchesReported) -> None:
         """Show training's progress: at once, or in a viewer with the streams' next post of text.
@@ -286,6 +286,8 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         event = message.event
         if isinstance(event, TrainingStarted):
             self.state = "paused" if self.app.pause_event.is_set() else "training"
+            if self.attached():  # a trainer resumed from a checkpoint: what its predecessor drew after it comes again
+                self.loss_plot.rewind(event.step)
         elif isinstance(event, TrainingPaused):
             self.note = f"paused at step {event.step}"
             self.state = "paused"  # the trainer's word (for a viewer, the only word: it guesses nothing)
@@ -310,7 +312,8 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         elif isinstance(event, TrainingFailed):
             self.note = event.message
             self.state = "failed"
-            where = f" The last good checkpoint is {event.checkpoint}." if event.checkpoint else ""
+            named = event.checkpoint is None or event.checkpoint.name in event.message  # a viewer's names it
+            where = "" if named else f" The last good checkpoint is {event.checkpoint}."
             self.notify(event.message + where, title="Training stopped", severity="error", timeout=60)
         self.refresh_status()
 

@@ -113,6 +113,17 @@ class LossPlot(PlotextPlot):
             self.losses.append(loss)
         self.dirty = True
 
+    def rewind(self, step: int) -> None:
+        """Forget the points after `step`: a run resumed from there trains them again (a later line for a step
+        replaces an earlier one, as the event log's reader has it)."""
+        if any(s > step for s in self.steps) or any(s > step for s in self.val_steps):
+            batches = [(s, v) for s, v in zip(self.steps, self.losses) if s <= step]
+            epochs = [(s, v) for s, v in zip(self.val_steps, self.val_losses) if s <= step]
+            self.steps, self.losses = [s for s, _ in batches], [v for _, v in batches]
+            self.val_steps, self.val_losses = [s for s, _ in epochs], [v for _, v in epochs]
+            self.clock = [point for point in self.clock if point[0] <= step]
+            self.dirty = True
+
     def add_epoch(self, step: int, val_loss: float) -> None:
         self.val_steps.append(step)
         self.val_losses.append(val_loss)
