@@ -31,6 +31,10 @@ def sessions(run) -> list[dict]:
 
 
 @pytest.mark.slow
+def footer(terminal, output) -> str:
+    return screen_text(terminal, output).splitlines()[-1]
+
+
 def test_d_hands_over_to_a_headless_trainer_and_the_run_ends_as_if_trained_straight(tmp_path):
     corpus = tmp_path / "text.txt"
     corpus.write_text(make_text(20000))
@@ -40,9 +44,12 @@ def test_d_hands_over_to_a_headless_trainer_and_the_run_ends_as_if_trained_strai
         assert shows(terminal, BATCHES_REPORTED, output, PATIENCE), screen_text(terminal, output)
         os.write(terminal["master"], b" ")  # paused, so the handover comes mid-run on any machine
         wait_for(lambda: any(r["type"] == "paused" for r in log_lines(run)), "the pause", reading=(terminal, output))
+        assert "d Detach" in footer(terminal, output)
         os.write(terminal["master"], b"d")
         # Said as soon as the headless trainer holds the run, which can be well before its first log line.
         assert shows(terminal, GOES_ON, output, PATIENCE), screen_text(terminal, output)
+        # A viewer now: nothing of its own to hand over, and its footer says so.
+        wait_for(lambda: "Detach" not in footer(terminal, output), "the footer to drop d", reading=(terminal, output))
         said = int(GOES_ON.search(screen_text(terminal, output)).group(1))
         wait_for(lambda: len(sessions(run)) == 2, "the headless trainer's first log line", reading=(terminal, output))
         handed = next(r for r in log_lines(run) if r["type"] == "finished")

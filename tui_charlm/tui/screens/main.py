@@ -228,6 +228,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.state = "training"
         self.note = message.note
         self.notify(message.note, title=message.title, timeout=20)
+        self.refresh_bindings()  # a viewer now (after d): its footer drops d
 
     def on_batches_reported(self, message: BatchesReported) -> None:
         """Show training's progress: at once, or in a viewer with the streams' next post of text.
