@@ -11,6 +11,11 @@ from tests.tui.fakes import FollowingBackend, write_trainer_files
 from tui_charlm.core.control import pending_commands
 
 
+def offered(app) -> set[str]:
+    """The keys the main screen offers now (its footer shows them; the others do nothing)."""
+    return {binding.binding.key for binding in app.main.active_bindings.values()}
+
+
 def append(run, line: dict) -> None:
     with open(run / "events.jsonl", "a") as handle:
         handle.write(json.dumps({"time": 1_764_667_000.0, **line}) + "\n")
@@ -62,10 +67,13 @@ async def test_a_trainer_gone_without_a_word_is_reported_with_its_newest_checkpo
     app = make_app(FollowingBackend(run))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.main.state == "training")
+        assert {"k"} <= offered(app) and not {"d", "R"} & offered(app)  # stop it, from here; nothing to detach
         lock.release()  # what the OS does when the trainer is killed
         await wait_for(pilot, lambda: app.main.state == "failed")
         assert "gone without a word" in app.main.note and "step-00000200" in app.main.note
         assert f"charlm-tui --resume {run}" in app.main.note
+        await wait_for(pilot, lambda: "R" in offered(app))  # resume it here
+        assert not {"k", "d"} & offered(app)
 
 
 async def test_a_viewer_left_by_its_trainer_follows_whoever_takes_the_run_up_next(tmp_path):

@@ -67,10 +67,9 @@ KEYS: tuple[Key, ...] = (
     Key(
         "k",
         "stop_trainer",
-        "Stop trainer",
+        "Stop",
         "Attached (--attach): stop the trainer, which saves first; press twice. q leaves it training",
         "k k",
-        footer=False,
         id="stop-trainer",
     ),
     Key(
@@ -80,7 +79,6 @@ KEYS: tuple[Key, ...] = (
         "Attached, with nothing training the run (its trainer was killed, or ended): resume it in a headless "
         "trainer of its own, and watch that one",
         "R",
-        footer=False,
         id="resume-here",
     ),
     Key("r", "random_seed", "Seed", "New random seed from the corpus", "r", id="random-seed"),

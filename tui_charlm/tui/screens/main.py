@@ -396,6 +396,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.set_class(self.state == "paused", "-paused")
         self.set_class(self.state == "failed", "-failed")
         self.refresh_status()
+        self.refresh_bindings()  # k and R come and go with the trainer (check_action)
 
     def watch_unit(self, unit: str) -> None:
         self.loss_plot.unit = unit
@@ -476,8 +477,15 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         panes[index - 1 if index > 0 else 1].focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """A viewer has nothing of its own to detach: its footer drops d."""
-        return not (action == "detach" and self.attached())
+        """The footer offers (and the keys do) what this app can do now: d where it trains its own run; in a
+        viewer, k while its trainer runs and R when nothing trains the run."""
+        if action == "detach":
+            return not self.attached()
+        if action == "stop_trainer":
+            return self.attached() and self.state in ("training", "paused")
+        if action == "resume_here":
+            return self.attached() and self.state not in ("training", "paused", "loading", "stopping")
+        return True
 
     def attached(self) -> bool:
         """True when this app watches a run another process trains (charlm-tui --attach)."""
@@ -520,10 +528,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.notify("Saving a checkpoint after this batch…")
 
     def action_detach(self) -> None:
-        """Hand the run to a headless trainer and stay on as its viewer."""
-        if self.attached():
-            self.notify("This run already trains in another process; q leaves it training.")
-            return
+        """Hand the run to a headless trainer and stay on as its viewer (not offered in a viewer: check_action)."""
         if not self.training_active():
             self.notify("Training is not running.", severity="warning")
             return
@@ -535,26 +540,15 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
 
     def action_resume_here(self) -> None:
         """Attached to a run nobody trains any more: start a headless trainer on it, from its newest checkpoint,
-        and watch that one (q leaves it training)."""
-        if not self.attached():
-            self.notify("R resumes a watched run (--attach) whose trainer is gone; this app trains its own run.")
-            return
-        if self.state in ("training", "paused", "loading", "stopping"):
-            self.notify(f"The run is still trained by {self.app.backend.who}; R is for when it is gone.")
-            return
+        and watch that one (q leaves it training). Offered only then (check_action)."""
         if self.app.resume_here():
             self.state = "loading"
             self.note = "resuming the run from its newest checkpoint in a headless trainer; q leaves it training"
             self.refresh_status()
 
     def action_stop_trainer(self) -> None:
-        """Attached: stop the trainer (it saves first); asks to be confirmed by pressing k again."""
-        if not self.attached():
-            self.notify("k stops a run watched with --attach; here q stops training, saves and quits.")
-            return
-        if not self.training_active():
-            self.notify("Training is not running.", severity="warning")
-            return
+        """Attached, its trainer running (check_action): stop it (it saves first); asks to be confirmed by pressing
+        k again."""
         now = time.monotonic()
         if now - self.stop_asked > STOP_CONFIRM_SECONDS:
             self.stop_asked = now
