@@ -371,6 +371,7 @@ class CharLMApp(App[None]):
 
     def _watch_for_trainer(self) -> None:
         """(UI) In a viewer with nothing to follow: wait for a trainer to take the run up."""
+        self.rejoin_stop.set()  # one watcher at a time
         self.rejoin_stop = threading.Event()
         self.watch_for_trainer(self.backend)
 
