@@ -163,3 +163,14 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_again(trained
 def test_creating_over_an_existing_run_is_refused(trained):
     with pytest.raises(CharlmError, match="already holds a run"):
         RunDirectory.create(trained.run.path, trained.config, trained.run.vocab, {})
+
+
+def test_a_run_with_its_budget_spent_or_its_epochs_done_is_said_to_have_nothing_left_to_train():
+    from tui_charlm.core.checkpoints import TrainingState
+    from tui_charlm.core.session import nothing_to_train
+
+    budgeted, counted = tiny_config(time_budget=60.0, epochs=50), tiny_config(epochs=3)
+    assert nothing_to_train(budgeted, TrainingState(epoch=4, elapsed=59.0)) is None
+    assert "all of its --time-budget of 60 s" in nothing_to_train(budgeted, TrainingState(epoch=4, elapsed=60.2))
+    assert nothing_to_train(counted, TrainingState(epoch=2, elapsed=999.0)) is None
+    assert "all of its 3 epochs" in nothing_to_train(counted, TrainingState(epoch=3))

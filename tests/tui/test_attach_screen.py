@@ -126,6 +126,32 @@ async def test_a_viewer_left_by_its_trainer_follows_whoever_takes_the_run_up_nex
             lock.release()
 
 
+async def test_r_on_a_run_that_has_spent_its_budget_says_so_and_starts_nothing(tmp_path):
+    from tests.conftest import tiny_config
+    from tui_charlm.core.checkpoints import RunDirectory, TrainingState
+    from tui_charlm.core.vocab import Vocabulary
+
+    run = tmp_path / "run"
+    folder = RunDirectory.create(run, tiny_config(time_budget=30.0), Vocabulary.from_text("abc de"), {})
+    folder.release_training_lock()  # it ended: nobody trains it
+    checkpoint = run / "checkpoints" / "step-00000200"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "state.json").write_text(TrainingState(epoch=1, step=200, elapsed=30.4).to_json())
+    (checkpoint / "model.keras").write_bytes(b"")  # not loaded here: the viewer generates from weights.npz
+    write_trainer_files(run, paused=False)
+    app = make_app(FollowingBackend(run))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: "R" in offered(app))  # nothing trains it: R is offered
+        await pilot.press("R")
+        await wait_for(pilot, lambda: any("Not resumed" in n.message for n in app._notifications))
+        said = next(n.message for n in app._notifications if "Not resumed" in n.message)
+        assert "has trained 30 s, all of its --time-budget of 30 s" in said and "larger --time-budget" in said
+        await pilot.pause(0.5)
+        assert app.headless is None and app.main.state != "loading"  # no trainer that would end as it began
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running)
+
+
 def batch_line(step: int, loss: float) -> dict:
     return {
         "type": "batch",

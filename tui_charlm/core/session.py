@@ -232,13 +232,35 @@ def resume_training(
             f"optimizer state and data order carry over, but the dropout masks come from {running_on}'s own "
             f"random streams, so the run is not bit-for-bit the one it would have been."
         )
-    if config.time_budget and checkpoint.state.elapsed >= config.time_budget:
-        log(
-            f"Note: {run.path} has trained {checkpoint.state.elapsed:.0f} s, all of its --time-budget of "
-            f"{config.time_budget:g} s (the budget counts every session of a run); resume with a larger "
-            f"--time-budget to train on."
-        )
+    spent = nothing_to_train(config, checkpoint.state)
+    if spent:
+        log(f"Note: {run.path} {spent}.")
     return _trainer(run, model, split, checkpoint.state, log=log, resumed=True)
+
+
+def nothing_to_train(config: TrainConfig, state: TrainingState) -> str | None:
+    """Why a run at `state` would train nothing more under `config` (its budget spent, its epochs done), or None.
+
+    Worded to follow the run's name: "<run> has trained …".
+    """
+    if config.time_budget and state.elapsed >= config.time_budget:
+        return (
+            f"has trained {state.elapsed:.0f} s, all of its --time-budget of {config.time_budget:g} s (the budget "
+            f"counts every session of a run); resume it with a larger --time-budget to train on"
+        )
+    if state.epoch >= config.epochs:
+        return f"has trained all of its {config.epochs} epochs; resume it with a larger --epochs to train on"
+    return None
+
+
+def nothing_to_resume(run_path: Path) -> str | None:
+    """nothing_to_train for a run folder as its newest checkpoint left it; None when it cannot tell."""
+    try:
+        run = RunDirectory.open(run_path)
+        latest = run.latest()
+    except CharlmError:
+        return None
+    return None if latest is None else nothing_to_train(run.config, latest.state)
 
 
 def cluster_training(

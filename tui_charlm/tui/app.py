@@ -28,6 +28,7 @@ from tui_charlm.core.generation import WeightBox
 from tui_charlm.core.headless import LOG_FILE, start_headless_trainer
 from tui_charlm.core.runs import RunSummary, lock_holder
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES
+from tui_charlm.core.session import nothing_to_resume
 from tui_charlm.core.stopping import Activity
 from tui_charlm.tui.attach import FOLLOW_SECONDS, AttachBackend, wait_for_trainer
 from tui_charlm.tui.core_bridge import TrainingBackend
@@ -343,6 +344,16 @@ class CharLMApp(App[None]):
         """
         backend, worker = self.backend, self.training_worker
         if not getattr(backend, "attached", False) or (worker is not None and worker.is_running):
+            return False
+        spent = nothing_to_resume(backend.run_path)
+        if spent:  # a trainer would end as it began: say why, and how to train on
+            path = backend.run_path
+            self.main.notify(
+                f"Not resumed: {path} {spent} (charlm-tui --resume {path} …, or charlm train --resume {path} …).",
+                title="Resume",
+                severity="warning",
+                timeout=30,
+            )
             return False
         self.rejoin_stop.set()  # this app starts the next trainer itself
         try:
