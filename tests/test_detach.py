@@ -30,11 +30,11 @@ def sessions(run) -> list[dict]:
     return [r for r in log_lines(run) if r["type"] == "started"]
 
 
-@pytest.mark.slow
 def footer(terminal, output) -> str:
     return screen_text(terminal, output).splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_d_hands_over_to_a_headless_trainer_and_the_run_ends_as_if_trained_straight(tmp_path):
     corpus = tmp_path / "text.txt"
     corpus.write_text(make_text(20000))
