@@ -228,7 +228,6 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.state = "training"
         self.note = message.note
         self.notify(message.note, title=message.title, timeout=20)
-        self.refresh_bindings()  # a viewer now (after d): its footer drops d
 
     def on_batches_reported(self, message: BatchesReported) -> None:
         """Show training's progress: at once, or in a viewer with the streams' next post of text.
@@ -396,7 +395,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.set_class(self.state == "paused", "-paused")
         self.set_class(self.state == "failed", "-failed")
         self.refresh_status()
-        self.refresh_bindings()  # k and R come and go with the trainer (check_action)
+        self.refresh_bindings()  # d, k and R come and go with the trainer (check_action)
 
     def watch_unit(self, unit: str) -> None:
         self.loss_plot.unit = unit
