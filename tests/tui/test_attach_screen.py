@@ -58,12 +58,18 @@ async def test_the_viewer_shows_what_the_trainer_acknowledged_not_what_it_asked(
         lock.release()
 
 
-async def test_a_trainer_gone_without_a_word_is_reported_with_its_newest_checkpoint(tmp_path):
+def trained_to_a_checkpoint(tmp_path):
+    """A run folder a trainer is training (the returned lock held), with a checkpoint at step 200."""
     run = tmp_path / "run"
     write_trainer_files(run, paused=False)
     (run / "checkpoints" / "step-00000200").mkdir(parents=True)
     lock = FileLock(run / ".lock")
     lock.acquire()
+    return run, lock
+
+
+async def test_a_trainer_gone_without_a_word_is_reported_with_its_newest_checkpoint(tmp_path):
+    run, lock = trained_to_a_checkpoint(tmp_path)
     app = make_app(FollowingBackend(run))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.main.state == "training")
@@ -78,11 +84,7 @@ async def test_a_trainer_gone_without_a_word_is_reported_with_its_newest_checkpo
 
 async def test_a_viewer_left_by_its_trainer_follows_whoever_takes_the_run_up_next(tmp_path):
     # Two viewers on a killed run: R in one starts a trainer; the other must not stay on "failed" for good.
-    run = tmp_path / "run"
-    write_trainer_files(run, paused=False)
-    (run / "checkpoints" / "step-00000200").mkdir(parents=True)
-    lock = FileLock(run / ".lock")
-    lock.acquire()
+    run, lock = trained_to_a_checkpoint(tmp_path)
     app = make_app(FollowingBackend(run))
     try:
         async with app.run_test(size=(120, 40)) as pilot:
