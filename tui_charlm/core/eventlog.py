@@ -226,6 +226,12 @@ class EventLogReader:
         self.identity: tuple[int, int] | None = None
         self.log = RunLog()
 
+    def from_here(self) -> EventLogReader:
+        """A second reader of the same log that starts where this one is (its lines before are not read again)."""
+        reader = EventLogReader(self.path.parent)
+        reader.offset, reader.identity = self.offset, self.identity
+        return reader
+
     def poll(self) -> list[dict[str, Any]]:
         """New whole lines (parsed), already added to `self.log`; [] when there are none or no log yet."""
         try:

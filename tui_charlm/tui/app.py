@@ -22,7 +22,6 @@ from textual.widgets import OptionList
 from textual.worker import Worker, WorkerState
 
 from tui_charlm.core.errors import CharlmError
-from tui_charlm.core.eventlog import EventLogReader
 from tui_charlm.core.events import BatchFinished, TrainingFinished
 from tui_charlm.core.generation import WeightBox
 from tui_charlm.core.headless import LOG_FILE, start_headless_trainer
@@ -321,8 +320,7 @@ class CharLMApp(App[None]):
         could, for an instant, hold it and refuse a trainer that is starting.
         """
         stop = self.rejoin_stop
-        peek = EventLogReader(backend.run_path)  # reads ahead of the backend's reader, which the next viewer reads on
-        peek.offset, peek.identity = backend.reader.offset, backend.reader.identity
+        peek = backend.reader.from_here()  # reads ahead of the backend's reader, which the next viewer reads on
         while not stop.wait(FOLLOW_SECONDS):
             started = any(record.get("type") == "started" for record in peek.poll())
             if started and lock_holder(backend.run_path) is not None:
