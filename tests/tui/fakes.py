@@ -252,7 +252,29 @@ class FollowingBackend(AttachBackend):
     """
 
     def load_saved(self, status, notice) -> RunInfo:
-        return RunInfo(self.run_path, "fake corpus", 123_456, 4_321, "attached", VOCAB, 16, "stateful", 200, 3)
+        """The fake's run, with the budget and the training time of the run folder's config and checkpoint
+        where the test made them."""
+        from tui_charlm.core.checkpoints import RunDirectory
+
+        budget = elapsed = 0.0
+        if (self.run_path / "config.json").is_file():
+            run = RunDirectory.open(self.run_path)
+            latest = run.latest()
+            budget, elapsed = run.config.time_budget, latest.state.elapsed if latest else 0.0
+        return RunInfo(
+            self.run_path,
+            "fake corpus",
+            123_456,
+            4_321,
+            "attached",
+            VOCAB,
+            16,
+            "stateful",
+            200,
+            3,
+            time_budget=budget,
+            elapsed=elapsed,
+        )
 
     def random_seed(self, rng, length):
         return "seed number one for the fake", "random corpus slice at char 100"

@@ -12,8 +12,13 @@ from tui_charlm.core.control import pending_commands
 
 
 def offered(app) -> set[str]:
-    """The keys the main screen offers now (its footer shows them; the others do nothing)."""
-    return {binding.binding.key for binding in app.main.active_bindings.values()}
+    """The keys the main screen offers now (its footer shows them; the others do nothing, or are greyed)."""
+    return {binding.binding.key for binding in app.main.active_bindings.values() if binding.enabled}
+
+
+def greyed(app) -> set[str]:
+    """The keys the footer shows greyed: there, but nothing to do now."""
+    return {binding.binding.key for binding in app.main.active_bindings.values() if not binding.enabled}
 
 
 def append(run, line: dict) -> None:
@@ -128,19 +133,49 @@ async def test_a_viewer_left_by_its_trainer_follows_whoever_takes_the_run_up_nex
             lock.release()
 
 
-async def test_r_on_a_run_that_has_spent_its_budget_says_so_and_starts_nothing(tmp_path):
+def a_run_nobody_trains(tmp_path, *, budget: float, elapsed: float):
+    """A run folder with a --time-budget of `budget` s, trained `elapsed` s to a checkpoint at step 200, then
+    its log on to step 205 (elapsed 61.5 s); nobody trains it now."""
     from tests.conftest import tiny_config
     from tui_charlm.core.checkpoints import RunDirectory, TrainingState
     from tui_charlm.core.vocab import Vocabulary
 
     run = tmp_path / "run"
-    folder = RunDirectory.create(run, tiny_config(time_budget=30.0), Vocabulary.from_text("abc de"), {})
+    folder = RunDirectory.create(run, tiny_config(time_budget=budget), Vocabulary.from_text("abc de"), {})
     folder.release_training_lock()  # it ended: nobody trains it
     checkpoint = run / "checkpoints" / "step-00000200"
     checkpoint.mkdir(parents=True)
-    (checkpoint / "state.json").write_text(TrainingState(epoch=1, step=200, elapsed=30.4).to_json())
+    (checkpoint / "state.json").write_text(TrainingState(epoch=1, step=200, elapsed=elapsed).to_json())
     (checkpoint / "model.keras").write_bytes(b"")  # not loaded here: the viewer generates from weights.npz
     write_trainer_files(run, paused=False)
+    return run
+
+
+async def test_a_viewer_of_a_run_nobody_trains_shows_where_it_stopped_and_greys_pause_and_save(tmp_path):
+    # It used to say "loss —", "0:00" and "epoch 2/3" (the ceiling a budgeted run never reaches), and offer
+    # Space and s, which only said that nothing trains.
+    run = a_run_nobody_trains(tmp_path, budget=90.0, elapsed=60.0)
+    app = make_app(FollowingBackend(run))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.main.state == "generating" and "R" in offered(app))
+        status = app.main.status_bar
+        last = json.loads((run / "events.jsonl").read_text().splitlines()[-1])  # the log's newest batch line
+        assert f"loss {last['loss']:.3f} nats" in status.figures_text
+        assert status.figures_text.endswith("· 1:01")  # its training time: 61.5 s, from the log
+        assert status.epoch_text == "epoch 2 " and status.eta_text == " 0:28 left"  # of its 90-s budget
+        assert status.progress.percentage == 61.5 / 90
+        assert {"space", "s"} <= greyed(app)
+        said = [n.message for n in app._notifications]
+        await pilot.press("space", "s")
+        await pilot.pause(0.3)
+        assert app.main.state == "generating" and not pending_commands(run)
+        assert [n.message for n in app._notifications] == said  # greyed keys do nothing, and say nothing
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running)
+
+
+async def test_r_on_a_run_that_has_spent_its_budget_says_so_and_starts_nothing(tmp_path):
+    run = a_run_nobody_trains(tmp_path, budget=30.0, elapsed=30.4)
     app = make_app(FollowingBackend(run))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: "R" in offered(app))  # nothing trains it: R is offered

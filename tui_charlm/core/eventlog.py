@@ -187,6 +187,7 @@ class RunLog:
     last: dict[str, Any] | None = None  # the newest line of any kind
     ended: dict[str, Any] | None = None  # the newest session's 'finished' or 'failed' line, if it ended
     paused: bool = False
+    elapsed: float | None = None  # the newest batch line's training seconds (None before the first)
     skipped: int = 0  # lines that were not whole JSON objects (cut short, or damaged)
 
     def add(self, record: dict[str, Any]) -> None:
@@ -203,6 +204,8 @@ class RunLog:
             self.session, self.ended, self.paused = record, None, False
         elif kind == "batch" and isinstance(record.get("loss"), int | float):
             self.batches[step] = float(record["loss"])
+            if isinstance(record.get("elapsed"), int | float):
+                self.elapsed = float(record["elapsed"])
         elif kind == "epoch" and isinstance(record.get("epoch"), int):
             self.epochs[record["epoch"]] = record
         elif kind == "paused":

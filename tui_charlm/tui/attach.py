@@ -130,6 +130,8 @@ class AttachBackend(CoreBackend):
             max([info.epoch, *log.epochs]),
             max(info.step, int(last.get("step", 0))),
             history,
+            info.time_budget,
+            info.elapsed if log.elapsed is None else log.elapsed,  # the log's is the newer (kept every few seconds)
         )
 
     def load_saved(self, status: Log, notice: Log) -> RunInfo:
@@ -167,6 +169,8 @@ class AttachBackend(CoreBackend):
             state.epoch if state else 0,
             state.step if state else 0,
             state.history if state else History(),
+            run.config.time_budget,
+            state.elapsed if state else 0.0,
         )
 
     def publish_weights(self, weight_box) -> None:

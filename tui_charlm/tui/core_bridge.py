@@ -44,6 +44,7 @@ class RunInfo:
     step: int = 0
     history: History = field(default_factory=History)  # the loss curve so far (resumed runs)
     time_budget: float = 0.0  # the run's --time-budget in training seconds (0: none); training stops there
+    elapsed: float = 0.0  # training seconds so far, across sessions (a resumed or finished run's)
 
 
 class TrainingBackend(Protocol):
@@ -146,6 +147,7 @@ class CoreBackend:
             state.step,
             state.history,
             trainer.config.time_budget,
+            state.elapsed,
         )
 
     def _jax_threads(self) -> int | None:
@@ -181,6 +183,7 @@ class CoreBackend:
             state.step,
             state.history,
             run.config.time_budget,
+            state.elapsed,
         )
 
     def _open_corpus(self, run, notice: Log) -> str:

@@ -195,13 +195,16 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         info = self.info = message.info
         self.epoch = info.epoch
         self.note = ""
-        self.state = "training" if self.app.backend.can_train else "generating"
-        self.app.title = f"charlm — {info.corpus_name}"
+        self.elapsed = info.elapsed
         if info.history.batches or info.history.epochs:
             self.loss_plot.set_history(info.history)
             if info.history.batches:
                 self.last_loss = float(info.history.batches[-1][1])
-        self.status_bar.show_progress(info.epoch + 1, info.epochs, 0, info.batches_per_epoch or 1)
+        # The figures above first: the state's change shows them (a run nobody trains reports nothing after).
+        self.state = "training" if self.app.backend.can_train else "generating"
+        self.app.title = f"charlm — {info.corpus_name}"
+        left = max(0.0, info.time_budget - info.elapsed) if info.time_budget else None
+        self.show_progress(info.epoch, 0, info.batches_per_epoch or 1, left)
         if self.generation is not None:
             return  # the same run, now trained here (R after its trainer was lost): the streams go on as they are
         if self.typed_seed is not None:
@@ -271,11 +274,14 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.average_rate = message.average_chars_per_second
         self.elapsed = message.elapsed
         if self.info:
-            # Training seconds per step so far (epoch-end scoring included) times the steps left in the epoch.
-            eta = (message.batches - message.batch) * message.elapsed / max(message.step, 1)
-            if self.info.time_budget:  # training stops at the budget, whatever the epoch has left
-                eta = min(eta, max(0.0, self.info.time_budget - message.elapsed))
-            self.status_bar.show_progress(message.epoch + 1, self.info.epochs, message.batch, message.batches, eta)
+            # Training seconds per step so far (epoch-end scoring included) times the steps left: in the epoch,
+            # or with a time budget in the run, which ends at the budget or after its last epoch if that is sooner.
+            per_step = message.elapsed / max(message.step, 1)
+            eta = (message.batches - message.batch) * per_step
+            if self.info.time_budget:
+                epochs_after = max(0, self.info.epochs - message.epoch - 1)
+                eta = min(eta + epochs_after * message.batches * per_step, self.info.time_budget - message.elapsed)
+            self.show_progress(message.epoch, message.batch, message.batches, max(0.0, eta))
         self.refresh_status()
         self.loss_plot.redraw_if_due(VIEWER_PLOT_SECONDS if self.attached() else REDRAW_INTERVAL)
 
@@ -391,6 +397,13 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         if self.app.sub_title != self.state:
             self.app.sub_title = self.state
 
+    def show_progress(self, epoch: int, batch: int, batches: int, eta: float | None) -> None:
+        """The status bar's progress line for `epoch` (0-based): the epoch's, or a budgeted run's whole."""
+        info = self.info
+        self.status_bar.show_progress(
+            epoch + 1, info.epochs, batch, batches, eta, budget=info.time_budget, elapsed=self.elapsed
+        )
+
     def watch_state(self) -> None:
         self.set_class(self.state == "paused", "-paused")
         self.set_class(self.state == "failed", "-failed")
@@ -477,7 +490,10 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The footer offers (and the keys do) what this app can do now: d where it trains its own run; in a
-        viewer, k while its trainer runs and R when nothing trains the run."""
+        viewer, k while its trainer runs and R when nothing trains the run. Pause and save are shown greyed
+        (and do nothing) while nothing trains: loading, finished, stopped, or a run opened to generate from."""
+        if action in ("toggle_pause", "save"):
+            return True if self.training_active() else None
         if action == "detach":
             return not self.attached()
         if action == "stop_trainer":

@@ -66,8 +66,28 @@ class StatusBar(Vertical):
             line.append(f"  ·  {note}", style="dim")
         self.run_text = line
 
-    def show_progress(self, epoch: int, epochs: int, batch: int, batches: int, eta: float | None = None) -> None:
-        """The epoch's progress; `eta` is the seconds of training left in it, if known."""
+    def show_progress(
+        self,
+        epoch: int,
+        epochs: int,
+        batch: int,
+        batches: int,
+        eta: float | None = None,
+        *,
+        budget: float = 0.0,
+        elapsed: float = 0.0,
+    ) -> None:
+        """How far training is: the epoch's progress, and `eta`, the seconds of training left in it if known.
+
+        A run with a time budget (`budget` training seconds, `elapsed` of them
+        trained) ends at the budget, long before its ceiling of epochs: its
+        bar is the budget's, and `eta` the seconds left in the run.
+        """
+        if budget > 0:
+            self.epoch_text = f"epoch {epoch} "
+            self.progress.update(total=budget, progress=min(elapsed, budget))
+            self.eta_text = f" {format_duration(eta)} left" if eta is not None else " --:-- left"
+            return
         self.epoch_text = f"epoch {epoch}/{epochs} "
         self.progress.update(total=max(batches, 1), progress=batch)
         self.eta_text = f" ETA {format_duration(eta)}" if eta is not None else " ETA --:--"
