@@ -310,10 +310,13 @@ async def test_generation_only_mode_does_not_train():
     async with app.run_test() as pilot:
         await wait_for(pilot, lambda: app.main.state == "generating")
         await wait_for(pilot, lambda: len(app.query(GenerationPane).first().chars) > 5)
-        assert not app.main.active_bindings["space"].enabled  # shown greyed: nothing to pause
-        await pilot.press("space")
+        bindings = app.main.active_bindings
+        assert not any(bindings[key].enabled for key in ("space", "s", "d"))  # shown greyed: nothing trains
+        palette = {c.title for c in app.get_system_commands(app.screen)}
+        assert not {key.text for key in KEYS if key.id in ("pause", "save", "detach")} & palette
+        await pilot.press("space", "s", "d")
         await pilot.pause(0.2)
-        assert app.main.state == "generating"
+        assert app.main.state == "generating" and app.backend.saves == []
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running)
 

@@ -462,6 +462,6 @@ class CharLMApp(App[None]):
         yield from super().get_system_commands(screen)
         for title, help, action, scope in palette_commands():
             target = self if scope == "app" else self.main
-            if target.check_action(action.partition("(")[0], ()) is False:
-                continue  # not offered now (a viewer's k and R, the app's d), as the footer has it
+            if not target.check_action(action.partition("(")[0], ()):
+                continue  # not offered now (a viewer's k and R; pause, save and d while nothing trains), as the footer
             yield SystemCommand(title, help, partial(self.run_action, action, target))

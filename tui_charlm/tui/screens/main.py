@@ -490,12 +490,13 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The footer offers (and the keys do) what this app can do now: d where it trains its own run; in a
-        viewer, k while its trainer runs and R when nothing trains the run. Pause and save are shown greyed
-        (and do nothing) while nothing trains: loading, finished, stopped, or a run opened to generate from."""
+        viewer, k while its trainer runs and R when nothing trains the run. Pause, save and detach are shown
+        greyed (and do nothing) while nothing trains: loading, finished, stopped, or a run opened to generate
+        from."""
         if action in ("toggle_pause", "save"):
             return True if self.training_active() else None
         if action == "detach":
-            return not self.attached()
+            return False if self.attached() else True if self.training_active() else None
         if action == "stop_trainer":
             return self.attached() and self.state in ("training", "paused")
         if action == "resume_here":
