@@ -129,6 +129,28 @@ def test_train_prints_plain_progress_lines_when_not_a_terminal(tmp_path, corpus)
     assert "\x1b[" not in result.stdout  # no terminal control codes in a log
 
 
+def test_progress_with_a_time_budget_says_how_much_of_it_is_left(monkeypatch, capsys):
+    # The epoch's ETA is not when a budgeted run ends: the budget may end it first.
+    import io
+
+    from tui_charlm.cli import PlainProgress, RichProgress
+    from tui_charlm.core.events import BatchFinished
+
+    batch = BatchFinished(2, 10, 40, 90, 2.0, 1000.0, 900.0, 123.4)
+    lines = io.StringIO()
+    PlainProgress(lines, budget=600)(batch)
+    assert lines.getvalue().rstrip().endswith("elapsed 123s of 600s")
+    PlainProgress(lines, budget=0)(batch)
+    assert lines.getvalue().rstrip().endswith("elapsed 123s")
+    monkeypatch.setenv("COLUMNS", "200")
+    with RichProgress(budget=600) as progress:
+        progress(batch)
+    assert "budget 7:56 left" in capsys.readouterr().out  # 600 - 123.4 s
+    with RichProgress() as progress:
+        progress(batch)
+    assert "budget" not in capsys.readouterr().out
+
+
 @both_backends
 def test_generate_prints_text_for_each_temperature(run_dir, tmp_path):
     args = ("generate", run_dir, "--seed-text", "the cat", "-n", "30", "-t", "0.5", "-t", "0", "--rng-seed", "3")

@@ -88,7 +88,7 @@ from tui_charlm.core.session import (
     saved_corpus_ids,
 )
 from tui_charlm.core.stopping import SAVES, Activity
-from tui_charlm.core.units import to_bits
+from tui_charlm.core.units import format_duration, to_bits
 
 # Plain (non-TTY) progress lines at most this often.
 PLAIN_INTERVAL = 10.0
@@ -218,8 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
 class PlainProgress:
     """Progress as plain lines, for logs and pipes."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, *, budget: float = 0.0):
         self.stream = stream or sys.stdout
+        self.budget = budget  # the run's --time-budget in training seconds (0: none): where it ends
         self.last_line = 0.0
 
     def __enter__(self):
@@ -246,7 +247,7 @@ class PlainProgress:
                     f"epoch {event.epoch + 1} batch {event.batch}/{event.batches} step {event.step} "
                     f"loss {event.loss:.4f} ({to_bits(event.loss):.3f} bits) "
                     f"{event.chars_per_second:,.0f} chars/s (session {event.average_chars_per_second:,.0f}) "
-                    f"elapsed {event.elapsed:.0f}s"
+                    f"elapsed {event.elapsed:.0f}s" + (f" of {self.budget:.0f}s" if self.budget else "")
                 )
         elif isinstance(event, EpochFinished):
             self.say(epoch_line(event))
@@ -300,6 +301,7 @@ class RichProgress(PlainProgress):
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[left]}"),  # with a --time-budget, the run's end may come before the epoch's
             console=self.console,
             transient=False,
         )
@@ -320,6 +322,7 @@ class RichProgress(PlainProgress):
                 loss=f"{event.loss:.3f} ({to_bits(event.loss):.2f} bits)",
                 rate=f"{event.chars_per_second:,.0f}",
                 average=f"{event.average_chars_per_second:,.0f}",
+                left=f"· budget {format_duration(max(0.0, self.budget - event.elapsed))} left" if self.budget else "",
             )
             if self.task is None or self.progress.tasks[self.task].fields.get("epoch") != event.epoch + 1:
                 if self.task is not None:
@@ -409,7 +412,8 @@ def _train(args: argparse.Namespace, cluster: Cluster | None, stop_event: thread
     trainer = prepare() if cluster is None else _cluster_trainer(cluster, prepare, args, activity, log)
     received: list[int] = []
     _install_stop_signals(stop_event, received)
-    progress = RichProgress() if use_rich else PlainProgress()
+    budget = trainer.config.time_budget
+    progress = RichProgress(budget=budget) if use_rich else PlainProgress(budget=budget)
     with progress:
         try:
             outcome = _fit_until_stopped(

@@ -33,7 +33,7 @@ from tui_charlm.core.events import (
     TrainingStarted,
 )
 from tui_charlm.core.sampling import RECIPE_TEMPERATURES, SamplingSettings
-from tui_charlm.core.units import to_bits
+from tui_charlm.core.units import format_duration, to_bits
 from tui_charlm.tui.core_bridge import RunInfo
 from tui_charlm.tui.generation_loop import (
     POST_INTERVAL,
@@ -64,7 +64,7 @@ from tui_charlm.tui.widgets.generation_pane import GenerationPane, surprise_lege
 from tui_charlm.tui.widgets.loss_plot import REDRAW_INTERVAL, LossPlot
 from tui_charlm.tui.widgets.odds_pane import OddsPane
 from tui_charlm.tui.widgets.seed_pane import SeedPane
-from tui_charlm.tui.widgets.status_bar import StatusBar, format_duration
+from tui_charlm.tui.widgets.status_bar import StatusBar
 
 MAX_TEMPERATURE = 3.0
 MAX_STREAMS = 8

@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
+from tui_charlm.core.units import format_duration
+
 STATE_STYLES = {
     "loading": "bold blue",
     "training": "bold green",
@@ -23,12 +25,6 @@ STATE_STYLES = {
 
 # The status bar shows the session's average chars/s beside the recent figure from this width on.
 WIDE_FIGURES = 100
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 class StatusBar(Vertical):
