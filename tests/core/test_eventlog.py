@@ -133,4 +133,6 @@ def test_a_real_run_logs_what_its_checkpoints_say(tmp_path):
     assert max(log.batches) == resumed.state.step
     kinds = [line["type"] for line in lines(tmp_path / "run")]
     assert kinds.count("started") == 2 and kinds.count("finished") == 2 and "checkpoint" in kinds
+    sessions = [line for line in lines(tmp_path / "run") if line["type"] == "started"]
+    assert [(s["epochs"], s["time_budget"]) for s in sessions] == [(2, 0.0), (3, 0.0)]  # each its own, as resumed
     assert log.session["pid"] == os.getpid() and log.ended["reason"] == "completed"

@@ -110,6 +110,8 @@ async def test_a_viewer_left_by_its_trainer_follows_whoever_takes_the_run_up_nex
                     "batches": 200,
                     "parameters": 4_321,
                     "resumed": True,
+                    "time_budget": 900.0,  # resumed with a budget and epochs of its own
+                    "epochs": 50,
                     "device": "CPU",
                     "pid": 5151,
                     "host": "other-box",
@@ -122,6 +124,8 @@ async def test_a_viewer_left_by_its_trainer_follows_whoever_takes_the_run_up_nex
             assert "pid 5151 on other-box trains the run again" in app.main.note
             await wait_for(pilot, lambda: app.main.loss_plot.steps[-1] == 230)
             assert app.main.loss_plot.steps[-2:] == [200, 230]  # 205, trained again from step 200, is not drawn twice
+            # Its progress is the new session's budget's: 900 s less the 69 s trained by step 230.
+            await wait_for(pilot, lambda: app.main.status_bar.eta_text == " 13:51 left")
 
             lock.release()  # and that one is followed to its end as the first was
             await wait_for(pilot, lambda: app.main.state == "failed")

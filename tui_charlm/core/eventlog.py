@@ -142,6 +142,8 @@ def _line_for(event: object) -> dict[str, Any] | None:
             "parameters": event.parameters,
             "device": event.device,
             "resumed": event.resumed,
+            "time_budget": event.time_budget,  # what ends this session: a viewer shows how far it is
+            "epochs": event.epochs,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "version": FORMAT_VERSION,

@@ -28,6 +28,8 @@ class TrainingStarted:
     parameters: int
     device: str
     resumed: bool
+    time_budget: float = 0.0  # this session's --time-budget (a resume may give a new one; 0: none)
+    epochs: int = 0  # and its --epochs (0: not said)
 
 
 @dataclass(frozen=True)

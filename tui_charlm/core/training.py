@@ -396,6 +396,8 @@ class Trainer:
                 int(model.count_params()),
                 self.device,
                 self.resumed,
+                self.config.time_budget,
+                self.config.epochs,
             )
         )
         reason = None

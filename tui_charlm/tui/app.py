@@ -303,7 +303,7 @@ class CharLMApp(App[None]):
                 note = f"{how}: {backend.who} trains the run again; this screen watches it, q leaves it training"
             else:
                 note = f"{how}: training goes on in {backend.who} (output: {log}); q leaves it training"
-            post(TrainerChanged(info.device, note, how.capitalize()))
+            post(TrainerChanged(info, note, how.capitalize()))
             self.training_outcome = self._fit(backend, post)
         finally:
             self.activity.finish()

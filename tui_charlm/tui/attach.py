@@ -126,11 +126,11 @@ class AttachBackend(CoreBackend):
             info.seq_len,
             info.default_mode,
             int(session.get("batches", 0) or 0),
-            info.epochs,
+            int(session.get("epochs") or info.epochs),  # a resume may have given the session new ones
             max([info.epoch, *log.epochs]),
             max(info.step, int(last.get("step", 0))),
             history,
-            info.time_budget,
+            float(session.get("time_budget", info.time_budget) or 0.0),
             info.elapsed if log.elapsed is None else log.elapsed,  # the log's is the newer (kept every few seconds)
         )
 

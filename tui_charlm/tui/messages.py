@@ -55,7 +55,7 @@ class TrainingEventReported(Message):
 class TrainerChanged(Message):
     """The app watches a new trainer (it handed its run over, or the run was resumed): where that trainer is."""
 
-    device: str  # what the status shows as the device: the trainer's device, pid and host
+    info: RunInfo  # the run as the new trainer trains it: its device (with pid and host), budget and epochs
     note: str
     title: str = "Detached"  # the notice's title: how the new trainer came
 

@@ -227,7 +227,8 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
     def on_trainer_changed(self, message: TrainerChanged) -> None:
         if self.closing or self.info is None:
             return
-        self.info = dataclasses.replace(self.info, device=message.device)
+        new = message.info  # a resume may have given it another --time-budget or --epochs
+        self.info = dataclasses.replace(self.info, device=new.device, time_budget=new.time_budget, epochs=new.epochs)
         self.state = "training"
         self.note = message.note
         self.notify(message.note, title=message.title, timeout=20)
