@@ -19,6 +19,7 @@ from tests.ptys import on_pty, screen_text, shows, wait_for_exit
 from tests.tui.conftest import tiny_core_app, wait_for
 from tests.tui.test_app import status_text
 from tui_charlm.core.checkpoints import RunDirectory
+from tui_charlm.core.runs import lock_holder, summarise
 from tui_charlm.core.session import new_training
 from tui_charlm.tui.widgets.generation_pane import GenerationPane
 from tui_charlm.tui.widgets.loss_plot import LossPlot
@@ -66,6 +67,8 @@ async def test_resume_continues_the_run_where_it_stopped(trained_run):
         assert len(app.query_one(LossPlot).val_steps) >= 2 and app.main.info.step == step and app.main.info.epoch == 2
         await wait_for(pilot, lambda: app.main.state == "finished")
         assert "finished" in status_text(app).lower() and "epoch 3" in app.main.note
+        # The app stays open to generate, but lets the run go: other terminals see it finished, not training.
+        assert lock_holder(run_dir) is None and summarise(run_dir).status == "finished"
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running)
     latest = RunDirectory.open(run_dir).latest()
@@ -80,7 +83,7 @@ async def test_load_no_train_generates_from_the_run_and_trains_nothing(trained_r
         await wait_for(pilot, lambda: all(len(p.chars) > 10 for p in app.query(GenerationPane)))
         assert set(app.query(GenerationPane).first().text) <= set(app.main.info.vocab.chars)
         assert "GENERATING" in status_text(app) and "generation only" in status_text(app)
-        await pilot.press("space")  # nothing to pause: it says so and keeps generating
+        await pilot.press("space")  # nothing to pause (greyed in the footer): it keeps generating
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running)
     assert RunDirectory.open(run_dir).latest().state.step == step  # the run is untouched

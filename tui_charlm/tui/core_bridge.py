@@ -203,14 +203,20 @@ class CoreBackend:
     def fit(self, report, *, stop_event, pause_event, save_event, weight_box, activity=None):
         if self.trainer is None:
             raise CharlmError("Nothing to train: the run was opened for generation only.")
-        return self.trainer.fit(
-            report,
-            stop_event=stop_event,
-            pause_event=pause_event,
-            save_event=save_event,
-            weight_box=weight_box,
-            activity=activity,
-        )
+        try:
+            return self.trainer.fit(
+                report,
+                stop_event=stop_event,
+                pause_event=pause_event,
+                save_event=save_event,
+                weight_box=weight_box,
+                activity=activity,
+            )
+        finally:
+            # Training here is over (finished, failed, stopped, or handed over), though the app stays open to
+            # generate: let go of the run, so that `charlm runs`, the start screen and a viewer see it ended, and
+            # another process may resume it. Its last checkpoint is written by now.
+            self.trainer.run.release_training_lock()
 
     def publish_weights(self, weight_box) -> None:
         if self.trainer is not None:
