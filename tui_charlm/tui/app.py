@@ -258,11 +258,10 @@ class CharLMApp(App[None]):
         return True
 
     def hand_over(self, outcome: TrainingFinished) -> None:
-        """(Training worker) The checkpoint is written: let go of the run and start the headless trainer."""
-        trainer = self.backend.trainer
-        run = trainer.run
+        """(Training worker) The checkpoint is written and the run let go (CoreBackend.fit): start the headless
+        trainer."""
+        run = self.backend.trainer.run
         try:
-            run.release_training_lock()
             self.headless = self.start_trainer(run.path, getattr(self.backend.options, "offline", None))
         except OSError as error:
             self.handover_failed = (

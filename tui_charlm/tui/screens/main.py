@@ -519,9 +519,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.refresh_status()
 
     def action_toggle_pause(self) -> None:
-        if not self.training_active():
-            self.notify("Training is not running.", severity="warning")
-            return
+        """Offered only while training runs (check_action; Textual checks it for keys and run_action alike)."""
         if self.attached():
             resume = self.state == "paused"
             self.ask_trainer("resume" if resume else "pause", f"asked the trainer to {'resume' if resume else 'pause'}")
@@ -534,10 +532,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
             self.state = "paused"
 
     def action_save(self) -> None:
-        if not self.training_active():
-            where = f" ({self.info.run_dir})" if self.info and self.info.run_dir else ""
-            self.notify(f"Not training: the last checkpoint is already saved{where}.", severity="warning")
-            return
+        """Offered only while training runs (check_action)."""
         if self.attached():
             self.ask_trainer("save", "asked the trainer to save a checkpoint")
             return
@@ -545,10 +540,8 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.notify("Saving a checkpoint after this batch…")
 
     def action_detach(self) -> None:
-        """Hand the run to a headless trainer and stay on as its viewer (not offered in a viewer: check_action)."""
-        if not self.training_active():
-            self.notify("Training is not running.", severity="warning")
-            return
+        """Hand the run to a headless trainer and stay on as its viewer (offered only while this app trains its own
+        run: check_action)."""
         if self.app.detach():
             self.state = "stopping"
             self.note = "saving a checkpoint, then handing the run to a headless trainer"
