@@ -13,6 +13,7 @@ from tui_charlm.core.config import DEFAULT_BATCH, make_config
 from tui_charlm.core.session import new_training, resume_training
 from tui_charlm.core.sizing import (
     DEFAULT_HORIZON_SECONDS,
+    MIN_STEPS,
     PROBE_OVER_SESSION,
     RELATIVE_SPEED,
     SHORT_BATCH,
@@ -45,22 +46,49 @@ def test_the_rule_takes_the_widest_width_that_sees_enough_chars_per_parameter(ba
         speed = rate / PROBE_OVER_SESSION * (SHORT_BATCH_SPEED if short else 1.0)
         target = TARGETS_PER_PARAMETER_SHORT if short else TARGETS_PER_PARAMETER
         assert fit.chars_per_second == pytest.approx(speed * RELATIVE_SPEED[fit.units])
-        assert fit.per_parameter >= target or fit.units == WIDTHS[0]
-        for wider in (w for w in WIDTHS if w > fit.units):  # every wider width would see too little
-            assert speed * RELATIVE_SPEED[wider] * 600 < target * parameter_count(config, VOCAB, wider)
+        step_chars = fit.batch_size * config.seq_len
+        assert fit.steps == pytest.approx(fit.chars_per_second * 600 / step_chars)
+        assert (fit.per_parameter >= target and fit.steps >= MIN_STEPS) or fit.units == WIDTHS[0]
+        for wider in (w for w in WIDTHS if w > fit.units):  # every wider width would see too little, or step too few
+            chars = speed * RELATIVE_SPEED[wider] * 600
+            assert chars < target * parameter_count(config, VOCAB, wider) or chars < MIN_STEPS * step_chars
 
 
 def test_a_horizon_of_few_steps_trains_a_wider_model_at_half_the_batch_unless_the_batch_is_given():
-    # The first minute on this project's slower 2-core machine (the probe measured 42,000 chars/s) and on one core
-    # of it (30,000): both sweeps' best was LSTM(384) at batch 32 (benchmarks/results/sweep.txt).
-    for rate in (30_000, 42_000):
+    # The first minute on this project's AMD EPYC family 25 model 17 (the probe measured 42,000 chars/s on 2 cores,
+    # 30,000 on one): the sweeps' best were LSTM(384) and LSTM(256) at batch 32 (benchmarks/results/sweep.txt;
+    # on one core LSTM(384) would make too few steps: about 420 of MIN_STEPS).
+    for rate, units in ((42_000, 384), (30_000, 256)):
         fit = choose_units(make_config(time_budget=60), VOCAB, rate)
-        assert (fit.units, fit.batch_size, fit.short) == (384, SHORT_BATCH, True)
+        assert (fit.units, fit.batch_size, fit.short) == (units, SHORT_BATCH, True)
         given = choose_units(make_config(time_budget=60, batch_size=64), VOCAB, rate)
         assert (given.units, given.batch_size, given.short) == (256, 64, False)
     # Ten minutes on the same machine make thousands of steps: the default batch, and the width of the long rule.
     long = choose_units(make_config(time_budget=600), VOCAB, 42_000)
     assert (long.units, long.batch_size, long.short) == (512, DEFAULT_BATCH, False)
+
+
+def test_a_width_that_would_make_too_few_steps_is_not_chosen_and_the_reason_says_so(monkeypatch):
+    # The first minute on AMD EPYC family 25 model 1 (float32 on AVX2; the probe measured about 17,400 chars/s on
+    # 2 cores): LSTM(256) at batch 32 would see enough chars per parameter but make about 400 steps, and LSTM(128)
+    # beat it by 0.05 in the sweep (benchmarks/results/sweep.txt, 2026-12-07).
+    config = make_config(time_budget=60)
+    fit = choose_units(config, VOCAB, 17_400)
+    speed = 17_400 / PROBE_OVER_SESSION * SHORT_BATCH_SPEED
+    assert speed * RELATIVE_SPEED[256] * 60 >= TARGETS_PER_PARAMETER_SHORT * parameter_count(config, VOCAB, 256)
+    assert (fit.units, fit.batch_size) == (128, SHORT_BATCH) and fit.steps >= MIN_STEPS
+
+    probes = []
+
+    def probe(probe_config, *_args, **_kwargs):
+        probes.append(probe_config)
+        return 17_400.0, 2.5
+
+    monkeypatch.setattr("tui_charlm.core.sizing.measure_speed", probe)
+    choice = choose_size(config, VOCAB, log=lambda _text: None)
+    assert choice.units == 128 and f"in at least {MIN_STEPS} steps" in choice.reason
+    # The probe trains one batch a call, so that a slow CPU waits for two short calls, not two long ones.
+    assert [(p.units, p.steps_per_execution) for p in probes] == [(256, 1)]
 
 
 def test_more_speed_or_more_time_never_chooses_a_narrower_model_at_one_batch():

@@ -2,7 +2,7 @@
 
 The width that learns most in a given time depends on how much a model can
 see in it: a small LSTM sees many characters but can hold little, a wide
-one holds more but sees fewer. Sweeps on three CPUs (benchmarks/README.md,
+one holds more but sees fewer. Sweeps on four CPUs (benchmarks/README.md,
 "The size that fits the machine") found the best width to be the widest one
 that still sees about TARGETS_PER_PARAMETER characters per parameter in the
 run's horizon. So at start a new run times a few training calls of an
@@ -17,6 +17,12 @@ there half the batch learns more from the same minute (twice the updates,
 each noisier, at about SHORT_BATCH_SPEED of the speed), and the best width
 sees fewer characters per parameter (TARGETS_PER_PARAMETER_SHORT). That
 applies only when the batch is 'auto' (the default); a --batch-size N keeps N.
+
+In both regimes a width must also make at least MIN_STEPS optimizer steps
+in the horizon: on a CPU where a step's time follows the width's
+arithmetic (float32 without AVX-512), a width that sees enough characters
+per parameter can still make too few updates in a minute to learn from
+them, and a narrower one learns more.
 """
 
 from __future__ import annotations
@@ -58,6 +64,12 @@ SHORT_BATCH = 32
 SHORT_BATCH_SPEED = 0.68
 # ... and takes the widest width that sees at least this many characters per parameter.
 TARGETS_PER_PARAMETER_SHORT = 0.8
+# In either regime a width must also make at least this many optimizer steps in the horizon, at the batch it would
+# train at. Fitted to the 60-s sweeps (benchmarks/README.md, step 7): the best width made 635-985 steps on the three
+# CPUs with AVX-512, where the rule estimated 584 and more for it, and the rule's picks with an estimate of at most
+# 417 lost to the next width down, by 0.01 (AMD EPYC family 25 model 17, 1 core) and 0.05-0.17 (family 25 model 1,
+# float32 on AVX2, where a step's time follows the width's arithmetic).
+MIN_STEPS = 500
 # On a GPU the probe's rule does not apply: a minute there is tens of epochs of a corpus of the nietzsche text's
 # size, so the corpus, not the speed, limits what a run learns, and wider models or larger batches over-fit.
 # Measured on an NVIDIA H200 (JAX, cuDNN; benchmarks/README.md, "On a GPU"), 60-s runs on that text:
@@ -124,6 +136,8 @@ class Fit:
     short: bool
     # The chars per parameter the chosen width had to see.
     target: float
+    # The optimizer steps the chosen width makes in the horizon at that batch.
+    steps: float = 0.0
 
 
 def choose_units(config: TrainConfig, vocab_size: int, probe_chars_per_second: float) -> Fit:
@@ -137,13 +151,16 @@ def choose_units(config: TrainConfig, vocab_size: int, probe_chars_per_second: f
     batch = SHORT_BATCH if short else probe_batch
     target = TARGETS_PER_PARAMETER_SHORT if short else TARGETS_PER_PARAMETER
     speed = session * (SHORT_BATCH_SPEED if short else 1.0)
-    chosen = WIDTHS[0]
-    for units in WIDTHS:
-        if speed * RELATIVE_SPEED[units] * horizon >= target * parameter_count(config, vocab_size, units):
-            chosen = units
+    step_chars = batch * config.seq_len
+
+    def enough(units: int) -> bool:
+        chars = speed * RELATIVE_SPEED[units] * horizon
+        return chars >= target * parameter_count(config, vocab_size, units) and chars >= MIN_STEPS * step_chars
+
+    chosen = max((units for units in WIDTHS if enough(units)), default=WIDTHS[0])
     rate = speed * RELATIVE_SPEED[chosen]
     per_parameter = rate * horizon / parameter_count(config, vocab_size, chosen)
-    return Fit(chosen, batch, rate, per_parameter, steps, short, target)
+    return Fit(chosen, batch, rate, per_parameter, steps, short, target, rate * horizon / step_chars)
 
 
 def choose_size(
@@ -179,18 +196,26 @@ def choose_size(
             f"by hand",
         )
     log(f"measuring this machine's training speed (LSTM({PROBE_UNITS}), about {PROBE_SECONDS:.0f} s)")
-    probe = dataclasses.replace(config, units=PROBE_UNITS, batch_size=config.batch_size or DEFAULT_BATCH)
+    # One batch a call: a call of the run's steps_per_execution batches took over a second on a slow CPU, and the
+    # probe waits for two (the first compiles), which made the measurement cost 5 s of start-up there.
+    probe = dataclasses.replace(
+        config, units=PROBE_UNITS, batch_size=config.batch_size or DEFAULT_BATCH, steps_per_execution=1
+    )
     if windows is not None:  # a corpus shorter than one batch trains every window as one batch
         probe = dataclasses.replace(probe, batch_size=max(1, min(probe.batch_size, windows)))
     rate, seconds = measure_speed(probe, vocab_size, strategy)
     fit = choose_units(config, vocab_size, rate)
     units = fit.units
     span = f"a {horizon:g}-s time budget" if source == "time budget" else f"the first {horizon:g} s (no --time-budget)"
-    sees = f"in that time LSTM({units}) sees about {fit.per_parameter:.1f} chars per parameter"
-    if fit.per_parameter >= fit.target:
-        why = f"{sees}, the widest width that sees at least {fit.target:g}"
+    sees = (
+        f"in that time LSTM({units}) sees about {fit.per_parameter:.1f} chars per parameter in about "
+        f"{fit.steps:,.0f} steps"
+    )
+    wanted = f"at least {fit.target:g} in at least {MIN_STEPS} steps"
+    if fit.per_parameter >= fit.target and fit.steps >= MIN_STEPS:
+        why = f"{sees}, the widest width that sees {wanted}"
     else:
-        why = f"{sees}: the narrowest width, and still short of {fit.target:g}"
+        why = f"{sees}: the narrowest width, and still short of {wanted}"
     batch, by_hand = "", "--units N chooses the width"
     if fit.short:
         batch = (
