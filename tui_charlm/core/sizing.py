@@ -64,6 +64,10 @@ SHORT_BATCH = 32
 SHORT_BATCH_SPEED = 0.68
 # ... and takes the widest width that sees at least this many characters per parameter.
 TARGETS_PER_PARAMETER_SHORT = 0.8
+# Narrower widths keep the default batch there: their speed falls with the batch about as fast as the batch
+# (LSTM(128) at batch 32: 0.49 and 0.58 of batch 64's chars/s on AMD EPYC family 25 model 1, 2 cores and 1), so
+# half the batch buys no steps, and LSTM(128) at batch 64 beat batch 32 by 0.06 and 0.08 in the first minute there.
+SHORT_BATCH_MIN_UNITS = 256
 # In either regime a width must also make at least this many optimizer steps in the horizon, at the batch it would
 # train at. Fitted to the 60-s sweeps (benchmarks/README.md, step 7): the best width made 635-985 steps on the three
 # CPUs with AVX-512, where the rule estimated 584 and more for it, and the rule's picks with an estimate of at most
@@ -148,19 +152,25 @@ def choose_units(config: TrainConfig, vocab_size: int, probe_chars_per_second: f
     probe_batch = config.batch_size or DEFAULT_BATCH
     steps = session * horizon / (probe_batch * config.seq_len)
     short = config.auto_batch and steps < SHORT_HORIZON_STEPS
-    batch = SHORT_BATCH if short else probe_batch
     target = TARGETS_PER_PARAMETER_SHORT if short else TARGETS_PER_PARAMETER
-    speed = session * (SHORT_BATCH_SPEED if short else 1.0)
-    step_chars = batch * config.seq_len
+
+    def batch_of(units: int) -> int:
+        return SHORT_BATCH if short and units >= SHORT_BATCH_MIN_UNITS else probe_batch
+
+    def rate_of(units: int) -> float:
+        return session * RELATIVE_SPEED[units] * (SHORT_BATCH_SPEED if batch_of(units) != probe_batch else 1.0)
 
     def enough(units: int) -> bool:
-        chars = speed * RELATIVE_SPEED[units] * horizon
-        return chars >= target * parameter_count(config, vocab_size, units) and chars >= MIN_STEPS * step_chars
+        chars = rate_of(units) * horizon
+        return (
+            chars >= target * parameter_count(config, vocab_size, units)
+            and chars >= MIN_STEPS * batch_of(units) * config.seq_len
+        )
 
     chosen = max((units for units in WIDTHS if enough(units)), default=WIDTHS[0])
-    rate = speed * RELATIVE_SPEED[chosen]
+    batch, rate = batch_of(chosen), rate_of(chosen)
     per_parameter = rate * horizon / parameter_count(config, vocab_size, chosen)
-    return Fit(chosen, batch, rate, per_parameter, steps, short, target, rate * horizon / step_chars)
+    return Fit(chosen, batch, rate, per_parameter, steps, short, target, rate * horizon / (batch * config.seq_len))
 
 
 def choose_size(
@@ -217,7 +227,7 @@ def choose_size(
     else:
         why = f"{sees}: the narrowest width, and still short of {wanted}"
     batch, by_hand = "", "--units N chooses the width"
-    if fit.short:
+    if fit.short and fit.batch_size != probe.batch_size:
         batch = (
             f"; batch {fit.batch_size}, as the horizon holds only about {fit.probe_steps:,.0f} steps of "
             f"LSTM({PROBE_UNITS}) at batch {probe.batch_size}"
