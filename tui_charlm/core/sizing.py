@@ -66,12 +66,12 @@ SHORT_BATCH_SPEED = 0.68
 TARGETS_PER_PARAMETER_SHORT = 0.8
 # Narrower widths keep the default batch there: their speed falls with the batch about as fast as the batch
 # (LSTM(128) at batch 32: 0.49 and 0.58 of batch 64's chars/s on AMD EPYC family 25 model 1, 2 cores and 1), so
-# half the batch buys no steps, and LSTM(128) at batch 64 beat batch 32 by 0.06 and 0.08 in the first minute there.
+# half the batch buys no steps, and LSTM(128) at batch 64 beat batch 32 by 0.05 and 0.08 in the first minute there.
 SHORT_BATCH_MIN_UNITS = 256
 # In either regime a width must also make at least this many optimizer steps in the horizon, at the batch it would
-# train at. Fitted to the 60-s sweeps (benchmarks/README.md, step 7): the best width made 635-985 steps on the three
-# CPUs with AVX-512, where the rule estimated 584 and more for it, and the rule's picks with an estimate of at most
-# 417 lost to the next width down, by 0.01 (AMD EPYC family 25 model 17, 1 core) and 0.05-0.17 (family 25 model 1,
+# train at. Fitted to the 60-s sweeps (benchmarks/README.md, steps 7 and 13): the best width made 635-985 steps on the
+# three CPUs swept first, where the rule estimated 584 and more for it, and the rule's picks with an estimate of at most
+# 417 lost to the next width down, by 0.01 (AMD EPYC family 25 model 17, 1 core) and 0.05-0.19 (family 25 model 1,
 # float32 on AVX2, where a step's time follows the width's arithmetic).
 MIN_STEPS = 500
 # On a GPU the probe's rule does not apply: a minute there is tens of epochs of a corpus of the nietzsche text's
