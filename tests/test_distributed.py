@@ -21,6 +21,8 @@ from tui_charlm.core.errors import CharlmError
 pytest.importorskip("jax")
 
 FLAGS = [*TINY_FLAGS, "--precision", "float32", "--plain"]
+# How far the weights of one model trained by two processes and by one may differ: float sums in another order.
+TOLERANCE = {"rtol": 1e-3, "atol": 1e-4}
 
 
 def free_port() -> int:
@@ -150,9 +152,11 @@ def test_two_processes_train_the_model_one_process_would_only_process_0_writes_a
     # Both processes scored the same held-out loss after each epoch: one model, replicated.
     assert len(heldout_lines(out0)) == 2 and heldout_lines(out0) == heldout_lines(out1)
     assert any(line.startswith("training ") and ", 2 processes," in line for line in out0.splitlines())
-    # ...and it is the model one process trains with the same global batch (float sums in another order).
+    # ...and it is the model one process trains with the same global batch (float sums in another order: after two
+    # epochs they differed by up to 1.8e-5 on a float32 CPU without AVX-512, where a step of Adam at the default
+    # rate moves a weight by up to 5e-3, so a step lost, repeated or taken on other data shows far above TOLERANCE).
     for a, b in zip(newest_weights(run), newest_weights(alone), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a, b, **TOLERANCE)
 
     # Process 0 wrote the run; process 1 wrote nothing, there or where it ran.
     assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in alone.iterdir())
@@ -181,7 +185,7 @@ def test_two_processes_train_the_model_one_process_would_only_process_0_writes_a
         assert json.loads((run_dir / "checkpoints" / latest / "state.json").read_text())["epoch"] == 3, run_dir
     assert len(heldout_lines(on_one.stdout)) == 1
     for a, b in zip(newest_weights(run), newest_weights(alone), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a, b, **TOLERANCE)
 
 
 @pytest.mark.slow
