@@ -225,7 +225,9 @@ def choose_size(
     if fit.per_parameter >= fit.target and fit.steps >= MIN_STEPS:
         why = f"{sees}, the widest width that sees {wanted}"
     else:
-        why = f"{sees}: the narrowest width, and still short of {wanted}"
+        short_of = [f"sees fewer than {fit.target:g} per parameter"] if fit.per_parameter < fit.target else []
+        short_of += [f"makes fewer than {MIN_STEPS} steps"] if fit.steps < MIN_STEPS else []
+        why = f"{sees}: the narrowest width, though it {' and '.join(short_of)}"
     batch, by_hand = "", "--units N chooses the width"
     if fit.short and fit.batch_size != probe.batch_size:
         batch = (
