@@ -229,7 +229,7 @@ def choose_size(
         short_of += [f"makes fewer than {MIN_STEPS} steps"] if fit.steps < MIN_STEPS else []
         why = f"{sees}: the narrowest width, though it {' and '.join(short_of)}"
     batch, by_hand = "", "--units N chooses the width"
-    if fit.short and fit.batch_size != probe.batch_size:
+    if fit.short and fit.batch_size == SHORT_BATCH:  # halved for this horizon (LSTM(128) keeps its batch)
         batch = (
             f"; batch {fit.batch_size}, as the horizon holds only about {fit.probe_steps:,.0f} steps of "
             f"LSTM({PROBE_UNITS}) at batch {probe.batch_size}"
