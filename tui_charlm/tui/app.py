@@ -9,6 +9,7 @@ event loop.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -58,7 +59,7 @@ class CoalescingReporter:
         self.interval = interval
         self.pending: list[tuple[int, float]] = []
         self.last: BatchFinished | None = None
-        self.last_post = 0.0
+        self.last_post = -math.inf  # never (time.monotonic() counts from boot: 0.0 may be recent)
 
     def __call__(self, event: object) -> None:
         if isinstance(event, BatchFinished):

@@ -10,6 +10,7 @@ touches a widget.
 
 from __future__ import annotations
 
+import math
 import queue
 import time
 from collections.abc import Callable
@@ -252,7 +253,9 @@ class GenerationLoop:
                     self.last_drawn[char.stream] = char
                     pending[char.stream].append((char.char, char.probability))
                 if written:
-                    last_post = 0.0  # show a stepped or written char at once
+                    last_post = (
+                        -math.inf
+                    )  # show a stepped or written char at once (not 0.0: a clock since boot may be under an interval)
             latest = self.box.latest()
             if latest is not self.generator.weights:
                 self.generator.set_weights(latest)

@@ -11,6 +11,7 @@ most every RERECORD_SECONDS.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -138,7 +139,7 @@ class CellScreen(Screen[None]):
         self.feature = next(iter(FEATURES))  # f cycles the features
         self.on_best = True  # showing the feature's best cell (and following it as the weights change)
         self.recorded: CellsRecorded | None = None
-        self.last_record = 0.0
+        self.last_record = -math.inf  # never yet (time.monotonic() counts from boot)
 
     def compose(self) -> ComposeResult:
         yield Static(id="cell-header")

@@ -10,6 +10,7 @@ it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -114,7 +115,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.overlay_paths: set[Path] = set()  # other runs drawn on the loss plot (o)
         self.stop_asked = 0.0  # when k was last pressed (a viewer's stop waits for a second press)
         self.waiting_report: tuple[float, BatchesReported] | None = None  # (since when, a viewer's batch report)
-        self.report_shown = 0.0  # time.monotonic() when a viewer last showed a report
+        self.report_shown = -math.inf  # time.monotonic() when a viewer last showed a report (never yet)
 
     def compose(self) -> ComposeResult:
         yield Header()

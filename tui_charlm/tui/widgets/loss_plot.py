@@ -4,6 +4,7 @@ Other runs' held-out curves can be drawn beside them, against step or training t
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -56,7 +57,7 @@ class LossPlot(PlotextPlot):
         self.clock: list[tuple[int, float]] = [(0, 0.0)]
         self.others: list[HeldoutCurve] = []
         self.dirty = False
-        self.drawn_at = 0.0  # time.monotonic() of the last redraw
+        self.drawn_at = -math.inf  # time.monotonic() of the last redraw (never yet)
 
     LEGEND = "loss · ⣿ train (smoothed) · ● held-out (per epoch)"
 
