@@ -253,9 +253,8 @@ class GenerationLoop:
                     self.last_drawn[char.stream] = char
                     pending[char.stream].append((char.char, char.probability))
                 if written:
-                    last_post = (
-                        -math.inf
-                    )  # show a stepped or written char at once (not 0.0: a clock since boot may be under an interval)
+                    # Show a stepped or written char at once (not 0.0: time.monotonic() counts from boot).
+                    last_post = -math.inf
             latest = self.box.latest()
             if latest is not self.generator.weights:
                 self.generator.set_weights(latest)
