@@ -98,7 +98,7 @@ def main() -> int:
         if args.tiny:
             from tui_charlm.core.builtin_corpus import build_builtin_text
 
-            (tmp / "tiny.txt").write_text(build_builtin_text()[:30_000])
+            (tmp / "tiny.txt").write_text(build_builtin_text(limit=30_000))
             CORPUS = str(tmp / "tiny.txt")
         names = ("tiny", "tiny x 2") if args.tiny else ("default LSTM(512), batch 64", "3 x LSTM(1024), batch 256")
         with watching_lstm() as kernels:  # the first trial's first LSTM call says which kernel ran

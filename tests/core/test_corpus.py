@@ -197,6 +197,8 @@ def test_builtin_text_is_deterministic_and_printable(tmp_path):
     (lib / "test" / "t.py").write_text('"""Test scaffolding."""\n')
     text = build_builtin_text(lib)
     assert text == build_builtin_text(lib)
+    # The first n chars, built from only the files they need, are the whole text's first n chars.
+    assert all(build_builtin_text(lib, limit=n) == text[:n] for n in (1, 10, len(text) // 2, len(text), len(text) + 5))
     assert "Module b." in text and "Does f." in text and "A class." in text
     assert "Private" not in text and "scaffolding" not in text and "\u00e9" not in text
 

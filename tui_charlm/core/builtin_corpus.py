@@ -35,25 +35,33 @@ def _docstrings(tree: ast.Module):
                 yield doc
 
 
-def build_builtin_text(stdlib: Path | None = None) -> str:
+def build_builtin_text(stdlib: Path | None = None, *, limit: int | None = None) -> str:
     """Build the corpus text; deterministic for a given standard library.
 
     Docstrings with characters outside printable ASCII are left out, which
-    keeps the vocabulary to about 95 characters.
+    keeps the vocabulary to about 95 characters. With `limit`, the first
+    `limit` chars of the same text, read from only as many files as they need
+    (the whole text takes seconds to build: about 1.5 MB from 1,000 files).
     """
     root = Path(stdlib or sysconfig.get_paths()["stdlib"])
     parts: list[str] = []
+    length = 0  # of "\n\n".join(parts), give or take the separators
     for path in sorted(root.rglob("*.py")):
+        if limit is not None and length > limit:
+            break
         if _SKIPPED_PARTS.intersection(path.relative_to(root).parts):
             continue
         try:
             tree = ast.parse(path.read_bytes())
         except (SyntaxError, ValueError, OSError):
             continue
-        parts.extend(doc for doc in _docstrings(tree) if set(doc) <= _PRINTABLE)
+        docs = [doc for doc in _docstrings(tree) if set(doc) <= _PRINTABLE]
+        parts.extend(docs)
+        length += sum(len(doc) + 2 for doc in docs)
     if not parts:
         raise CharlmError(
             f"The built-in corpus could not be built: no Python sources were found under {root}; "
             "give a corpus with --corpus instead."
         )
-    return "\n\n".join(parts) + "\n"
+    text = "\n\n".join(parts) + "\n"
+    return text if limit is None else text[:limit]
