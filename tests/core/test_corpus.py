@@ -166,8 +166,9 @@ def test_default_falls_back_to_builtin_when_fetch_fails(monkeypatch, tmp_path):
     messages = []
     corpus = load_corpus(None, log=messages.append)
     assert corpus.source == "builtin"
-    choice = [m for m in messages if not m.startswith("Encoding")]
+    choice = [m for m in messages if not m.startswith(("Encoding", "Building"))]
     assert len(choice) == 1 and "built-in" in choice[0] and "\n" not in choice[0]
+    assert any(m.startswith("Building the built-in corpus") for m in messages)  # this test's cache starts empty
 
 
 def test_offline_catalog_name_not_cached_is_a_clear_error():
@@ -180,10 +181,13 @@ def test_offline_default_uses_builtin_corpus_built_from_the_stdlib():
     messages = []
     corpus = load_corpus(None, log=messages.append)
     assert corpus.source == "builtin" and "network is off" in messages[0]
+    assert "Building the built-in corpus" in messages[1]  # the first time takes seconds: it says why
     assert len(text_of(corpus)) > 500_000 and len(set(text_of(corpus))) < 100
-    # Built once, then served from the cache, byte for byte the same.
-    again = load_corpus("builtin")
+    # Built once, then served from the cache, byte for byte the same, without building it again.
+    said_again = []
+    again = load_corpus("builtin", log=said_again.append)
     assert again.sha256 == corpus.sha256
+    assert not any("Building" in message for message in said_again)
 
 
 def test_builtin_text_is_deterministic_and_printable(tmp_path):

@@ -183,10 +183,12 @@ def fetch_catalog(entry: CatalogEntry, *, offline: bool | None = None, timeout: 
     return path
 
 
-def builtin_path() -> Path:
+def builtin_path(log: Log = print) -> Path:
     """Build the built-in corpus once and return its cached file."""
     path = cache_dir() / builtin_corpus_name()
     if not path.is_file():
+        # Seconds of parsing (11 s on a slow 2-core machine): said, so a first start does not look stuck.
+        log(f"Building the built-in corpus from the docstrings of Python's standard library (once; kept in {path}).")
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, build_builtin_text())
     return path
@@ -213,7 +215,7 @@ def resolve(spec: str | None, *, offline: bool | None = None, log: Log = print) 
     if spec is None or spec == "":
         spec = choose_default(offline=offline, log=log)
     if spec == BUILTIN:
-        return BUILTIN, builtin_path(), "builtin"
+        return BUILTIN, builtin_path(log), "builtin"
     if is_bare_name(spec):
         named = find_named(spec)
         if named is not None:
