@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -221,7 +222,7 @@ class PlainProgress:
     def __init__(self, stream=None, *, budget: float = 0.0):
         self.stream = stream or sys.stdout
         self.budget = budget  # the run's --time-budget in training seconds (0: none): where it ends
-        self.last_line = 0.0
+        self.last_line = -math.inf  # never yet (time.monotonic() counts from boot)
 
     def __enter__(self):
         return self

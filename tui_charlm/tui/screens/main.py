@@ -113,7 +113,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         self.epoch = 0
         self.note = ""
         self.overlay_paths: set[Path] = set()  # other runs drawn on the loss plot (o)
-        self.stop_asked = 0.0  # when k was last pressed (a viewer's stop waits for a second press)
+        self.stop_asked = -math.inf  # when k was last pressed (a viewer's stop waits for a second press); never yet
         self.waiting_report: tuple[float, BatchesReported] | None = None  # (since when, a viewer's batch report)
         self.report_shown = -math.inf  # time.monotonic() when a viewer last showed a report (never yet)
 
@@ -571,7 +571,7 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
                 timeout=STOP_CONFIRM_SECONDS,
             )
             return
-        self.stop_asked = 0.0
+        self.stop_asked = -math.inf
         self.ask_trainer("stop", "asked the trainer to stop (it saves first)")
 
     def reseed(self, text: str, source: str) -> None:
