@@ -24,8 +24,9 @@ from tui_charlm.tui.messages import OddsReported, SeedApplied, TextGenerated
 # keeps the UI's rendering (Python, holding the interpreter lock) from slowing training.
 POST_INTERVAL = 0.2
 # In a viewer (charlm-tui --attach), which shares its machine with the trainer it watches: each redraw of the
-# screen costs the trainer CPU time, so a viewer posts half as often (measured: benchmarks/viewers.py).
-VIEWER_POST_INTERVAL = 0.5
+# screen costs the trainer CPU time, so a viewer posts once a second (0.5 s: 4.3% of a core per viewer; 1.0 s:
+# 3.4%; the same chars at the same pace, in bigger bursts; benchmarks/README.md, issue 26).
+VIEWER_POST_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)

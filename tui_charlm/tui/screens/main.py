@@ -238,10 +238,11 @@ class MainScreen(InsideKeys, RunKeys, Screen[None]):
         """Show training's progress: at once, or in a viewer with the streams' next post of text.
 
         A viewer's reports (read from the log twice a second), its streams'
-        posts (twice a second) and its loss plot's redraws each made frames
-        of their own, unaligned: about five a second, each walking the changed
-        widgets through Textual's styles, on cores the trainer needs. Aligned,
-        a viewer draws two frames a second (issue 26: what viewers cost a run).
+        posts and its loss plot's redraws each made frames of their own,
+        unaligned: about five a second, each walking the changed widgets
+        through Textual's styles, on cores the trainer needs. Aligned, a
+        viewer draws one frame per post, once a second (issue 26: what
+        viewers cost a run).
         """
         if self.closing:
             return

@@ -207,8 +207,8 @@ class GenerationPane(Widget, can_focus=True):
         """Mark for drawing only the lines that new chars changed: usually the last, unless the text scrolled.
 
         A full refresh sends every line of the pane through Textual's styles
-        again (borders, padding, colours) on each post, twice a second per
-        pane in a viewer, where most posts change one line (issue 26).
+        again (borders, padding, colours) on each post, five times a second per
+        pane (once in a viewer), where most posts change one line (issue 26).
         """
         before = self.drawn[1] if self.drawn is not None else None
         if before is None:
