@@ -8,7 +8,14 @@ import pytest
 from tests.conftest import tiny_config
 from tui_charlm.core.errors import CharlmError
 from tui_charlm.core.generation import Generator
-from tui_charlm.core.inference import Network, OneStream, weights_from_model
+from tui_charlm.core.inference import (
+    ROW_BY_ROW_MAX_ROWS,
+    ROW_BY_ROW_MIN_INPUTS,
+    Network,
+    OneStream,
+    matrix_product,
+    weights_from_model,
+)
 from tui_charlm.core.model import build_model
 from tui_charlm.core.sampling import SamplingSettings, distribution, entropy_bits, log_softmax, pick
 from tui_charlm.core.vocab import Vocabulary
@@ -201,9 +208,23 @@ def test_odds_are_the_distribution_the_stream_samples_from(settings):
     assert generator.draw(0).char == VOCAB.chars[pick(odds.probs, 0.37)]
 
 
-@pytest.mark.parametrize("layers", [1, 2])
-def test_in_place_steps_equal_the_allocating_step(layers):
-    config = tiny_config(layers=layers, units=6)
+@pytest.mark.parametrize("inputs", [8, ROW_BY_ROW_MIN_INPUTS])
+def test_the_product_row_by_row_is_the_matrix_product(inputs):
+    rng = np.random.default_rng(5)
+    matrix = rng.standard_normal((inputs, 4 * inputs)).astype(np.float32)
+    for rows in range(1, ROW_BY_ROW_MAX_ROWS + 3):  # below, in and above the rows done one at a time
+        x = rng.standard_normal((rows, inputs)).astype(np.float32)
+        expected = x.astype(np.float64) @ matrix.astype(np.float64)
+        out = np.full((rows, 4 * inputs), np.nan, np.float32)
+        assert matrix_product(x, matrix, out=out) is out
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(matrix_product(x, matrix), out)
+
+
+# units=256: the recurrent products of 3 streams go row by row (matrix_product), in step() as in advance().
+@pytest.mark.parametrize("layers, units", [(1, 6), (2, 6), (2, ROW_BY_ROW_MIN_INPUTS)])
+def test_in_place_steps_equal_the_allocating_step(layers, units):
+    config = tiny_config(layers=layers, units=units)
     network = Network(weights_from_model(randomised(build_model(config, len(VOCAB))), seq_len=config.seq_len))
     ids = np.random.default_rng(3).integers(0, len(VOCAB), size=(20, 3))
     state = network.zero_state(3)

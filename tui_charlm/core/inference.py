@@ -15,6 +15,24 @@ import numpy as np
 
 from tui_charlm.core.errors import CharlmError
 
+# A few rows times a large matrix is done one row at a time: for a batch of 2-4 rows (the app's streams) NumPy's
+# OpenBLAS runs a general product about twice as slowly as that many vector products once the matrix outgrows the
+# core's cache, as it packs the whole matrix on every call (measured: LSTM(256), 4 rows, 123 us against 58;
+# LSTM(512), 469 us against 254; for LSTM(128) the general product is faster; benchmarks/README.md, issue 26).
+ROW_BY_ROW_MAX_ROWS = 4
+ROW_BY_ROW_MIN_INPUTS = 256
+
+
+def matrix_product(x: np.ndarray, matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """x @ matrix for a 2-D `x`, into `out` if given; row by row where that is the faster way (above)."""
+    if not 2 <= len(x) <= ROW_BY_ROW_MAX_ROWS or matrix.shape[0] < ROW_BY_ROW_MIN_INPUTS:
+        return np.matmul(x, matrix, out=out)
+    if out is None:
+        out = np.empty((len(x), matrix.shape[1]), np.result_type(x, matrix))
+    for row, result in zip(x, out):
+        np.matmul(row, matrix, out=result)
+    return out
+
 
 @dataclass(frozen=True)
 class LSTMWeights:
@@ -129,7 +147,7 @@ class Network:
         x = None
         for (kernel, bias, recurrent, _), (h, c), buffers in zip(self.layers, state, scratch.layers):
             z, gates, product, input_gate, forget_gate, cell_gate, output_gate, projection = buffers
-            np.matmul(h, recurrent, out=z)
+            matrix_product(h, recurrent, out=z)
             if bias is None:
                 if len(ids) == 1:
                     z += kernel[ids[0]]  # a view: one stream reads its row of the table without a copy
@@ -137,7 +155,7 @@ class Network:
                     np.take(kernel, ids, axis=0, out=projection)
                     z += projection
             else:
-                np.matmul(x, kernel, out=projection)
+                matrix_product(x, kernel, out=projection)
                 projection += bias
                 z += projection
             np.tanh(z, out=z)
@@ -164,8 +182,8 @@ class Network:
         x = None
         new_state = []
         for (kernel, bias, recurrent, units), (h, c) in zip(self.layers, state):
-            z = kernel[ids] if bias is None else x @ kernel + bias
-            z += h @ recurrent
+            z = kernel[ids] if bias is None else matrix_product(x, kernel) + bias
+            z += matrix_product(h, recurrent)
             t = np.tanh(z)
             gates = 0.5 * t + 0.5  # input, forget, (unused), output
             c = gates[:, units : 2 * units] * c + gates[:, :units] * t[:, 2 * units : 3 * units]
