@@ -33,6 +33,31 @@ def smooth(values: list[float], beta: float = 0.9) -> list[float]:
     return out
 
 
+class Smoothed:
+    """smooth(values), kept up to date as values are appended: a new value costs one step, not the whole curve.
+
+    A run watched for hours reports tens of thousands of batches, and the
+    plot is redrawn every second or two: smoothing the whole curve each time
+    (25 ms for 100,000 points, on the thread that draws the screen) would
+    grow with the run. The same arithmetic in the same order as smooth().
+    """
+
+    def __init__(self, beta: float = 0.9):
+        self.beta = beta
+        self.values: list[float] = []
+        self._average = 0.0
+
+    def extend(self, values) -> None:
+        beta, out = self.beta, self.values
+        for value in values:
+            self._average = beta * self._average + (1 - beta) * value
+            out.append(self._average / (1 - beta ** (len(out) + 1)))
+
+    def reset(self, values) -> None:
+        self.values, self._average = [], 0.0
+        self.extend(values)
+
+
 # Colours of other runs' held-out curves (o), in order; plotext and Textual markup both know these names.
 OVERLAY_COLORS = ("magenta", "cyan", "yellow", "red", "blue", "white")
 
@@ -53,6 +78,7 @@ class LossPlot(PlotextPlot):
         self.losses: list[float] = []
         self.val_steps: list[int] = []
         self.val_losses: list[float] = []
+        self.smoothed = Smoothed()  # smooth(self.losses)
         # (step, training seconds) pairs known for this run: epoch ends and live reports; maps steps to time.
         self.clock: list[tuple[int, float]] = [(0, 0.0)]
         self.others: list[HeldoutCurve] = []
@@ -80,6 +106,7 @@ class LossPlot(PlotextPlot):
         """Start from a saved curve (resumed runs)."""
         self.steps = [int(s) for s, _ in history.batches]
         self.losses = [float(v) for _, v in history.batches]
+        self.smoothed.reset(self.losses)
         self.val_steps = [int(e["step"]) for e in history.epochs]
         self.val_losses = [float(e["val_loss"]) for e in history.epochs]
         self.clock += zip(self.val_steps, history.epoch_training_seconds())
@@ -112,6 +139,7 @@ class LossPlot(PlotextPlot):
         for step, loss in points:
             self.steps.append(step)
             self.losses.append(loss)
+        self.smoothed.extend(loss for _, loss in points)
         self.dirty = True
 
     def rewind(self, step: int) -> None:
@@ -121,6 +149,7 @@ class LossPlot(PlotextPlot):
             batches = [(s, v) for s, v in zip(self.steps, self.losses) if s <= step]
             epochs = [(s, v) for s, v in zip(self.val_steps, self.val_losses) if s <= step]
             self.steps, self.losses = [s for s, _ in batches], [v for _, v in batches]
+            self.smoothed.reset(self.losses)
             self.val_steps, self.val_losses = [s for s, _ in epochs], [v for _, v in epochs]
             self.clock = [point for point in self.clock if point[0] <= step]
             self.dirty = True
@@ -152,7 +181,7 @@ class LossPlot(PlotextPlot):
             self.refresh()
             return
         if self.steps:
-            smoothed = smooth(self.losses)
+            smoothed = self.smoothed.values
             stride = max(1, len(self.steps) // MAX_POINTS)
             xs = self.steps[::stride]
             ys = [v * scale for v in smoothed[::stride]]

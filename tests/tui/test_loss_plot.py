@@ -1,0 +1,24 @@
+"""The loss pane's data: the smoothed curve it draws, kept up to date as batches come and as a resume rewinds."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tui_charlm.tui.widgets.loss_plot import LossPlot, smooth
+
+
+def test_the_smoothed_curve_kept_as_batches_come_and_go_equals_smoothing_the_whole_curve():
+    rng = np.random.default_rng(7)
+    plot = LossPlot()
+    step = 0
+    for size in (1, 5, 40, 3, 200):  # reports of any number of batches
+        losses = (4.0 - 0.001 * np.arange(step, step + size) + rng.normal(0, 0.1, size)).tolist()
+        plot.add_batches([(step + i + 1, loss) for i, loss in enumerate(losses)])
+        step += size
+        assert plot.smoothed.values == smooth(plot.losses)
+    # A run resumed from step 100 trains from there again: the curve after it is forgotten, then grows anew.
+    plot.rewind(100)
+    assert plot.steps[-1] == 100 and plot.smoothed.values == smooth(plot.losses)
+    plot.add_batches([(101, 2.0), (102, 1.9)])
+    assert plot.smoothed.values == smooth(plot.losses)
+    assert plot.smoothed.values[-1] != smooth(plot.losses[:-1])[-1]  # the newest batch moved the curve
