@@ -24,22 +24,13 @@ REDRAW_INTERVAL = 1.0
 STALE_SECONDS = 3.0
 
 
-def smooth(values: list[float], beta: float = 0.9) -> list[float]:
-    """Bias-corrected exponential moving average (as TensorBoard's smoothing)."""
-    out, average = [], 0.0
-    for n, value in enumerate(values, start=1):
-        average = beta * average + (1 - beta) * value
-        out.append(average / (1 - beta**n))
-    return out
-
-
 class Smoothed:
-    """smooth(values), kept up to date as values are appended: a new value costs one step, not the whole curve.
+    """A bias-corrected exponential moving average (as TensorBoard's smoothing), kept up to date as values come.
 
     A run watched for hours reports tens of thousands of batches, and the
     plot is redrawn every second or two: smoothing the whole curve each time
     (25 ms for 100,000 points, on the thread that draws the screen) would
-    grow with the run. The same arithmetic in the same order as smooth().
+    grow with the run, so a new value costs one step, not the whole curve.
     """
 
     def __init__(self, beta: float = 0.9):
@@ -56,6 +47,13 @@ class Smoothed:
     def reset(self, values) -> None:
         self.values, self._average = [], 0.0
         self.extend(values)
+
+
+def smooth(values: list[float], beta: float = 0.9) -> list[float]:
+    """The whole curve smoothed at once (Smoothed, for a curve that is not growing)."""
+    smoothed = Smoothed(beta)
+    smoothed.extend(values)
+    return smoothed.values
 
 
 # Colours of other runs' held-out curves (o), in order; plotext and Textual markup both know these names.
