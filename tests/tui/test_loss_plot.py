@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tui_charlm.tui.widgets.loss_plot import LossPlot, smooth
+from tui_charlm.tui.widgets.loss_plot import LossPlot, smooth, thin
 
 
 def test_the_smoothed_curve_kept_as_batches_come_and_go_equals_smoothing_the_whole_curve():
@@ -22,3 +22,15 @@ def test_the_smoothed_curve_kept_as_batches_come_and_go_equals_smoothing_the_who
     plot.add_batches([(101, 2.0), (102, 1.9)])
     assert plot.smoothed.values == smooth(plot.losses)
     assert plot.smoothed.values[-1] != smooth(plot.losses[:-1])[-1]  # the newest batch moved the curve
+
+
+def test_a_long_curve_is_thinned_evenly_to_its_limit_keeping_both_ends():
+    steps = list(range(1, 10_001))
+    values = [1.0 / s for s in steps]
+    for limit in (1, 7, 320, 9_999, 10_000, 20_000):
+        xs, ys = thin(steps, values, limit)
+        assert len(xs) <= limit + 1 and (xs[0], xs[-1]) == (1, 10_000)
+        assert all(values[x - 1] == y for x, y in zip(xs, ys))  # each point is the curve's own
+        gaps = {b - a for a, b in zip(xs[:-2], xs[1:-1])}
+        assert len(gaps) <= 1  # evenly spaced (but for the last point, kept whatever the stride)
+    assert thin(steps, values, 10_000) == (steps, values)  # a curve within the limit is drawn whole

@@ -15,8 +15,13 @@ from tui_charlm.core.checkpoints import History
 from tui_charlm.core.runs import HeldoutCurve
 from tui_charlm.core.units import LN2
 
-# Points drawn at most; longer curves are thinned evenly (the terminal has fewer columns than that anyway).
-MAX_POINTS = 600
+# Points of the training curve drawn per terminal column of the pane, at most: two per column of braille dots (a
+# terminal column holds two), more than the plot can show. Longer curves are thinned evenly. plotext builds the whole
+# plot in Python on every redraw, in time that grows with the points (an 80-column pane: 600 points 5.5 ms, 300
+# 3.8 ms; benchmarks/README.md, issue 26).
+POINTS_PER_COLUMN = 4
+# The width assumed before the pane has one (not yet laid out).
+DEFAULT_COLUMNS = 80
 # Seconds between redraws while data streams in: plotext rebuilds the whole plot in Python each time,
 # and every millisecond the UI holds the interpreter is one the training loop may wait for.
 REDRAW_INTERVAL = 1.0
@@ -47,6 +52,16 @@ class Smoothed:
     def reset(self, values) -> None:
         self.values, self._average = [], 0.0
         self.extend(values)
+
+
+def thin(steps: list[int], values: list[float], limit: int) -> tuple[list[int], list[float]]:
+    """At most `limit` + 1 evenly spaced points of a curve, its first and last among them."""
+    stride = max(1, math.ceil(len(steps) / max(limit, 1)))
+    xs, ys = steps[::stride], values[::stride]
+    if xs and xs[-1] != steps[-1]:
+        xs.append(steps[-1])
+        ys.append(values[-1])
+    return xs, ys
 
 
 def smooth(values: list[float], beta: float = 0.9) -> list[float]:
@@ -179,14 +194,8 @@ class LossPlot(PlotextPlot):
             self.refresh()
             return
         if self.steps:
-            smoothed = self.smoothed.values
-            stride = max(1, len(self.steps) // MAX_POINTS)
-            xs = self.steps[::stride]
-            ys = [v * scale for v in smoothed[::stride]]
-            if xs[-1] != self.steps[-1]:
-                xs.append(self.steps[-1])
-                ys.append(smoothed[-1] * scale)
-            xs = self.to_x(xs)
+            xs, ys = thin(self.steps, self.smoothed.values, POINTS_PER_COLUMN * (self.size.width or DEFAULT_COLUMNS))
+            xs, ys = self.to_x(xs), [v * scale for v in ys]
             # The legend is in the pane's title: inside the plot it would cover the data on small screens.
             plt.plot(xs, ys, marker="braille")
         if self.val_steps:

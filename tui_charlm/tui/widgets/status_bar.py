@@ -27,6 +27,22 @@ STATE_STYLES = {
 WIDE_FIGURES = 100
 
 
+class EpochProgress(ProgressBar):
+    """Textual's ProgressBar, drawn only when the app moves it.
+
+    Textual's bar calls its own `update()` once a second, with nothing to
+    change, to count its ETA down; the ETA's value changes, and the bar is
+    drawn again in a frame of its own, a second frame each second between
+    the app's, whether or not an ETA is shown. This bar has none (the app
+    writes its own, from training time), so that tick does nothing: in a
+    viewer, which draws once a second (issue 26), it was every other frame.
+    """
+
+    def update(self, **changes) -> None:
+        if changes:
+            super().update(**changes)
+
+
 class StatusBar(Vertical):
     """Two lines: the run, then the epoch's progress with ETA and the live figures.
 
@@ -44,7 +60,7 @@ class StatusBar(Vertical):
         self.run_line = Static(id="run-line")
         self.epoch_label = Static(id="epoch-label")
         # The ETA is ours, from training time per step (Textual's own is from wall-clock progress updates).
-        self.progress = ProgressBar(id="epoch-progress", show_eta=False, show_percentage=False)
+        self.progress = EpochProgress(id="epoch-progress", show_eta=False, show_percentage=False)
         self.eta = Static(id="eta")
         self.figures = Static(id="figures")
         yield self.run_line
