@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from tui_charlm.tui.widgets.loss_plot import LossPlot, smooth, thin
@@ -31,6 +33,6 @@ def test_a_long_curve_is_thinned_evenly_to_its_limit_keeping_both_ends():
         xs, ys = thin(steps, values, limit)
         assert len(xs) <= limit + 1 and (xs[0], xs[-1]) == (1, 10_000)
         assert all(values[x - 1] == y for x, y in zip(xs, ys))  # each point is the curve's own
-        gaps = {b - a for a, b in zip(xs[:-2], xs[1:-1])}
+        gaps = {b - a for a, b in itertools.pairwise(xs[:-1])}
         assert len(gaps) <= 1  # evenly spaced (but for the last point, kept whatever the stride)
     assert thin(steps, values, 10_000) == (steps, values)  # a curve within the limit is drawn whole
