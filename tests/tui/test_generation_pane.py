@@ -1,8 +1,9 @@
 """A stream pane draws the tail of its text as Rich would wrap the whole text at once.
 
-The pane wraps each finished line once and only the open line on each draw
-(WrappedLines); these tests check that whatever the chunks, widths and
-colouring, what is drawn equals Rich wrapping the whole text afresh.
+The pane wraps each line of the text once it is settled, and on each draw
+only the last lines of the open line (WrappedLines); these tests check that
+whatever the chunks, widths and colouring, what is drawn equals Rich
+wrapping the whole text afresh.
 """
 
 from __future__ import annotations
@@ -13,24 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from tui_charlm.tui.widgets.generation_pane import WrappedLines, show_whitespace, show_whitespace_styled, wrap_window
+from tui_charlm.tui.widgets.generation_pane import WrappedLines, show_whitespace, show_whitespace_styled
 
 CONSOLE = Console(width=200, color_system=None)
 
 # Words, runs of spaces, newlines, a control char, a wide char and a word longer than a line.
-PIECES = st.sampled_from(["the", "cat", " ", "  ", "\n", "\n\n", "\t", "語", "x" * 30, ".", "sat,"])
+PIECES = st.sampled_from(["the", "cat", " ", "  ", "    ", "\n", "\n\n", "\t", "語", "x" * 30, ".", "sat,"])
 
 
 def drawn_afresh(chars: list[tuple[str, float]], width: int, height: int, surprise: bool) -> list[list]:
-    """The last `height` lines of the whole text wrapped at once, as (text, style) segments.
-
-    An open line (after the last newline) longer than a screen and a half is wrapped from there: where it
-    starts is out of sight, and wrapping it all would cost more the longer it got.
-    """
-    plain = "".join(c for c, _ in chars)
-    window = wrap_window(width, height)
-    if len(plain) - (plain.rfind("\n") + 1) > window:
-        chars = chars[-window:]
+    """The last `height` lines of the whole text wrapped at once, as (text, style) segments."""
     text = show_whitespace_styled(chars) if surprise else show_whitespace("".join(c for c, _ in chars))
     lines = list(text.wrap(CONSOLE, width))[-height:]
     return drawn(list(line.render(CONSOLE)) for line in lines)
@@ -139,3 +132,48 @@ async def test_what_a_pane_puts_on_screen_post_after_post_equals_drawing_it_afre
             await pilot.pause()
             assert shown == on_screen(pane), f"after {begin + 7} chars"
         assert "59 of a" in " ".join(on_screen(pane))  # and it was the end of the text
+
+
+def wraps_while_drawing(monkeypatch) -> list[int]:
+    """The number of chars each draw wraps, from now on."""
+    wrapped: list[int] = []
+    wrap = WrappedLines._wrap
+
+    def counting(self, chars, begin, end, console):
+        wrapped.append(end - begin)
+        return wrap(self, chars, begin, end, console)
+
+    monkeypatch.setattr(WrappedLines, "_wrap", counting)
+    return wrapped
+
+
+def test_a_long_open_line_is_wrapped_a_few_lines_a_draw_not_a_screen_and_a_half(monkeypatch):
+    # A stream at a low temperature: thousands of chars without a newline, posted 40 at a time.
+    text = " ".join(("the spirit of the world", "and the same", "self-conscience")[n % 3] for n in range(250))
+    width, height, post = 56, 10, 40
+    chars: deque[tuple[str, float]] = deque()
+    wrapped = WrappedLines(width, False, first=0)
+    sizes = wraps_while_drawing(monkeypatch)
+    for begin in range(0, len(text), post):
+        chars.extend((c, 0.5) for c in text[begin : begin + post])
+        shown = [line.text for line in wrapped.lines(chars, 0, height, CONSOLE)]
+    assert shown == [line.plain for line in show_whitespace(text).wrap(CONSOLE, width)][-height:]
+    assert len(sizes) == len(range(0, len(text), post))
+    assert max(sizes) <= 3 * width + post  # the two lines not settled, and the post (a screen and a half: 896)
+
+
+def test_an_open_line_nothing_of_which_can_be_settled_is_wrapped_a_screen_and_a_half_back(monkeypatch):
+    import tui_charlm.tui.widgets.generation_pane as pane
+
+    monkeypatch.setattr(pane, "line_starts", lambda shown, lines: None)  # as if Rich wrapped in an unforeseen way
+    text = "word " * 600
+    width, height = 20, 4
+    chars: deque[tuple[str, float]] = deque()
+    wrapped = WrappedLines(width, False, first=0)
+    sizes = wraps_while_drawing(monkeypatch)
+    for begin in range(0, len(text), 40):
+        chars.extend((c, 0.5) for c in text[begin : begin + 40])
+        shown = [line.text for line in wrapped.lines(chars, 0, height, CONSOLE)]
+    # Once, from the line's start (to learn that nothing settles); then a screen and a half each draw.
+    assert sum(size > pane.wrap_window(width, height) for size in sizes) == 1
+    assert shown == [line.plain for line in show_whitespace(text).wrap(CONSOLE, width)][-height:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import deque
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region
@@ -101,15 +102,40 @@ def wrap_window(width: int, height: int) -> int:
     return width * height * 3 // 2 + width
 
 
+def line_starts(shown: str, lines: list[str]) -> list[int] | None:
+    """Where each of the wrapped `lines` of `shown` (one line of text) begins in it, or None if they do not add up.
+
+    Rich drops only spaces at a break (those that would overflow the line).
+    """
+    starts, position = [], 0
+    for line in lines:
+        while not shown.startswith(line, position) and position < len(shown) and shown[position] == " ":
+            position += 1
+        if not shown.startswith(line, position):
+            return None
+        starts.append(position)
+        position += len(line)
+    return starts
+
+
+def render(lines: list[Text], console) -> list[Strip]:
+    """Wrapped lines as Textual draws them."""
+    return [Strip(list(line.render(console)), line.cell_len) for line in lines]
+
+
 class WrappedLines:
-    """A stream's text wrapped for one width, as lines of segments; each finished line of text is wrapped once.
+    """A stream's text wrapped for one width, as lines of segments; each wrapped line is made once it is settled.
 
     Rich wraps each line of text (up to a newline) on its own, so the lines
-    a finished one wraps into never change: they are kept, and each draw
-    wraps only the open line after the last newline. Before, every draw
-    wrapped a screen and a half of text for every pane, and Textual then
-    converted and wrapped it again, five times a second, on the interpreter
-    lock the training loop shares.
+    a finished one wraps into never change: they are kept. Within the open
+    line, after the last newline, wrapping is greedy (a line breaks before a
+    word that does not fit), so as chars come only its last word can move:
+    every wrapped line but the last two is settled, kept, and not wrapped
+    again (_settled says which). Each draw wraps those two lines and the new
+    chars, however long the open line has grown: a stream at a low temperature runs on for hundreds of chars
+    without a newline, and wrapping a screen and a half of it on every post
+    was a viewer's largest cost of its own (issue 26), five times a second
+    in the app, on the interpreter lock the training loop shares.
     """
 
     # Wrapped lines kept: more than any pane is tall.
@@ -118,9 +144,10 @@ class WrappedLines:
     def __init__(self, width: int, surprise: bool, first: int):
         self.width = width
         self.surprise = surprise
-        self.done: deque[Strip] = deque(maxlen=self.KEEP_LINES)  # the wrapped finished lines
-        self.done_upto = first  # the stream position after the newline that ends the last finished line
+        self.done: deque[Strip] = deque(maxlen=self.KEEP_LINES)  # the settled wrapped lines
+        self.done_upto = first  # the stream position where the first line not settled begins
         self.scanned = first  # no newline before this position but those already wrapped
+        self.stuck: int | None = None  # done_upto, when nothing of a screen and a half after it could be settled
 
     def lines(self, chars: deque[tuple[str, float]], start: int, height: int, console) -> list[Strip]:
         """The last `height` wrapped lines of the text; `chars` holds the stream's chars from position `start` on."""
@@ -131,24 +158,73 @@ class WrappedLines:
                 newline = position
         self.scanned = end
         if newline is not None:  # lines finished since the last draw
-            self.done.extend(self._wrap(chars, self.done_upto - start, newline + 1 - start, console))
+            finished = self._wrap(chars, self.done_upto - start, newline + 1 - start, console)[1]
+            self.done.extend(render(finished, console))
             self.done_upto = newline + 1
-        # The open line: one longer than a screen and a half is wrapped from there (its top is out of sight).
-        first = max(self.done_upto, end - wrap_window(self.width, height))
-        tail = self._wrap(chars, first - start, len(chars), console) if first < end else [Strip([])]
+        # The open line, from its first line not settled. Should that be over a screen and a half back and nothing
+        # of it could be settled the last time, it is wrapped from there, its top out of sight: a bound on what a
+        # draw costs should Rich ever wrap in a way _settled does not foresee (no text tried has come here).
+        first, window = self.done_upto, wrap_window(self.width, height)
+        if end - first > window and self.stuck == first:
+            first = end - window
+        if first < end:
+            shown, wrapped = self._wrap(chars, first - start, len(chars), console)
+            settled = 0
+            if first == self.done_upto:
+                settled = self._settled(chars, start, first, shown, wrapped)
+                self.stuck = first if settled == 0 and end - first > window and len(wrapped) > 4 else None
+            self.done.extend(render(wrapped[:settled], console))
+            tail = render(wrapped[settled:], console)
+        else:
+            tail = [Strip([])]
         if len(tail) >= height:
             return tail[-height:]
         kept = min(height - len(tail), len(self.done))
         return [self.done[i] for i in range(len(self.done) - kept, len(self.done))] + tail
 
-    def _wrap(self, chars: deque[tuple[str, float]], begin: int, end: int, console) -> list[Strip]:
-        """Wrap chars[begin:end]; a newline among them ends a wrapped line (as Rich wraps one paragraph at a time)."""
+    def _settled(self, chars: deque[tuple[str, float]], start: int, first: int, shown: str, wrapped: list[Text]) -> int:
+        """How many of the open line's first wrapped lines are settled (and moves done_upto past them).
+
+        All but the last two, up to a line that wrapping afresh from its
+        first char would wrap as the whole open line does: one that begins a
+        word (after a space), or one in a word longer than a line from there
+        on, which folds the same way from any of its line breaks (but for the
+        last space of a run, drawn as a dot in the run and as a space alone);
+        not one in a shorter word's end: Rich folds a word with its trailing
+        space.
+        """
+        if len(wrapped) <= 2:
+            return 0
+        starts = line_starts(shown, [line.plain for line in wrapped])
+        if starts is None:
+            return 0
+        for count in range(len(wrapped) - 2, 0, -1):
+            begin = starts[count]
+            if begin == 0:
+                continue
+            word_end = shown.find(" ", begin)
+            long_word = cell_len(shown[begin : word_end if word_end >= 0 else None]) > self.width
+            if shown[begin - 1] == " " or (long_word and not self._ends_a_run(chars, start, first + begin)):
+                self.done_upto = first + begin
+                return count
+        return 0
+
+    @staticmethod
+    def _ends_a_run(chars: deque[tuple[str, float]], start: int, position: int) -> bool:
+        """Whether the char at `position` is a space that the next char does not (yet) follow with another."""
+        if chars[position - start][0] != " ":
+            return False
+        return position + 1 >= start + len(chars) or chars[position + 1 - start][0] != " "
+
+    def _wrap(self, chars: deque[tuple[str, float]], begin: int, end: int, console) -> tuple[str, list[Text]]:
+        """chars[begin:end] as shown, and wrapped into Rich lines; a newline among them ends a line (as Rich wraps
+        one paragraph at a time)."""
         piece = [chars[i] for i in range(begin, end)]
         text = show_whitespace_styled(piece) if self.surprise else show_whitespace("".join(c for c, _ in piece))
-        lines = [Strip(list(line.render(console)), line.cell_len) for line in text.wrap(console, self.width)]
+        lines = list(text.wrap(console, self.width))
         if piece and piece[-1][0] == "\n":
             lines.pop()  # the empty line after the final newline: the open line takes its place
-        return lines
+        return text.plain, lines
 
 
 class GenerationPane(Widget, can_focus=True):
