@@ -6,7 +6,16 @@ import itertools
 
 import numpy as np
 
-from tui_charlm.tui.widgets.loss_plot import LossPlot, smooth, thin
+from tui_charlm.tui.widgets.loss_plot import LossPlot, thin
+
+
+def smooth(values: list[float], beta: float = 0.9) -> list[float]:
+    """The whole curve smoothed at once: a bias-corrected exponential moving average (TensorBoard's smoothing)."""
+    out, average = [], 0.0
+    for n, value in enumerate(values, start=1):
+        average = beta * average + (1 - beta) * value
+        out.append(average / (1 - beta**n))
+    return out
 
 
 def test_the_smoothed_curve_kept_as_batches_come_and_go_equals_smoothing_the_whole_curve():

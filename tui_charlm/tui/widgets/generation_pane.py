@@ -132,10 +132,11 @@ class WrappedLines:
     word that does not fit), so as chars come only its last word can move:
     every wrapped line but the last two is settled, kept, and not wrapped
     again (_settled says which). Each draw wraps those two lines and the new
-    chars, however long the open line has grown: a stream at a low temperature runs on for hundreds of chars
-    without a newline, and wrapping a screen and a half of it on every post
-    was a viewer's largest cost of its own (issue 26), five times a second
-    in the app, on the interpreter lock the training loop shares.
+    chars, however long the open line has grown: a stream at a low
+    temperature runs on for hundreds of chars without a newline, and
+    wrapping a screen and a half of it on every post was a viewer's largest
+    cost of its own (issue 26), five times a second in the app, on the
+    interpreter lock the training loop shares.
     """
 
     # Wrapped lines kept: more than any pane is tall.
@@ -171,7 +172,8 @@ class WrappedLines:
             shown, wrapped = self._wrap(chars, first - start, len(chars), console)
             settled = 0
             if first == self.done_upto:
-                settled = self._settled(chars, start, first, shown, wrapped)
+                settled, begin = self._settled(chars, start, first, shown, wrapped)
+                self.done_upto = first + begin
                 self.stuck = first if settled == 0 and end - first > window and len(wrapped) > 4 else None
             self.done.extend(render(wrapped[:settled], console))
             tail = render(wrapped[settled:], console)
@@ -182,8 +184,11 @@ class WrappedLines:
         kept = min(height - len(tail), len(self.done))
         return [self.done[i] for i in range(len(self.done) - kept, len(self.done))] + tail
 
-    def _settled(self, chars: deque[tuple[str, float]], start: int, first: int, shown: str, wrapped: list[Text]) -> int:
-        """How many of the open line's first wrapped lines are settled (and moves done_upto past them).
+    def _settled(
+        self, chars: deque[tuple[str, float]], start: int, first: int, shown: str, wrapped: list[Text]
+    ) -> tuple[int, int]:
+        """How many of the first wrapped lines of `shown` (the open line from stream position `first`) are settled,
+        and where in it the next one begins.
 
         All but the last two, up to a line that wrapping afresh from its
         first char would wrap as the whole open line does: one that begins a
@@ -193,21 +198,20 @@ class WrappedLines:
         not one in a shorter word's end: Rich folds a word with its trailing
         space.
         """
-        if len(wrapped) <= 2:
-            return 0
-        starts = line_starts(shown, [line.plain for line in wrapped])
+        starts = line_starts(shown, [line.plain for line in wrapped]) if len(wrapped) > 2 else None
         if starts is None:
-            return 0
+            return 0, 0
         for count in range(len(wrapped) - 2, 0, -1):
             begin = starts[count]
             if begin == 0:
                 continue
+            if shown[begin - 1] == " ":
+                return count, begin
             word_end = shown.find(" ", begin)
             long_word = cell_len(shown[begin : word_end if word_end >= 0 else None]) > self.width
-            if shown[begin - 1] == " " or (long_word and not self._ends_a_run(chars, start, first + begin)):
-                self.done_upto = first + begin
-                return count
-        return 0
+            if long_word and not self._ends_a_run(chars, start, first + begin):
+                return count, begin
+        return 0, 0
 
     @staticmethod
     def _ends_a_run(chars: deque[tuple[str, float]], start: int, position: int) -> bool:

@@ -64,13 +64,6 @@ def thin(steps: list[int], values: list[float], limit: int) -> tuple[list[int], 
     return xs, ys
 
 
-def smooth(values: list[float], beta: float = 0.9) -> list[float]:
-    """The whole curve smoothed at once (Smoothed, for a curve that is not growing)."""
-    smoothed = Smoothed(beta)
-    smoothed.extend(values)
-    return smoothed.values
-
-
 # Colours of other runs' held-out curves (o), in order; plotext and Textual markup both know these names.
 OVERLAY_COLORS = ("magenta", "cyan", "yellow", "red", "blue", "white")
 
@@ -91,7 +84,7 @@ class LossPlot(PlotextPlot):
         self.losses: list[float] = []
         self.val_steps: list[int] = []
         self.val_losses: list[float] = []
-        self.smoothed = Smoothed()  # smooth(self.losses)
+        self.smoothed = Smoothed()  # self.losses, smoothed
         # (step, training seconds) pairs known for this run: epoch ends and live reports; maps steps to time.
         self.clock: list[tuple[int, float]] = [(0, 0.0)]
         self.others: list[HeldoutCurve] = []
