@@ -64,7 +64,11 @@ from versions import versions_line  # noqa: E402
 TARGET = 0.97
 # Seconds of training before speed is counted: the viewers load (and compile nothing) in this time.
 WARM_UP = 15.0
-SETTINGS = ["--corpus", str(CORPUS), "--lowercase", "--units", "256", "--checkpoint-every", "0", "--plain"]
+# The time budget ends each run (the default 50 epochs would end a long sitting half way on a fast host).
+SETTINGS = [
+    *("--corpus", str(CORPUS), "--lowercase", "--units", "256", "--epochs", "10000"),
+    *("--checkpoint-every", "0", "--plain"),
+]
 
 
 def log_lines(run: Path) -> list[dict]:
@@ -216,6 +220,8 @@ def interleaved(
                 since = time.time()
                 started, used = time.monotonic(), [cpu_seconds(pid) for pid in running]
                 drain(segment - settle)
+                if trainer.poll() is not None:
+                    raise SystemExit(f"the trainer ended (exit status {trainer.returncode}) in cycle {cycle + 1}")
                 rates[arm].append(training_rate(log_lines(run), since, time.time()) * per_step)
                 wall = time.monotonic() - started
                 cpu[arm] += [(cpu_seconds(pid) - u) / wall for pid, u in zip(running, used)]
