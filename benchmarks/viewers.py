@@ -44,6 +44,7 @@ import itertools
 import json
 import os
 import random
+import re
 import select
 import signal
 import statistics
@@ -258,6 +259,31 @@ def verdict(low: float, high: float, target: float = TARGET) -> str:
     return f"too close to {target:.0%} to tell"
 
 
+def pool(results: Path, since: str = "0") -> int:
+    """Print the per-cycle ratios of the interleaved sittings in `results` (those from `since` on, 'YYYY-MM-DD
+    HH:MM'), pooled by arm, with an interval.
+
+    One sitting's interval is wide (8 to 20 cycles); the sittings on record
+    together say more, though from different hosts on different days.
+    """
+    pooled: dict[str, list[float]] = {}
+    sittings = 0
+    for sitting in re.split(r"^(?=# \d{4}-\d\d-\d\d )", results.read_text(), flags=re.M):
+        if "--interleave" not in sitting.partition("\n\n")[0] or sitting[2:18] < since:
+            continue
+        sittings += 1
+        for arm, ratios in re.findall(r"^(.+?): median [\d,]+ chars/s; per round (.+?) of unattended", sitting, re.M):
+            pooled.setdefault(arm, []).extend(float(r.strip().rstrip("%")) / 100 for r in ratios.split(","))
+    print(f"{sittings} interleaved sittings in {results}" + (f" from {since} on" if since != "0" else ""))
+    for arm, ratios in pooled.items():
+        low, high = median_interval(ratios)
+        print(
+            f"{arm}: {len(ratios)} cycles, median {statistics.median(ratios):.1%} of unattended "
+            f"(95% interval {low:.1%}-{high:.1%}: {verdict(low, high)})"
+        )
+    return 0
+
+
 def weights_freshness(seconds: float, tmp: Path) -> tuple[list[float], list[float]]:
     """(age of the weights when the viewer took them, seconds between the weights it took)."""
     from tui_charlm.core.generation import WeightBox
@@ -363,8 +389,18 @@ def main() -> int:
         help="with --interleave: also segments in which two idle-class processes burn SHARE of a core each (0.033: "
         "what a viewer used) and no viewer watches",
     )
+    parser.add_argument(
+        "--pool",
+        nargs="?",
+        const="0",
+        metavar="SINCE",
+        help="measure nothing: pool the per-cycle ratios of every --interleave sitting recorded in --out (from "
+        "SINCE on, 'YYYY-MM-DD HH:MM', if given)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "viewers.txt")
     args = parser.parse_args()
+    if args.pool:
+        return pool(args.out, args.pool)
     os.environ["CHARLM_VIEWER_PRIORITY"] = args.priority  # the viewers inherit it
     if not CORPUS.is_file():
         print(f"corpus {CORPUS} not found; skipping", file=sys.stderr)
