@@ -250,6 +250,12 @@ def median_interval(values: list[float], resamples: int = 4000, seed: int = 0) -
     return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
 
 
+def summary(ratios: list[float]) -> str:
+    """'median M (95% interval L-H: verdict)' for per-cycle (or per-round) ratios to unattended speed."""
+    low, high = median_interval(ratios)
+    return f"median {statistics.median(ratios):.1%} (95% interval {low:.1%}-{high:.1%}: {verdict(low, high)})"
+
+
 def verdict(low: float, high: float, target: float = TARGET) -> str:
     """Whether the interval says the target is met, missed, or cannot tell."""
     if low >= target:
@@ -276,11 +282,7 @@ def pool(results: Path, since: str = "0") -> int:
             pooled.setdefault(arm, []).extend(float(r.strip().rstrip("%")) / 100 for r in ratios.split(","))
     print(f"{sittings} interleaved sittings in {results}" + (f" from {since} on" if since != "0" else ""))
     for arm, ratios in pooled.items():
-        low, high = median_interval(ratios)
-        print(
-            f"{arm}: {len(ratios)} cycles, median {statistics.median(ratios):.1%} of unattended "
-            f"(95% interval {low:.1%}-{high:.1%}: {verdict(low, high)})"
-        )
+        print(f"{arm}: {len(ratios)} cycles against unattended, {summary(ratios)}")
     return 0
 
 
@@ -440,11 +442,7 @@ def main() -> int:
             if alone and arm:
                 # Each round against its own unattended run (the machine's speed drifts between rounds).
                 ratios = sorted(v / a for v, a in zip(values, alone))
-                low, high = median_interval(ratios)
-                share = (
-                    f"; per round {', '.join(f'{r:.1%}' for r in ratios)} of unattended, "
-                    f"median {statistics.median(ratios):.1%} (95% interval {low:.1%}-{high:.1%}: {verdict(low, high)})"
-                )
+                share = f"; per round {', '.join(f'{r:.1%}' for r in ratios)} of unattended, {summary(ratios)}"
             say(f"{label(arm)}: median {statistics.median(values):,.0f} chars/s{share}")
         ages, gaps = weights_freshness(args.seconds, tmp)
         if ages:
