@@ -15,23 +15,51 @@ import numpy as np
 
 from tui_charlm.core.errors import CharlmError
 
-# A few rows times a large matrix is done one row at a time: for a batch of 2-4 rows (the app's streams) NumPy's
-# OpenBLAS runs a general product about twice as slowly as that many vector products once the matrix outgrows the
-# core's cache, as it packs the whole matrix on every call (measured: LSTM(256), 4 rows, 123 us against 58;
-# LSTM(512), 469 us against 254; for LSTM(128) the general product is faster; benchmarks/README.md, issue 26).
-ROW_BY_ROW_MAX_ROWS = 4
-ROW_BY_ROW_MIN_INPUTS = 256
+# NumPy's OpenBLAS multiplies a few rows (the app's streams) by a matrix quickly while rows x inputs x outputs
+# stays within about 2^19 multiply-adds, and 2-5 times more slowly per multiply-add beyond that, where it packs
+# the whole matrix on every call: LSTM(256) with 4 streams is 2^20. A larger product is done in column blocks
+# within that size, each block a contiguous copy made once per matrix (4 rows by 256 x 1024: 72 us as one
+# product, 70 row by row, 33 in two blocks; LSTM(512), 4 rows: 370, 283, 130; blocks were the fastest for
+# 3-16 rows and 256-768 units; benchmarks/README.md, issue 26).
+BLOCK_MULTIPLY_ADDS = 1 << 19
+# Block widths are a multiple of this many columns (and at least this many).
+BLOCK_COLUMNS = 64
+# More rows than this (a batch, not streams) make one product, whose packing pays for itself.
+BLOCK_MAX_ROWS = 16
+
+
+class FewRowsProduct:
+    """x @ matrix for a 2-D `x` of a few rows, into `out` if given: one product, or column blocks (above)."""
+
+    def __init__(self, matrix: np.ndarray):
+        self.matrix = matrix
+        self._blocks: dict[int, list[np.ndarray]] = {}  # by block width; read-only, so threads may share them
+
+    def width(self, rows: int) -> int:
+        """The widest block for `rows` rows (the matrix's width: no blocks)."""
+        inputs, outputs = self.matrix.shape
+        if not 2 <= rows <= BLOCK_MAX_ROWS or rows * inputs * outputs <= BLOCK_MULTIPLY_ADDS:
+            return outputs
+        return min(outputs, max(BLOCK_COLUMNS, BLOCK_MULTIPLY_ADDS // (rows * inputs) // BLOCK_COLUMNS * BLOCK_COLUMNS))
+
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        matrix = self.matrix
+        width = self.width(len(x))
+        if width >= matrix.shape[1]:
+            return np.matmul(x, matrix, out=out)
+        blocks = self._blocks.get(width)
+        if blocks is None:
+            blocks = [np.ascontiguousarray(matrix[:, i : i + width]) for i in range(0, matrix.shape[1], width)]
+            self._blocks[width] = blocks
+        parts = [np.matmul(x, block) for block in blocks]
+        if out is None:
+            out = np.empty((len(x), matrix.shape[1]), parts[0].dtype)
+        return np.concatenate(parts, axis=1, out=out)
 
 
 def matrix_product(x: np.ndarray, matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """x @ matrix for a 2-D `x`, into `out` if given; row by row where that is the faster way (above)."""
-    if not 2 <= len(x) <= ROW_BY_ROW_MAX_ROWS or matrix.shape[0] < ROW_BY_ROW_MIN_INPUTS:
-        return np.matmul(x, matrix, out=out)
-    if out is None:
-        out = np.empty((len(x), matrix.shape[1]), np.result_type(x, matrix))
-    for row, result in zip(x, out):
-        np.matmul(row, matrix, out=result)
-    return out
+    """x @ matrix as FewRowsProduct does it, for one product (a FewRowsProduct keeps its blocks for the next)."""
+    return FewRowsProduct(matrix)(x, out)
 
 
 @dataclass(frozen=True)
@@ -131,10 +159,16 @@ class Network:
                     layer.units,
                 )
             )
+        # Each layer's (input, recurrent) products: the first layer's input is a table lookup instead.
+        self.products = [
+            (None if bias is None else FewRowsProduct(kernel), FewRowsProduct(recurrent))
+            for kernel, bias, recurrent, _ in self.layers
+        ]
         self._scratch: dict[int, _Scratch] = {}
 
     def advance(self, ids: np.ndarray, state: list[tuple[np.ndarray, np.ndarray]], logits: np.ndarray) -> None:
-        """step(), in place: `state`'s arrays and `logits` are overwritten, and nothing is allocated.
+        """step(), in place: `state`'s arrays and `logits` are overwritten, and nothing is allocated but the
+        products' column blocks (FewRowsProduct).
 
         The same arithmetic as step(), in the same order. Generation calls this
         once per char, where allocating a dozen small arrays per step costs
@@ -145,9 +179,10 @@ class Network:
         if scratch is None:
             scratch = self._scratch[len(ids)] = _Scratch(len(ids), self.layers)
         x = None
-        for (kernel, bias, recurrent, _), (h, c), buffers in zip(self.layers, state, scratch.layers):
+        layers = zip(self.layers, self.products, state, scratch.layers)
+        for (kernel, bias, _, _), (input_product, recurrent_product), (h, c), buffers in layers:
             z, gates, product, input_gate, forget_gate, cell_gate, output_gate, projection = buffers
-            matrix_product(h, recurrent, out=z)
+            recurrent_product(h, out=z)
             if bias is None:
                 if len(ids) == 1:
                     z += kernel[ids[0]]  # a view: one stream reads its row of the table without a copy
@@ -155,7 +190,7 @@ class Network:
                     np.take(kernel, ids, axis=0, out=projection)
                     z += projection
             else:
-                matrix_product(x, kernel, out=projection)
+                input_product(x, out=projection)
                 projection += bias
                 z += projection
             np.tanh(z, out=z)
@@ -181,9 +216,11 @@ class Network:
         """Advance every row of the batch by one char: (logits, new state)."""
         x = None
         new_state = []
-        for (kernel, bias, recurrent, units), (h, c) in zip(self.layers, state):
-            z = kernel[ids] if bias is None else matrix_product(x, kernel) + bias
-            z += matrix_product(h, recurrent)
+        for (kernel, bias, _, units), (input_product, recurrent_product), (h, c) in zip(
+            self.layers, self.products, state
+        ):
+            z = kernel[ids] if bias is None else input_product(x) + bias
+            z += recurrent_product(h)
             t = np.tanh(z)
             gates = 0.5 * t + 0.5  # input, forget, (unused), output
             c = gates[:, units : 2 * units] * c + gates[:, :units] * t[:, 2 * units : 3 * units]
