@@ -19,6 +19,8 @@
   reflects but far less noisy. With --placebo SHARE, one more segment a
   cycle in which no viewer watches and two idle-class processes each burn
   SHARE of a core: what that much CPU costs the trainer, whatever uses it.
+  With --trainer-cpus LIST, the trainer runs on those CPUs only: a machine
+  with cores that training leaves free, as a GPU box has.
 * weights: while one viewer's code (AttachBackend, in this process) follows
   a run, the age of the newest weights when it takes them (now minus the
   weights file's time), and the seconds between the weights it generates
@@ -31,6 +33,7 @@
     python benchmarks/viewers.py [--seconds 60] [--rounds 2] [--presses 40] [--log-seconds 600]
     python benchmarks/viewers.py --interleave 15 --rounds 8 --warm-up 0 --presses 0
     python benchmarks/viewers.py --interleave 15 --rounds 20 --warm-up 0 --presses 20 --seconds 30 --placebo 0.033
+    python benchmarks/viewers.py --interleave 15 --rounds 12 --warm-up 0 --presses 0 --seconds 30 --trainer-cpus 0
 
 Results are appended to benchmarks/results/viewers.txt. Targets (issue 26):
 with viewers at least 97% of unattended speed; new weights reach a viewer
@@ -117,12 +120,15 @@ def chars_per_step(run: Path) -> int:
     return config["batch_size"] * config["seq_len"]
 
 
-def start_trainer(run: Path, budget: float) -> subprocess.Popen:
-    """`charlm train` (SETTINGS) for `budget` seconds into `run`, once it has logged its first batch."""
+def start_trainer(run: Path, budget: float, cpus: set[int] | None = None) -> subprocess.Popen:
+    """`charlm train` (SETTINGS) for `budget` seconds into `run`, once it has logged its first batch; only on
+    `cpus` if given (set before it starts, so every thread it makes inherits it, and TensorFlow sizes its thread
+    pools to them)."""
     trainer = subprocess.Popen(
         [str(BIN / "charlm"), "train", *SETTINGS, "--time-budget", str(budget), "--run-dir", str(run)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
     )
     while not any(r["type"] == "batch" for r in log_lines(run)):
         if trainer.poll() is not None:
@@ -171,7 +177,12 @@ def label(arm: int) -> str:
 
 
 def interleaved(
-    cycles: int, segment: float, viewers: list[int], tmp: Path, placebo: float = 0.0
+    cycles: int,
+    segment: float,
+    viewers: list[int],
+    tmp: Path,
+    placebo: float = 0.0,
+    trainer_cpus: set[int] | None = None,
 ) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
     """One trainer, max(viewers) viewers on it, and the number watching switched every `segment` seconds.
 
@@ -184,7 +195,9 @@ def interleaved(
     its own unattended one is far steadier than whole runs minutes apart.
     With `placebo` (a share of a core), one more segment a cycle in which
     no viewer watches and two processes in the idle class burn that share
-    each: what the CPU alone costs the trainer, whoever uses it.
+    each: what the CPU alone costs the trainer, whoever uses it. With
+    `trainer_cpus`, the trainer runs on those CPUs only and the viewers
+    anywhere: a machine with cores that training leaves free, as on a GPU box.
     Chars/s by viewers watching (PLACEBO: the burners), one value per cycle
     in cycle order; and the share of a core each watching viewer (or
     burner) used in its segments, one value per process and segment.
@@ -192,7 +205,7 @@ def interleaved(
     settle = 3.0
     arms = [*viewers, PLACEBO] if placebo else list(viewers)
     run = tmp / f"interleaved-{time.monotonic_ns()}"
-    trainer = start_trainer(run, WARM_UP + cycles * len(arms) * (segment + 1) + 60)
+    trainer = start_trainer(run, WARM_UP + cycles * len(arms) * (segment + 1) + 60, trainer_cpus)
     terminals = [Terminal([str(BIN / "charlm-tui"), "--attach", str(run)]) for _ in range(max(viewers))]
     burners = [
         subprocess.Popen([sys.executable, "-c", BURNER, str(placebo), str(phase)])
@@ -265,9 +278,10 @@ def verdict(low: float, high: float, target: float = TARGET) -> str:
     return f"too close to {target:.0%} to tell"
 
 
-def pool(results: Path, since: str = "0") -> int:
+def pool(results: Path, since: str = "0", trainer_cpus: str | None = None) -> int:
     """Print the per-cycle ratios of the interleaved sittings in `results` (those from `since` on, 'YYYY-MM-DD
-    HH:MM'), pooled by arm, with an interval.
+    HH:MM'), pooled by arm, with an interval: those whose trainer ran on every CPU, or with `trainer_cpus`,
+    those whose trainer ran on these.
 
     One sitting's interval is wide (8 to 20 cycles); the sittings on record
     together say more, though from different hosts on different days.
@@ -275,12 +289,15 @@ def pool(results: Path, since: str = "0") -> int:
     pooled: dict[str, list[float]] = {}
     sittings = 0
     for sitting in re.split(r"^(?=# \d{4}-\d\d-\d\d )", results.read_text(), flags=re.M):
-        if "--interleave" not in sitting.partition("\n\n")[0] or sitting[2:18] < since:
+        head = sitting.partition("\n\n")[0]
+        pinned = re.search(r"--trainer-cpus (\S+)", head)
+        if "--interleave" not in head or sitting[2:18] < since or (pinned and pinned.group(1)) != trainer_cpus:
             continue
         sittings += 1
         for arm, ratios in re.findall(r"^(.+?): median [\d,]+ chars/s; per round (.+?) of unattended", sitting, re.M):
             pooled.setdefault(arm, []).extend(float(r.strip().rstrip("%")) / 100 for r in ratios.split(","))
-    print(f"{sittings} interleaved sittings in {results}" + (f" from {since} on" if since != "0" else ""))
+    where = f", the trainer on CPUs {trainer_cpus}" if trainer_cpus else ""
+    print(f"{sittings} interleaved sittings in {results}{where}" + (f" from {since} on" if since != "0" else ""))
     for arm, ratios in pooled.items():
         print(f"{arm}: {len(ratios)} cycles against unattended, {summary(ratios)}")
     return 0
@@ -399,10 +416,17 @@ def main() -> int:
         help="measure nothing: pool the per-cycle ratios of every --interleave sitting recorded in --out (from "
         "SINCE on, 'YYYY-MM-DD HH:MM', if given)",
     )
+    parser.add_argument(
+        "--trainer-cpus",
+        metavar="LIST",
+        help="with --interleave: the trainer on these CPUs only (e.g. 0, or 0,1), the viewers anywhere: a machine "
+        "with cores that training leaves free; with --pool: pool the sittings run so",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "viewers.txt")
     args = parser.parse_args()
     if args.pool:
-        return pool(args.out, args.pool)
+        return pool(args.out, args.pool, args.trainer_cpus)
+    trainer_cpus = {int(c) for c in args.trainer_cpus.split(",")} if args.trainer_cpus else None
     os.environ["CHARLM_VIEWER_PRIORITY"] = args.priority  # the viewers inherit it
     if not CORPUS.is_file():
         print(f"corpus {CORPUS} not found; skipping", file=sys.stderr)
@@ -421,7 +445,7 @@ def main() -> int:
             train_with_viewers(args.warm_up, 0, tmp)
         rates: dict[int, list[float]] = {n: [] for n in args.viewers}
         if args.interleave:
-            rates, cpu = interleaved(args.rounds, args.interleave, args.viewers, tmp, args.placebo)
+            rates, cpu = interleaved(args.rounds, args.interleave, args.viewers, tmp, args.placebo, trainer_cpus)
             for arm, values in rates.items():
                 say(f"{label(arm)}, by cycle: {', '.join(f'{v:,.0f}' for v in values)} chars/s")
             for arm, shares in cpu.items():

@@ -18,9 +18,9 @@ from tui_charlm.core.errors import CharlmError
 # NumPy's OpenBLAS multiplies a few rows (the app's streams) by a matrix quickly while rows x inputs x outputs
 # stays within about 2^19 multiply-adds, and 2-5 times more slowly per multiply-add beyond that, where it packs
 # the whole matrix on every call: LSTM(256) with 4 streams is 2^20. A larger product is done in column blocks
-# within that size, each block a contiguous copy made once per matrix (4 rows by 256 x 1024: 72 us as one
-# product, 70 row by row, 33 in two blocks; LSTM(512), 4 rows: 370, 283, 130; blocks were the fastest for
-# 3-16 rows and 256-768 units; benchmarks/README.md, issue 26).
+# within that size, each block a contiguous copy made once per matrix (4 rows by 256 x 1024: 76 us as one
+# product, 69 row by row, 35 in two blocks; by 512 x 2048: 270, 219, 99; a generator step of 4 streams of
+# LSTM(256) 83 us against 198; benchmarks/few_rows_product.py, issue 26).
 BLOCK_MULTIPLY_ADDS = 1 << 19
 # Block widths are a multiple of this many columns (and at least this many).
 BLOCK_COLUMNS = 64
@@ -33,7 +33,10 @@ class FewRowsProduct:
 
     def __init__(self, matrix: np.ndarray):
         self.matrix = matrix
-        self._blocks: dict[int, list[np.ndarray]] = {}  # by block width; read-only, so threads may share them
+        # The blocks for each number of rows, and for each width (one block: the matrix itself); read-only, so
+        # threads may share them.
+        self._blocks: dict[int, list[np.ndarray]] = {}
+        self._by_width: dict[int, list[np.ndarray]] = {}
 
     def width(self, rows: int) -> int:
         """The widest block for `rows` rows (the matrix's width: no blocks)."""
@@ -43,17 +46,19 @@ class FewRowsProduct:
         return min(outputs, max(BLOCK_COLUMNS, BLOCK_MULTIPLY_ADDS // (rows * inputs) // BLOCK_COLUMNS * BLOCK_COLUMNS))
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        matrix = self.matrix
-        width = self.width(len(x))
-        if width >= matrix.shape[1]:
-            return np.matmul(x, matrix, out=out)
-        blocks = self._blocks.get(width)
+        blocks = self._blocks.get(len(x))
         if blocks is None:
-            blocks = [np.ascontiguousarray(matrix[:, i : i + width]) for i in range(0, matrix.shape[1], width)]
-            self._blocks[width] = blocks
+            width, matrix = self.width(len(x)), self.matrix
+            blocks = self._by_width.get(width)
+            if blocks is None:
+                columns = range(0, matrix.shape[1], width)
+                blocks = self._by_width[width] = [np.ascontiguousarray(matrix[:, i : i + width]) for i in columns]
+            self._blocks[len(x)] = blocks
+        if len(blocks) == 1:
+            return np.matmul(x, blocks[0], out=out)
         parts = [np.matmul(x, block) for block in blocks]
         if out is None:
-            out = np.empty((len(x), matrix.shape[1]), parts[0].dtype)
+            out = np.empty((len(x), self.matrix.shape[1]), parts[0].dtype)
         return np.concatenate(parts, axis=1, out=out)
 
 
