@@ -13,7 +13,6 @@ from tui_charlm.core.inference import (
     FewRowsProduct,
     Network,
     OneStream,
-    matrix_product,
     weights_from_model,
 )
 from tui_charlm.core.model import build_model
@@ -224,7 +223,6 @@ def test_the_product_in_column_blocks_is_the_matrix_product(inputs):
         assert product(x, out=out) is out
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
         np.testing.assert_array_equal(product(x), out)
-        np.testing.assert_array_equal(matrix_product(x, matrix), out)
 
 
 # units=256: the recurrent products of 3 streams go in column blocks (FewRowsProduct), in step() as in advance().

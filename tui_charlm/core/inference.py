@@ -18,9 +18,9 @@ from tui_charlm.core.errors import CharlmError
 # NumPy's OpenBLAS multiplies a few rows (the app's streams) by a matrix quickly while rows x inputs x outputs
 # stays within about 2^19 multiply-adds, and 2-5 times more slowly per multiply-add beyond that, where it packs
 # the whole matrix on every call: LSTM(256) with 4 streams is 2^20. A larger product is done in column blocks
-# within that size, each block a contiguous copy made once per matrix (4 rows by 256 x 1024: 76 us as one
-# product, 69 row by row, 35 in two blocks; by 512 x 2048: 270, 219, 99; a generator step of 4 streams of
-# LSTM(256) 83 us against 198; benchmarks/few_rows_product.py, issue 26).
+# within that size, each block a contiguous copy made once per matrix (4 rows by 256 x 1024: 104 us as one
+# product, 58 row by row, 26 in two blocks; by 512 x 2048: 403, 216, 95; a generator step of 4 streams of
+# LSTM(256) 113 us against 191 with one product; benchmarks/few_rows_product.py, issue 26).
 BLOCK_MULTIPLY_ADDS = 1 << 19
 # Block widths are a multiple of this many columns (and at least this many).
 BLOCK_COLUMNS = 64
@@ -60,11 +60,6 @@ class FewRowsProduct:
         if out is None:
             out = np.empty((len(x), self.matrix.shape[1]), parts[0].dtype)
         return np.concatenate(parts, axis=1, out=out)
-
-
-def matrix_product(x: np.ndarray, matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """x @ matrix as FewRowsProduct does it, for one product (a FewRowsProduct keeps its blocks for the next)."""
-    return FewRowsProduct(matrix)(x, out)
 
 
 @dataclass(frozen=True)
@@ -173,7 +168,7 @@ class Network:
 
     def advance(self, ids: np.ndarray, state: list[tuple[np.ndarray, np.ndarray]], logits: np.ndarray) -> None:
         """step(), in place: `state`'s arrays and `logits` are overwritten, and nothing is allocated but the
-        products' column blocks (FewRowsProduct).
+        partial results of a product done in column blocks (FewRowsProduct).
 
         The same arithmetic as step(), in the same order. Generation calls this
         once per char, where allocating a dozen small arrays per step costs
