@@ -1,7 +1,7 @@
 """The generation thread's matrix products: a few rows (the streams) times an LSTM's matrix, three ways side by side.
 
 For each shape (rows x inputs times inputs x 4*inputs, float32, BLAS kept
-to one thread as generation keeps it), in one process, alternating:
+to one thread as generation keeps it), in one process, one after another:
 
 * one product (`np.matmul`), as NumPy does it;
 * row by row (one vector product per stream: the engine's way before);
@@ -56,7 +56,8 @@ def per_call(function, repeats: int) -> float:
     return best
 
 
-def products(rows: int, units: int, repeats: int) -> tuple[float, float, float]:
+def products(rows: int, units: int, repeats: int) -> tuple[int, float, float, float]:
+    """(FewRowsProduct's block width, and microseconds for one product, row by row, and FewRowsProduct)."""
     rng = np.random.default_rng(0)
     matrix = rng.standard_normal((units, 4 * units)).astype(np.float32)
     x = rng.standard_normal((rows, units)).astype(np.float32)
@@ -68,6 +69,7 @@ def products(rows: int, units: int, repeats: int) -> tuple[float, float, float]:
             np.matmul(row, matrix, out=result)
 
     return (
+        blocked.width(rows),
         per_call(lambda: np.matmul(x, matrix, out=out), repeats),
         per_call(row_by_row, repeats),
         per_call(lambda: blocked(x, out=out), repeats),
@@ -75,7 +77,7 @@ def products(rows: int, units: int, repeats: int) -> tuple[float, float, float]:
 
 
 def generator_step(units: int, repeats: int) -> float:
-    vocab = Vocabulary(tuple(sorted(set("abcdefghijklmnopqrstuvwxyz .,;:!?'\"-\n0123456789()ABCDEFGHIJKLMN"))))
+    vocab = Vocabulary.from_text("abcdefghijklmnopqrstuvwxyz .,;:!?'\"-\n0123456789()ABCDEFGHIJKLMN")
     size = len(vocab)
     rng = np.random.default_rng(0)
     weights = NetworkWeights(
@@ -108,8 +110,7 @@ def main() -> int:
         f"{'rows x units':<14}{'blocks':>8}{'one product':>13}{'row by row':>12}{'FewRowsProduct':>16}{'/ best':>8}",
     ]
     for rows, units in SHAPES:
-        width = FewRowsProduct(np.zeros((units, 4 * units), np.float32)).width(rows)
-        one, by_row, blocks = products(rows, units, args.repeats)
+        width, one, by_row, blocks = products(rows, units, args.repeats)
         split = f"{-(-4 * units // width)} x {width}" if width < 4 * units else "none"
         ratio = blocks / min(one, by_row)
         lines.append(f"{rows} x {units:<10}{split:>8}{one:>13.1f}{by_row:>12.1f}{blocks:>16.1f}{ratio:>8.2f}")
