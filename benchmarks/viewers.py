@@ -20,7 +20,10 @@
   cycle in which no viewer watches and two idle-class processes each burn
   SHARE of a core: what that much CPU costs the trainer, whatever uses it.
   With --trainer-cpus LIST, the trainer runs on those CPUs only: a machine
-  with cores that training leaves free, as a GPU box has.
+  with cores that training leaves free, as a GPU box has. --pool [SINCE]
+  measures nothing: it pools the sittings on record, with a second
+  interval that resamples sittings and then their cycles (sittings differ
+  more than one sitting's cycles show).
 * weights: while one viewer's code (AttachBackend, in this process) follows
   a run, the age of the newest weights when it takes them (now minus the
   weights file's time), and the seconds between the weights it generates
@@ -34,6 +37,8 @@
     python benchmarks/viewers.py --interleave 15 --rounds 8 --warm-up 0 --presses 0
     python benchmarks/viewers.py --interleave 15 --rounds 20 --warm-up 0 --presses 20 --seconds 30 --placebo 0.033
     python benchmarks/viewers.py --interleave 15 --rounds 12 --warm-up 0 --presses 0 --seconds 30 --trainer-cpus 0
+    python benchmarks/viewers.py --interleave 15 --rounds 30 --viewers 0 2 --warm-up 0 --presses 20 --seconds 30
+    python benchmarks/viewers.py --pool "2026-12-07 21:40"
 
 Results are appended to benchmarks/results/viewers.txt. Targets (issue 26):
 with viewers at least 97% of unattended speed; new weights reach a viewer
@@ -441,7 +446,7 @@ def main() -> int:
         const="0",
         metavar="SINCE",
         help="measure nothing: pool the per-cycle ratios of every --interleave sitting recorded in --out (from "
-        "SINCE on, 'YYYY-MM-DD HH:MM', if given)",
+        "SINCE on, 'YYYY-MM-DD HH:MM', if given), with an interval over the cycles and one over sittings then cycles",
     )
     parser.add_argument(
         "--trainer-cpus",
