@@ -33,10 +33,8 @@ class FewRowsProduct:
 
     def __init__(self, matrix: np.ndarray):
         self.matrix = matrix
-        # The blocks for each number of rows, and for each width (one block: the matrix itself); read-only, so
-        # threads may share them.
+        # The blocks for each width (one block: the matrix itself); read-only, so threads may share them.
         self._blocks: dict[int, list[np.ndarray]] = {}
-        self._by_width: dict[int, list[np.ndarray]] = {}
 
     def width(self, rows: int) -> int:
         """The widest block for `rows` rows (the matrix's width: no blocks)."""
@@ -46,14 +44,11 @@ class FewRowsProduct:
         return min(outputs, max(BLOCK_COLUMNS, BLOCK_MULTIPLY_ADDS // (rows * inputs) // BLOCK_COLUMNS * BLOCK_COLUMNS))
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        blocks = self._blocks.get(len(x))
+        width = self.width(len(x))
+        blocks = self._blocks.get(width)
         if blocks is None:
-            width, matrix = self.width(len(x)), self.matrix
-            blocks = self._by_width.get(width)
-            if blocks is None:
-                columns = range(0, matrix.shape[1], width)
-                blocks = self._by_width[width] = [np.ascontiguousarray(matrix[:, i : i + width]) for i in columns]
-            self._blocks[len(x)] = blocks
+            columns = range(0, self.matrix.shape[1], width)
+            blocks = self._blocks[width] = [np.ascontiguousarray(self.matrix[:, i : i + width]) for i in columns]
         if len(blocks) == 1:
             return np.matmul(x, blocks[0], out=out)
         parts = [np.matmul(x, block) for block in blocks]
