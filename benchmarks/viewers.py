@@ -263,8 +263,13 @@ def median_interval(values: list[float], resamples: int = 4000, seed: int = 0) -
     unattended segments side by side, 2026-12-07), so the median of 8 can
     miss by 3% either way: the interval says how far a sitting can be trusted.
     """
+    return bootstrap_interval(lambda rng: rng.choices(values, k=len(values)), resamples, seed)
+
+
+def bootstrap_interval(resample, resamples: int, seed: int) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of the medians of `resamples` draws of `resample(rng)`."""
     rng = random.Random(seed)
-    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    medians = sorted(statistics.median(resample(rng)) for _ in range(resamples))
     return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
 
 
@@ -293,13 +298,11 @@ def sittings_interval(sittings: list[list[float]], resamples: int = 4000, seed: 
     pooled cycles resampled as if independent make too narrow an interval.
     With few sittings this interval is wide: that is what they can say.
     """
-    rng = random.Random(seed)
-    medians = []
-    for _ in range(resamples):
-        drawn = [c for s in rng.choices(sittings, k=len(sittings)) for c in rng.choices(s, k=len(s))]
-        medians.append(statistics.median(drawn))
-    medians.sort()
-    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+    return bootstrap_interval(
+        lambda rng: [c for s in rng.choices(sittings, k=len(sittings)) for c in rng.choices(s, k=len(s))],
+        resamples,
+        seed,
+    )
 
 
 def pool(results: Path, since: str = "0", trainer_cpus: str | None = None) -> int:
